@@ -1,0 +1,39 @@
+# The newcomer's contract: `make run` (the whole flow, offline) and `make test` (everything CI runs).
+# Both create .venv and install what they need on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck pytest agent clean venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/instbench run --local --output-dir data
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+test: lint typecheck pytest
+
+agent: $(STAMP)
+	$(BIN)/python -m instbench.agentpkg build/agent.pyz
+
+clean:
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,122 @@
+"""Command line of the agent (argparse: the agent is stdlib-only).
+
+    python3 agent.pyz run --benchmarks stream --output result.json [options]
+    python3 agent.pyz upload --url PRESIGNED_URL --file result.json
+    python3 agent.pyz sysinfo
+    python3 agent.pyz version
+
+Exit codes: 0 success; 2 bad input or missing toolchain (one line on stderr, nothing
+written); 1 a benchmark failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from instbench import __version__
+from instbench.agent import imds, runner, sysinfo, upload
+from instbench.benchmarks import registry
+from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _benchmarks(text: str) -> tuple:  # type: ignore[type-arg]
+    try:
+        return registry.parse_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage + message; keep it to one line, exit 2 as argparse does."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="agent.pyz", description="instbench agent")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    run = sub.add_parser("run", help="run benchmarks and write one result document")
+    run.add_argument("--benchmarks", type=_benchmarks, default=("stream",))
+    run.add_argument("--output", type=Path, required=True, help="result file (must not exist)")
+    run.add_argument("--run-id", default=None, help="run identifier (default: generated)")
+    run.add_argument("--sample", type=int, default=0)
+    run.add_argument("--task-id", default=None)
+    run.add_argument("--instance-type", default=None, help="default: from IMDS, else 'local'")
+    run.add_argument("--region", default=None, help="default: from IMDS, else 'local'")
+    run.add_argument("--collection-method", choices=("local", "sandbox", "aws"), default="local")
+    run.add_argument("--market", choices=("on-demand", "spot"), default=None)
+    run.add_argument("--quick", action="store_true", help="small arrays, few trials; tests")
+    run.add_argument("--array-size", type=_positive_int, default=None, help="elements/array")
+    run.add_argument("--ntimes", type=_positive_int, default=None, help="trials per kernel")
+    run.add_argument("--threads", type=_positive_int, default=None, help="threads (all-CPU run)")
+    run.add_argument("--cache-dir", type=Path, default=None, help="compiled kernel cache")
+    run.add_argument("--imds-timeout", type=float, default=1.0)
+
+    up = sub.add_parser("upload", help="PUT a file to a presigned URL")
+    up.add_argument("--url", required=True)
+    up.add_argument("--file", type=Path, required=True)
+    up.add_argument("--content-type", default="application/json")
+
+    sub.add_parser("sysinfo", help="print what the agent detects about this machine")
+    sub.add_parser("version", help="print the agent version")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(args_list)
+    log = runner.stderr_log
+    try:
+        if args.command == "version":
+            print(__version__)
+            return 0
+        if args.command == "sysinfo":
+            identity = imds.fetch_identity(timeout=1.0, log=log)
+            print(json.dumps(sysinfo.collect(identity=identity), indent=2, sort_keys=True))
+            return 0
+        if args.command == "upload":
+            upload.put_file(args.url, args.file, args.content_type)
+            return 0
+        req = runner.AgentRequest(
+            benchmarks=tuple(args.benchmarks),
+            output=args.output,
+            run_id=args.run_id or runner.new_run_id(),
+            sample=args.sample,
+            task_id=args.task_id,
+            instance_type=args.instance_type,
+            region=args.region,
+            collection_method=args.collection_method,
+            market=args.market,
+            quick=args.quick,
+            array_elements=args.array_size,
+            ntimes=args.ntimes,
+            threads=args.threads,
+            cache_dir=args.cache_dir,
+            imds_timeout=args.imds_timeout,
+            argv=["agent.pyz", *args_list],
+        )
+        runner.run(req, log)
+        return 0
+    except (runner.AgentInputError, BenchmarkInputError, upload.UploadError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except BenchmarkError as exc:
+        sys.stderr.write(f"error: benchmark failed: {exc}\n")
+        return 1

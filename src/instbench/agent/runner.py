@@ -1,0 +1,213 @@
+"""Run the requested benchmarks on this machine and write one result document.
+
+Stdlib-only, Python 3.9. The document is assembled as plain dicts that follow the v1
+schema (instbench/results/schema.py); the controller validates it when it comes back, and
+this module's tests validate it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from instbench import __version__
+from instbench.agent import imds, sysinfo
+from instbench.benchmarks import registry
+from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+
+DATA_VERSION = "1.0.0"
+"""Must equal instbench.results.schema.DATA_VERSION (a test checks); not imported from
+there because the schema module needs pydantic, which the instance does not have."""
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class AgentInputError(Exception):
+    """Bad agent input: the CLI prints one line and exits 2."""
+
+
+@dataclass
+class AgentRequest:
+    """Everything one agent run needs, as parsed from its command line."""
+
+    benchmarks: Tuple[str, ...]
+    output: Path
+    run_id: str
+    sample: int = 0
+    task_id: Optional[str] = None
+    instance_type: Optional[str] = None
+    region: Optional[str] = None
+    collection_method: str = "local"
+    market: Optional[str] = None
+    quick: bool = False
+    array_elements: Optional[int] = None
+    ntimes: Optional[int] = None
+    threads: Optional[int] = None
+    cache_dir: Optional[Path] = None
+    imds_timeout: float = 1.0
+    argv: List[str] = field(default_factory=list)
+
+
+def default_cache_dir() -> Path:
+    """Where compiled kernels are cached between runs on one machine."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "instbench" / "kernels"
+
+
+def new_run_id(now: Optional[datetime] = None) -> str:
+    """A sortable, unique run id: UTC timestamp plus random hex."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
+
+
+def check_request(req: AgentRequest) -> None:
+    """Validate input before detecting or compiling anything."""
+    if not _ID.match(req.run_id):
+        raise AgentInputError(f"invalid run id {req.run_id!r}: use letters, digits, . _ -")
+    if req.task_id is not None and not _ID.match(req.task_id):
+        raise AgentInputError(f"invalid task id {req.task_id!r}: use letters, digits, . _ -")
+    if req.sample < 0:
+        raise AgentInputError("--sample must be >= 0")
+    if req.collection_method not in ("local", "sandbox", "aws"):
+        raise AgentInputError("--collection-method must be local, sandbox or aws")
+    if req.market not in (None, "on-demand", "spot"):
+        raise AgentInputError("--market must be on-demand or spot")
+    out = req.output
+    if out.exists():
+        raise AgentInputError(f"{out} exists; a result file is never overwritten")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise AgentInputError(f"output directory {parent} does not exist")
+    if not os.access(str(parent), os.W_OK):
+        raise AgentInputError(f"output directory {parent} is not writable")
+
+
+def _run_stream(
+    req: AgentRequest, cache_dir: Path, log: Callable[[str], None]
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import stream
+
+    options = stream.StreamOptions(quick=req.quick)
+    if req.array_elements is not None:
+        options.array_elements = req.array_elements
+    if req.ntimes is not None:
+        options.ntimes = req.ntimes
+    if req.threads is not None:
+        options.threads = req.threads
+    return stream.run_stream(options, cache_dir=cache_dir, log=log)
+
+
+_RUNNERS: Dict[
+    str,
+    Callable[[AgentRequest, Path, Callable[[str], None]], Tuple[Dict[str, Any], Dict[str, Any]]],
+] = {"stream": _run_stream}
+
+
+def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
+    """Detect the machine, run every benchmark, write the document; return it."""
+    check_request(req)
+    started = time.monotonic()
+    durations: Dict[str, float] = {}
+
+    t0 = time.monotonic()
+    log("detecting the machine")
+    identity = imds.fetch_identity(timeout=req.imds_timeout, log=log)
+    system = sysinfo.collect(identity=identity)
+    durations["detect"] = time.monotonic() - t0
+
+    cache_dir = req.cache_dir or default_cache_dir()
+    performance: Dict[str, Any] = {}
+    builds: List[Dict[str, Any]] = []
+    for name in req.benchmarks:
+        runner = _RUNNERS.get(name)
+        if runner is None:
+            raise AgentInputError(
+                f"unknown benchmark {name!r}; known: {', '.join(registry.names())}"
+            )
+        t0 = time.monotonic()
+        log(f"running {name}")
+        section, build = runner(req, cache_dir, log)
+        performance[name] = section
+        builds.append(build)
+        durations[name] = time.monotonic() - t0
+        if "compile_s" in build:
+            durations["compile"] = durations.get("compile", 0.0) + float(build["compile_s"])
+
+    durations["total"] = time.monotonic() - started
+    ec2 = system.get("ec2") or {}
+    first_build = builds[0] if builds else {}
+    doc = {
+        "metadata": {
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "run_id": req.run_id,
+            "sample": req.sample,
+            "task_id": req.task_id,
+            "instance_type": req.instance_type or ec2.get("instance_type") or "local",
+            "region": req.region or ec2.get("region") or "local",
+            "availability_zone": ec2.get("availability_zone"),
+            "benchmark_suite": list(req.benchmarks),
+            "data_version": DATA_VERSION,
+            "collection_method": req.collection_method,
+            "tool_version": __version__,
+            "quick": req.quick,
+            "market": req.market,
+        },
+        "performance_data": performance,
+        "system_info": system,
+        "execution_context": {
+            "agent_version": __version__,
+            "compiler": first_build.get("compiler"),
+            "cflags": list(first_build.get("cflags", [])),
+            "openmp": dict(first_build.get("openmp", {})),
+            "binary_cached": all(bool(b.get("binary_cached")) for b in builds) if builds else False,
+            "phase_durations_s": {k: round(v, 6) for k, v in durations.items()},
+            "argv": list(req.argv),
+        },
+    }
+    write_new(req.output, doc)
+    log(f"result written to {req.output}")
+    return doc
+
+
+def write_new(path: Path, doc: Dict[str, Any]) -> None:
+    """Write the document atomically and never over an existing file."""
+    data = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    directory = str(path.parent) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, str(path))
+    except FileExistsError:
+        raise AgentInputError(f"{path} exists; a result file is never overwritten") from None
+    finally:
+        os.unlink(tmp)
+
+
+def stderr_log(message: str) -> None:
+    """Timestamped progress line on stderr (captured into the instance log)."""
+    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+    sys.stderr.write(f"[agent {stamp}] {message}\n")
+    sys.stderr.flush()
+
+
+__all__ = [
+    "DATA_VERSION",
+    "AgentInputError",
+    "AgentRequest",
+    "BenchmarkError",
+    "BenchmarkInputError",
+    "check_request",
+    "new_run_id",
+    "run",
+]

@@ -1,0 +1,1 @@
+"""Everything that talks to AWS. Only `session.py` builds boto3 clients."""

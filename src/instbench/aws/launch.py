@@ -1,0 +1,325 @@
+"""Launch one benchmark instance safely, and watch, read and end it.
+
+Every instance is launched so that it cannot be forgotten or abused:
+
+- one per call (MinCount = MaxCount = 1) with a deterministic ClientToken, so a retried
+  request (botocore retry, resumed controller) does not start a second instance;
+- tagged (instance, volume, spot request) with the run, the task and an expiry, so
+  `instbench cleanup` finds it whatever happened to the controller;
+- `InstanceInitiatedShutdownBehavior=terminate`, so the on-instance `shutdown` (the
+  watchdog or the end of the script) ends the bill;
+- IMDSv2 only, hop limit 1, no instance profile, an encrypted gp3 root volume deleted with
+  the instance.
+
+EC2's refusals become typed errors: capacity problems (`CapacityError`, worth retrying in
+another zone) apart from requests that will never work (`LaunchRejected`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError, WaiterError
+
+from instbench.aws import ami
+from instbench.aws.session import AwsSession
+from instbench.errors import CapacityError, LaunchRejected, UserDataTooLarge, UserError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import (
+        FilterTypeDef,
+        RunInstancesRequestTypeDef,
+        TagSpecificationTypeDef,
+        TagTypeDef,
+    )
+
+RUN_TAG = "instbench:run-id"
+TASK_TAG = "instbench:task"
+EXPIRES_TAG = "instbench:expires-at"
+
+USER_DATA_LIMIT = 16 * 1024
+"""EC2's limit on raw user data (before base64). moto accepts more; we must not."""
+
+ROOT_VOLUME_GIB = (8, 16)
+"""Root volume size bounds: room for the OS, a compiler and the agent, no more."""
+
+CAPACITY_CODES = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "Unsupported",
+        "InstanceLimitExceeded",
+        "VcpuLimitExceeded",
+        "InsufficientFreeAddressesInSubnet",
+        "SpotMaxPriceTooLow",
+        "MaxSpotInstanceCountExceeded",
+    }
+)
+"""Errors that depend on where and when: another zone or a later attempt may succeed."""
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9-]+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_KEY_NAME = re.compile(r"^[A-Za-z0-9 ._:/()#,@\[\]+=&;{}!$*-]{1,255}$")
+_PRICE = re.compile(r"^\d{1,6}(\.\d{1,6})?$")
+
+
+def expires_text(when: datetime) -> str:
+    """ISO 8601 UTC with a Z, e.g. 2026-05-01T12:30:00Z (what cleanup parses)."""
+    if when.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_tags(
+    run_id: str,
+    expires_at: datetime,
+    name: str,
+    task_id: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> list[TagTypeDef]:
+    """The tags every resource of a run carries (validated; extras cannot override them)."""
+    tags: dict[str, str] = {}
+    for key, value in (extra or {}).items():
+        if key.startswith(("aws:", "instbench:")) or key == "Name":
+            raise UserError(f"tag {key!r} is reserved")
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise UserError(f"tag {key!r}: keys are 1-128 characters, values at most 256")
+        tags[key] = value
+    tags[RUN_TAG] = _checked_id(run_id, "run id")
+    tags[EXPIRES_TAG] = expires_text(expires_at)
+    tags["Name"] = name
+    if task_id is not None:
+        tags[TASK_TAG] = _checked_id(task_id, "task id")
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _checked_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise UserError(f"{what} {value!r} must be letters, digits, '.', '_' or '-'")
+    return value
+
+
+def client_token(run_id: str, task_id: str, attempt: int) -> str:
+    """Same task and attempt -> same token (EC2 idempotency); at most 64 characters."""
+    readable = f"{run_id}-{task_id}-{attempt}"
+    if len(readable) <= 64:
+        return readable
+    digest = hashlib.sha256(f"{run_id}\0{task_id}".encode()).hexdigest()[:48]
+    return f"ib-{digest}-{attempt}"
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything one launch needs; validated by `launch_instance` before the call."""
+
+    run_id: str
+    task_id: str
+    instance_type: str
+    image_id: str
+    expires_at: datetime
+    user_data: str
+    security_group_ids: list[str]
+    subnet_id: str | None = None
+    availability_zone: str | None = None
+    key_name: str | None = None
+    market: Literal["on-demand", "spot"] | str = "on-demand"
+    spot_max_price: str | None = None
+    attempt: int = 0
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+    root_device_name: str | None = None
+    """The AMI's root device; looked up with DescribeImages when None."""
+    root_volume_gib: int | None = None
+    """Root size; default: the AMI's snapshot size, at least 8 GiB."""
+
+    @property
+    def name(self) -> str:
+        return f"instbench-{self.run_id}-{self.task_id}"
+
+
+def _root_volume(session: AwsSession, spec: LaunchSpec) -> tuple[str, int]:
+    lo, hi = ROOT_VOLUME_GIB
+    device, size = spec.root_device_name, spec.root_volume_gib
+    if device is None or size is None:
+        image = ami.describe_image(session, spec.image_id, source="launch")
+        device = device or image.root_device_name
+        if size is None:
+            size = max(lo, image.root_snapshot_gib or lo)
+    if not lo <= size <= hi:
+        raise UserError(
+            f"root volume of {size} GiB for image {spec.image_id}: instbench uses {lo}-{hi} GiB"
+        )
+    return device, size
+
+
+def build_request(spec: LaunchSpec, root_device: str, root_gib: int) -> RunInstancesRequestTypeDef:
+    """The RunInstances parameters of `spec` (pure: tested without calling AWS)."""
+    if not _INSTANCE_TYPE.match(spec.instance_type):
+        raise UserError(f"malformed instance type {spec.instance_type!r}")
+    size = len(spec.user_data.encode())
+    if size > USER_DATA_LIMIT:
+        raise UserDataTooLarge(f"user data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT}")
+    if spec.subnet_id is not None and not _SUBNET.match(spec.subnet_id):
+        raise UserError(f"malformed subnet id {spec.subnet_id!r}")
+    for group in spec.security_group_ids:
+        if not _GROUP.match(group):
+            raise UserError(f"malformed security group id {group!r}")
+    if spec.key_name is not None and not _KEY_NAME.match(spec.key_name):
+        raise UserError(f"bad key pair name {spec.key_name!r}")
+    if spec.attempt < 0:
+        raise ValueError("attempt must be >= 0")
+    tags = run_tags(spec.run_id, spec.expires_at, spec.name, spec.task_id, spec.extra_tags)
+    resources: list[Any] = ["instance", "volume"]
+    if spec.market == "spot":
+        resources.append("spot-instances-request")
+    tag_specs: list[TagSpecificationTypeDef] = [
+        {"ResourceType": resource, "Tags": tags} for resource in resources
+    ]
+    request: RunInstancesRequestTypeDef = {
+        "ImageId": spec.image_id,
+        "InstanceType": spec.instance_type,  # type: ignore[typeddict-item]
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": client_token(spec.run_id, spec.task_id, spec.attempt),
+        "UserData": spec.user_data,
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpEndpoint": "enabled",
+            "HttpPutResponseHopLimit": 1,
+        },
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": root_device,
+                "Ebs": {
+                    "VolumeType": "gp3",
+                    "VolumeSize": root_gib,
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+        "TagSpecifications": tag_specs,
+    }
+    if spec.security_group_ids:
+        request["SecurityGroupIds"] = list(spec.security_group_ids)
+    if spec.subnet_id:
+        request["SubnetId"] = spec.subnet_id
+    if spec.availability_zone:
+        request["Placement"] = {"AvailabilityZone": spec.availability_zone}
+    if spec.key_name:
+        request["KeyName"] = spec.key_name
+    if spec.market == "spot":
+        options: dict[str, Any] = {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        }
+        if spec.spot_max_price is not None:
+            if not _PRICE.match(spec.spot_max_price):
+                raise UserError(f"bad spot max price {spec.spot_max_price!r}: use e.g. 0.25")
+            options["MaxPrice"] = spec.spot_max_price
+        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}  # type: ignore[typeddict-item]
+    elif spec.market != "on-demand":
+        raise UserError(f"unknown market {spec.market!r}: use on-demand or spot")
+    return request
+
+
+def launch_instance(session: AwsSession, spec: LaunchSpec) -> str:
+    """Start the instance of `spec`; its id. CapacityError / LaunchRejected on refusal."""
+    device, size = _root_volume(session, spec)
+    request = build_request(spec, device, size)
+    try:
+        response = session.ec2().run_instances(**request)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        if code in CAPACITY_CODES:
+            raise CapacityError(code, message) from exc
+        if code.startswith(("Invalid", "Unauthorized", "OptInRequired", "MissingParameter")):
+            raise LaunchRejected(code, message) from exc
+        raise
+    return response["Instances"][0]["InstanceId"]
+
+
+def _ids_filter(ids: list[str]) -> list[FilterTypeDef]:
+    # A filter, not InstanceIds: an unknown id (just launched, or long gone) is then
+    # skipped instead of failing the whole call.
+    return [{"Name": "instance-id", "Values": ids}]
+
+
+def _describe(session: AwsSession, filters: list[FilterTypeDef]) -> Iterable[Any]:
+    paginator = session.ec2().get_paginator("describe_instances")
+    for page in paginator.paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            yield from reservation["Instances"]
+
+
+def instance_states(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """id -> (state, reason); ids EC2 does not (or no longer) know are left out."""
+    wanted = list(dict.fromkeys(ids))
+    states: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(wanted), 200):
+        for inst in _describe(session, _ids_filter(wanted[start : start + 200])):
+            reason = inst.get("StateReason", {}).get("Message") or inst.get(
+                "StateTransitionReason", ""
+            )
+            states[inst["InstanceId"]] = (inst["State"]["Name"], reason or "")
+    return states
+
+
+def describe_instances_by_run(session: AwsSession, run_id: str) -> dict[str, str]:
+    """id -> state of every instance tagged with `run_id` (terminated ones included)."""
+    filters: list[FilterTypeDef] = [{"Name": f"tag:{RUN_TAG}", "Values": [run_id]}]
+    return {inst["InstanceId"]: inst["State"]["Name"] for inst in _describe(session, filters)}
+
+
+def terminate_instances(session: AwsSession, ids: Iterable[str]) -> list[str]:
+    """Ask EC2 to terminate `ids` that still exist; the ids asked for."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    known = instance_states(session, wanted)
+    live = [i for i in wanted if i in known and known[i][0] != "terminated"]
+    ec2 = session.ec2()
+    for start in range(0, len(live), 1000):
+        ec2.terminate_instances(InstanceIds=live[start : start + 1000])
+    return live
+
+
+def console_output(session: AwsSession, instance_id: str) -> str:
+    """The instance's console output, decoded ('' when there is none or it is gone)."""
+    try:
+        response = session.ec2().get_console_output(InstanceId=instance_id)
+    except ClientError:
+        return ""
+    return str(response.get("Output") or "")
+
+
+def wait_terminated(
+    session: AwsSession, ids: Iterable[str], timeout: float, delay: float = 5.0
+) -> bool:
+    """Block until every instance is terminated (boto3 waiter); False on timeout.
+
+    Ids EC2 no longer knows count as terminated. The waiter fails fast on an instance
+    that is still pending or stopping, which means nobody asked it to terminate.
+    """
+    known = instance_states(session, ids)
+    pending = [i for i, (state, _) in known.items() if state != "terminated"]
+    if not pending:
+        return True
+    attempts = max(1, math.ceil(timeout / delay))
+    waiter = session.ec2().get_waiter("instance_terminated")
+    try:
+        waiter.wait(
+            InstanceIds=pending, WaiterConfig={"Delay": int(max(1, delay)), "MaxAttempts": attempts}
+        )
+    except WaiterError:
+        return False
+    return True

@@ -1,0 +1,276 @@
+"""Where instances go: subnets, the VPC, and a security group with no way in.
+
+Instances need outbound HTTPS only (presigned S3 URLs, the package mirror); nothing needs
+to reach them. A run without `--security-group` gets its own group with no inbound rule,
+tagged like every instbench resource and deleted when the run ends. Deleting it races the
+instances' shutdown (EC2 refuses while a network interface still uses the group), so the
+delete waits on EC2's own state with boto waiters instead of sleeping and guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError, WaiterError
+from botocore.waiter import WaiterModel, create_waiter_with_client
+
+from instbench.aws import launch
+from instbench.aws.regions import aws_config_errors
+from instbench.aws.session import AwsSession
+from instbench.errors import AwsConfigError, UserError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import FilterTypeDef, SecurityGroupTypeDef
+
+_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+_GROUP = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
+
+# DescribeNetworkInterfaces until no interface uses the group: after an instance is
+# terminated its interface lingers for a few seconds, and so does DependencyViolation.
+_UNUSED_WAITER = WaiterModel(
+    {
+        "version": 2,
+        "waiters": {
+            "SecurityGroupUnused": {
+                "operation": "DescribeNetworkInterfaces",
+                "delay": 5,
+                "maxAttempts": 60,
+                "acceptors": [
+                    {
+                        "matcher": "path",
+                        "argument": "length(NetworkInterfaces[]) == `0`",
+                        "expected": True,
+                        "state": "success",
+                    }
+                ],
+            }
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class SubnetInfo:
+    """A subnet to launch into."""
+
+    id: str
+    vpc_id: str
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class SecurityGroupInfo:
+    """A user-given security group, as checked."""
+
+    id: str
+    vpc_id: str
+    inbound_rules: int
+    """Rules letting traffic in; instbench needs none (callers may warn)."""
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def resolve_subnets(session: AwsSession, subnet_ids: Iterable[str]) -> list[SubnetInfo]:
+    """The subnets of `--subnet`, in the order given; they must exist here and share a VPC."""
+    wanted = list(dict.fromkeys(subnet_ids))
+    for subnet_id in wanted:
+        if not _SUBNET.match(subnet_id):
+            raise UserError(f"malformed subnet id {subnet_id!r}: expected subnet-<hex>")
+    if not wanted:
+        return []
+    ec2 = session.ec2()
+    with aws_config_errors("AWS EC2"):
+        try:
+            found = ec2.describe_subnets(SubnetIds=wanted)["Subnets"]
+        except ClientError as exc:
+            if not _code(exc).startswith("InvalidSubnetID"):
+                raise
+            found = []
+            for subnet_id in wanted:  # error path: name the one that is missing
+                try:
+                    found += ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
+                except ClientError as inner:
+                    if _code(inner).startswith("InvalidSubnetID"):
+                        raise AwsConfigError(
+                            f"subnet {subnet_id} not found in {session.region} "
+                            "(is it in another region or account?)"
+                        ) from inner
+                    raise
+    by_id = {
+        s["SubnetId"]: SubnetInfo(s["SubnetId"], s["VpcId"], s["AvailabilityZone"]) for s in found
+    }
+    missing = [s for s in wanted if s not in by_id]
+    if missing:
+        raise AwsConfigError(f"subnet {missing[0]} not found in {session.region}")
+    subnets = [by_id[s] for s in wanted]
+    vpcs = sorted({s.vpc_id for s in subnets})
+    if len(vpcs) > 1:
+        raise AwsConfigError(
+            f"subnets {', '.join(wanted)} are in different VPCs ({', '.join(vpcs)}): "
+            "pass subnets of one VPC"
+        )
+    return subnets
+
+
+def default_vpc(session: AwsSession) -> str:
+    """The region's default VPC; AwsConfigError saying to pass --subnet when there is none."""
+    with aws_config_errors("AWS EC2"):
+        vpcs = session.ec2().describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
+    if not vpcs["Vpcs"]:
+        raise AwsConfigError(f"no default VPC in {session.region}: pass --subnet SUBNET_ID")
+    return vpcs["Vpcs"][0]["VpcId"]
+
+
+def default_subnets(session: AwsSession, vpc_id: str) -> list[SubnetInfo]:
+    """One subnet per availability zone of `vpc_id` (the default-for-AZ ones when marked)."""
+    filters: list[FilterTypeDef] = [{"Name": "vpc-id", "Values": [vpc_id]}]
+    with aws_config_errors("AWS EC2"):
+        subnets = session.ec2().describe_subnets(Filters=filters)["Subnets"]
+    preferred = [s for s in subnets if s.get("DefaultForAz")] or subnets
+    per_zone: dict[str, SubnetInfo] = {}
+    for s in sorted(preferred, key=lambda s: (s["AvailabilityZone"], s["SubnetId"])):
+        per_zone.setdefault(
+            s["AvailabilityZone"], SubnetInfo(s["SubnetId"], s["VpcId"], s["AvailabilityZone"])
+        )
+    return list(per_zone.values())
+
+
+def _describe_group(session: AwsSession, group_id: str) -> SecurityGroupTypeDef | None:
+    try:
+        groups = session.ec2().describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    except ClientError as exc:
+        if _code(exc).startswith("InvalidGroup"):
+            return None
+        raise
+    return groups[0] if groups else None
+
+
+def check_security_group(session: AwsSession, group_id: str, vpc_id: str) -> SecurityGroupInfo:
+    """A `--security-group` must exist in this region and in the instances' VPC."""
+    if not _GROUP.match(group_id):
+        raise UserError(f"malformed security group id {group_id!r}: expected sg-<hex>")
+    with aws_config_errors("AWS EC2"):
+        group = _describe_group(session, group_id)
+    if group is None:
+        raise AwsConfigError(f"security group {group_id} not found in {session.region}")
+    if group.get("VpcId") != vpc_id:
+        raise AwsConfigError(
+            f"security group {group_id} is in {group.get('VpcId')}, but the instances "
+            f"launch in {vpc_id}: pass a group of that VPC"
+        )
+    return SecurityGroupInfo(group_id, vpc_id, len(group.get("IpPermissions", [])))
+
+
+def create_run_security_group(
+    session: AwsSession,
+    run_id: str,
+    vpc_id: str,
+    expires_at: datetime,
+    extra_tags: Mapping[str, str] | None = None,
+) -> str:
+    """Create (or, on resume, find) the run's group: no inbound rules, tagged; its id."""
+    ec2 = session.ec2()
+    name = f"instbench-{run_id}"
+    tags = launch.run_tags(run_id, expires_at, name, extra=extra_tags)
+    try:
+        group_id = ec2.create_security_group(
+            GroupName=name,
+            Description=f"instbench run {run_id}: no inbound rules; deleted when the run ends",
+            VpcId=vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
+        )["GroupId"]
+    except ClientError as exc:
+        if _code(exc) != "InvalidGroup.Duplicate":
+            raise
+        group_id = _find_run_group(session, name, run_id, vpc_id)
+    group = _describe_group(session, group_id)
+    inbound = group.get("IpPermissions", []) if group else []
+    if inbound:  # never expected; an open group must not be used, so close it
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=inbound)
+        group = _describe_group(session, group_id)
+        if group and group.get("IpPermissions"):
+            raise RuntimeError(f"security group {group_id} still has inbound rules")
+    return group_id
+
+
+def _find_run_group(session: AwsSession, name: str, run_id: str, vpc_id: str) -> str:
+    filters: list[FilterTypeDef] = [
+        {"Name": "group-name", "Values": [name]},
+        {"Name": "vpc-id", "Values": [vpc_id]},
+        {"Name": f"tag:{launch.RUN_TAG}", "Values": [run_id]},
+    ]
+    groups = session.ec2().describe_security_groups(Filters=filters)["SecurityGroups"]
+    if not groups:
+        raise AwsConfigError(
+            f"a security group named {name} exists in {vpc_id} but is not this run's"
+        )
+    return groups[0]["GroupId"]
+
+
+def _users(session: AwsSession, group_id: str) -> list[str]:
+    filters: list[FilterTypeDef] = [{"Name": "instance.group-id", "Values": [group_id]}]
+    paginator = session.ec2().get_paginator("describe_instances")
+    return [
+        inst["InstanceId"]
+        for page in paginator.paginate(Filters=filters)
+        for reservation in page["Reservations"]
+        for inst in reservation["Instances"]
+    ]
+
+
+def delete_security_group(
+    session: AwsSession,
+    group_id: str,
+    instance_ids: Iterable[str] = (),
+    *,
+    timeout: float = 600.0,
+    delay: float = 5.0,
+) -> bool:
+    """Delete the run's group; True when it is gone, False when it is still in use.
+
+    DependencyViolation means instances (or their network interfaces) still use it: wait
+    until those instances are terminated and the interfaces released, then delete again.
+    False leaves the group to `instbench cleanup` (it is tagged and expires); the caller
+    should say so rather than fail the run over it.
+    """
+    ec2 = session.ec2()
+    try:
+        ec2.delete_security_group(GroupId=group_id)
+        return True
+    except ClientError as exc:
+        if _code(exc).startswith("InvalidGroup.NotFound"):
+            return True
+        if _code(exc) != "DependencyViolation":
+            raise
+    users = list(dict.fromkeys([*instance_ids, *_users(session, group_id)]))
+    states = launch.instance_states(session, users)
+    if any(state not in {"shutting-down", "terminated"} for state, _ in states.values()):
+        return False  # something is still running in it: terminating is the caller's job
+    if not launch.wait_terminated(session, users, timeout, delay):
+        return False
+    waiter = create_waiter_with_client("SecurityGroupUnused", _UNUSED_WAITER, ec2)
+    try:
+        waiter.wait(
+            Filters=[{"Name": "group-id", "Values": [group_id]}],
+            WaiterConfig={
+                "Delay": int(max(1, delay)),
+                "MaxAttempts": max(1, int(timeout // delay)),
+            },
+        )
+    except WaiterError:
+        return False
+    try:
+        ec2.delete_security_group(GroupId=group_id)
+    except ClientError as exc:
+        if _code(exc).startswith("InvalidGroup.NotFound"):
+            return True
+        if _code(exc) == "DependencyViolation":
+            return False
+        raise
+    return True

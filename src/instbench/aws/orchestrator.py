@@ -1,0 +1,493 @@
+"""Run a planned fleet: launch, wait for results, validate, store, terminate.
+
+Each task runs in a worker thread (at most `max_concurrency` at once):
+
+    journal launching -> run_instances (capacity failover across placements)
+    journal running   -> wait for incoming/{run}/{task}/result.json (backoff), watching the
+                         instance's state and the deadline
+    validate          -> store locally first, then raw/ in S3 (never overwriting)
+                         or quarantine with the reason
+    terminate         -> whatever is still running
+
+Whatever happens (an exception, Ctrl-C), `run()` ends by terminating every instance tagged
+with the run id and deleting the run's own security group. The journal is written before
+each state-changing call, so a killed controller can be resumed or cleaned up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from instbench.agentpkg import AgentArchive, build_agent
+from instbench.aws import launch, network
+from instbench.aws.plan import Placement, Plan, Task, watchdog_minutes
+from instbench.aws.session import AwsSession
+from instbench.aws.userdata import UserDataParams, render_user_data
+from instbench.errors import CapacityError, InvalidResult
+from instbench.journal import Journal
+from instbench.results.schema import ResultDocument
+from instbench.results.validate import parse_result
+from instbench.storage.layout import artifact_key, manifest_key, raw_key, safe_component
+from instbench.storage.local import AlreadyExists, LocalStore
+from instbench.storage.s3 import S3Store
+
+URL_MARGIN_S = 30 * 60
+"""Presigned URLs stay valid this long beyond the task timeout."""
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to look for a result: starts fast, backs off to `max_s`."""
+
+    initial_s: float = 5.0
+    max_s: float = 20.0
+    factor: float = 1.5
+    state_every: int = 3
+    """Check the instance's state every this many polls (results are checked every poll)."""
+
+
+@dataclass
+class TaskStatus:
+    """Live status of one task, read by the CLI's view."""
+
+    task: Task
+    state: str = "planned"
+    instance_id: str | None = None
+    availability_zone: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    detail: str = ""
+    result_key: str | None = None
+    document: ResultDocument | None = None
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.started is None:
+            return 0.0
+        end = self.finished if self.finished is not None else (now or time.monotonic())
+        return end - self.started
+
+
+@dataclass
+class FleetOutcome:
+    """What the run produced."""
+
+    run_id: str
+    statuses: list[TaskStatus]
+    local_root: str
+    bucket: str
+    terminated: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.interrupted and all(s.state == "result_stored" for s in self.statuses)
+
+    @property
+    def failures(self) -> list[TaskStatus]:
+        return [s for s in self.statuses if s.state != "result_stored"]
+
+
+def incoming_key(run_id: str, task_id: str, name: str) -> str:
+    """Where an instance PUTs its result before the controller has validated it."""
+    return f"incoming/{safe_component(run_id, 'run id')}/{safe_component(task_id, 'task')}/{name}"
+
+
+def task_log_key(run_id: str, task_id: str) -> str:
+    """Where an instance PUTs its log (the key is fixed before the instance id is known)."""
+    return f"logs/{safe_component(run_id, 'run id')}/{safe_component(task_id, 'task')}.log"
+
+
+class Fleet:
+    """Executes one plan. Thread-safe status updates; `run()` is called once."""
+
+    def __init__(
+        self,
+        session: AwsSession,
+        plan: Plan,
+        journal: Journal,
+        local: LocalStore,
+        *,
+        poll: PollPolicy | None = None,
+        on_change: Callable[[TaskStatus], None] | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.session = session
+        self.plan = plan
+        self.journal = journal
+        self.local = local
+        self.s3 = S3Store(session, plan.options.bucket)
+        self.poll = poll or PollPolicy()
+        self.on_change = on_change or (lambda status: None)
+        self.resume = resume
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.statuses = {t.task_id: TaskStatus(task=t) for t in plan.tasks}
+        if resume:
+            for row in journal.tasks(plan.run_id):
+                if row.state == "result_stored" and row.task_id in self.statuses:
+                    status = self.statuses[row.task_id]
+                    status.state, status.result_key = row.state, row.result_key
+                    status.instance_id = row.instance_id
+        self._agent: AgentArchive | None = None
+        self._created_group: str | None = None
+
+    # ------------------------------------------------------------------ status
+
+    def _update(self, task_id: str, **changes: Any) -> None:
+        with self._lock:
+            status = self.statuses[task_id]
+            for key, value in changes.items():
+                setattr(status, key, value)
+        self.on_change(status)
+
+    # --------------------------------------------------------------- the run
+
+    def run(self) -> FleetOutcome:
+        """Run every task; always terminate what the run launched, even on Ctrl-C."""
+        opts = self.plan.options
+        interrupted = False
+        try:
+            self._prepare()
+            with ThreadPoolExecutor(
+                max_workers=opts.max_concurrency, thread_name_prefix="task"
+            ) as pool:
+                futures: dict[Future[None], str] = {}
+                for task in self.plan.tasks:
+                    if self.statuses[task.task_id].state == "result_stored":
+                        continue
+                    futures[pool.submit(self._execute, task)] = task.task_id
+                pending = set(futures)
+                try:
+                    while pending:
+                        # A timeout keeps the main thread responsive to Ctrl-C.
+                        _done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    self.stop.set()
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self.stop.set()
+            terminated = self._terminate_all()
+            self._finish(interrupted)
+        return FleetOutcome(
+            run_id=self.plan.run_id,
+            statuses=[self.statuses[t.task_id] for t in self.plan.tasks],
+            local_root=str(self.local.root),
+            bucket=opts.bucket,
+            terminated=terminated,
+            interrupted=interrupted,
+        )
+
+    def _prepare(self) -> None:
+        """Upload the agent once per run; create the run's security group if none was given."""
+        self._agent = build_agent()
+        # AlreadyExists: same sha256, same bytes, uploaded by an earlier run.
+        with contextlib.suppress(AlreadyExists):
+            self.s3.put_new(artifact_key(self._agent.sha256), self._agent.data, "application/zip")
+        if self.plan.security_group is None:
+            run = self.journal.run(self.plan.run_id)
+            if run.security_group_id:
+                self.plan.security_group = run.security_group_id
+            else:
+                self.journal.set_security_group(self.plan.run_id, "pending")
+                group = network.create_run_security_group(
+                    self.session, self.plan.run_id, self.plan.vpc_id, self.plan.expires_at
+                )
+                self.journal.set_security_group(self.plan.run_id, group)
+                self.plan.security_group = group
+                self._created_group = group
+
+    # ---------------------------------------------------------------- one task
+
+    def _execute(self, task: Task) -> None:
+        try:
+            self._execute_inner(task)
+        except Exception as exc:  # a worker must never die silently
+            self._fail(task, f"controller error: {type(exc).__name__}: {exc}")
+
+    def _execute_inner(self, task: Task) -> None:
+        if self.stop.is_set():
+            return
+        self._update(task.task_id, started=time.monotonic(), state="launching")
+        row = self.journal.task(self.plan.run_id, task.task_id)
+        first_attempt = 0
+        if self.resume and row.state != "planned":
+            # A result that arrived while the controller was away is collected, not rerun.
+            key = incoming_key(self.plan.run_id, task.task_id, "result.json")
+            if self.s3.head(key) is not None:
+                if row.state in {"launching", "failed"}:
+                    self.journal.transition(self.plan.run_id, task.task_id, "running")
+                self._collect(task, row.instance_id, key)
+                return
+            live = row.instance_id and not row.terminated
+            if row.state == "running" and live:
+                state = launch.instance_states(self.session, [row.instance_id or ""]).get(
+                    row.instance_id or "", ("unknown", "")
+                )[0]
+                if state in {"pending", "running"}:
+                    self._update(task.task_id, state="running", instance_id=row.instance_id)
+                    self._await(task, row.instance_id or "")
+                    return
+            if row.state == "failed":
+                self.journal.transition(self.plan.run_id, task.task_id, "planned")
+            # A new attempt gets a new ClientToken, so EC2 launches a new instance.
+            first_attempt = row.attempt + 1
+        reasons: list[str] = []
+        for offset, placement in enumerate(self._placements_for(task)):
+            if self.stop.is_set():
+                return
+            instance_id = self._launch(task, placement, first_attempt + offset, reasons)
+            if instance_id is None:
+                continue
+            self._await(task, instance_id)
+            return
+        self._fail(task, "no capacity: " + "; ".join(reasons))
+
+    def _placements_for(self, task: Task) -> list[Placement]:
+        """Every placement, starting at a different one per task to spread load."""
+        places = self.plan.placements
+        start = hash(task.task_id) % len(places)
+        return places[start:] + places[:start]
+
+    def _launch(self, task: Task, place: Placement, attempt: int, reasons: list[str]) -> str | None:
+        opts = self.plan.options
+        assert self._agent is not None and self.plan.security_group is not None
+        expires_s = opts.timeout_s + URL_MARGIN_S
+        rid = self.plan.run_id
+        params = UserDataParams(
+            run_id=rid,
+            task_id=task.task_id,
+            sample=task.sample,
+            instance_type=task.instance_type,
+            region=self.plan.region,
+            benchmarks=(task.benchmark,),
+            collection_method=opts.collection_method,
+            quick=opts.quick,
+            market=opts.market,
+            agent_url=self.s3.presign_get(artifact_key(self._agent.sha256), expires_s),
+            agent_sha256=self._agent.sha256,
+            result_url=self.s3.presign_put(
+                incoming_key(rid, task.task_id, "result.json"), expires_s, "application/json"
+            ),
+            log_url=self.s3.presign_put(task_log_key(rid, task.task_id), expires_s, "text/plain"),
+            watchdog_minutes=watchdog_minutes(opts.timeout_s),
+            agent_args=tuple(opts.agent_args),
+        )
+        spec = launch.LaunchSpec(
+            run_id=rid,
+            task_id=task.task_id,
+            instance_type=task.instance_type,
+            image_id=task.image_id,
+            subnet_id=place.subnet_id,
+            availability_zone=place.availability_zone,
+            security_group_ids=[self.plan.security_group],
+            key_name=opts.key_pair,
+            user_data=render_user_data(params),
+            expires_at=self.plan.expires_at,
+            market=opts.market,
+            attempt=attempt,
+        )
+        self.journal.transition(
+            rid,
+            task.task_id,
+            "launching",
+            attempt=attempt,
+            availability_zone=place.availability_zone,
+        )
+        self._update(task.task_id, state="launching", availability_zone=place.availability_zone)
+        try:
+            instance_id = launch.launch_instance(self.session, spec)
+        except CapacityError as exc:
+            reasons.append(f"{place.availability_zone}: {exc.code}")
+            self._update(task.task_id, detail=f"{exc.code} in {place.availability_zone}")
+            return None
+        self.journal.transition(rid, task.task_id, "running", instance_id=instance_id)
+        self._update(task.task_id, state="running", instance_id=instance_id, detail="")
+        return instance_id
+
+    def _await(self, task: Task, instance_id: str) -> None:
+        """Wait for the result, the instance's end, or the deadline; then conclude."""
+        opts = self.plan.options
+        key = incoming_key(self.plan.run_id, task.task_id, "result.json")
+        deadline = time.monotonic() + opts.timeout_s
+        delay = self.poll.initial_s
+        polls = 0
+        while not self.stop.is_set():
+            if self.s3.head(key) is not None:
+                self._collect(task, instance_id, key)
+                return
+            polls += 1
+            if polls % self.poll.state_every == 0:
+                state, reason = launch.instance_states(self.session, [instance_id]).get(
+                    instance_id, ("unknown", "")
+                )
+                if state in {"shutting-down", "terminated", "stopped", "stopping"}:
+                    # The result PUT precedes shutdown; look once more before judging.
+                    if self.s3.head(key) is not None:
+                        self._collect(task, instance_id, key)
+                        return
+                    self._fail(
+                        task,
+                        f"instance {state} without a result ({reason or 'no reason given'})",
+                        instance_id,
+                    )
+                    return
+            if time.monotonic() >= deadline:
+                self._fail(task, f"no result within the timeout ({opts.timeout_s}s)", instance_id)
+                return
+            self.stop.wait(delay)
+            delay = min(delay * self.poll.factor, self.poll.max_s)
+
+    def _collect(self, task: Task, instance_id: str | None, key: str) -> None:
+        rid = self.plan.run_id
+        raw = self.s3.get(key)
+        try:
+            doc = parse_result(raw)
+            self._check_identity(task, doc)
+        except InvalidResult as exc:
+            self._quarantine(task, raw, exc.reason)
+            self._fail(task, f"invalid result quarantined: {exc.reason}", instance_id)
+            return
+        meta = doc.metadata
+        rkey = raw_key(
+            task.benchmark, task.instance_type, meta.region, meta.timestamp, rid, task.sample
+        )
+        try:
+            self.local.put_new(rkey, raw)  # local first: nothing is lost if S3 fails next
+        except AlreadyExists:
+            if self.local.read(rkey) != raw:
+                raise
+        try:
+            self.s3.put_new(rkey, raw, "application/json")
+        except AlreadyExists:
+            if self.s3.get(rkey) != raw:
+                raise
+        self.journal.transition(rid, task.task_id, "result_stored", result_key=rkey)
+        self._update(
+            task.task_id,
+            state="result_stored",
+            result_key=rkey,
+            document=doc,
+            finished=time.monotonic(),
+            detail="",
+        )
+        if instance_id:
+            self._terminate_task(instance_id)
+
+    def _check_identity(self, task: Task, doc: ResultDocument) -> None:
+        """A result must be the one this task asked for (guards against mix-ups)."""
+        meta = doc.metadata
+        if meta.run_id != self.plan.run_id or meta.task_id != task.task_id:
+            raise InvalidResult(f"result belongs to {meta.run_id}/{meta.task_id}")
+        if meta.instance_type != task.instance_type or meta.sample != task.sample:
+            raise InvalidResult(
+                f"result is for {meta.instance_type} sample {meta.sample}, "
+                f"expected {task.instance_type} sample {task.sample}"
+            )
+        if meta.benchmark_suite != [task.benchmark]:
+            raise InvalidResult(f"result holds {meta.benchmark_suite}, not [{task.benchmark}]")
+        if meta.collection_method != self.plan.options.collection_method:
+            raise InvalidResult(f"collection_method is {meta.collection_method}")
+
+    def _quarantine(self, task: Task, raw: bytes, reason: str) -> None:
+        base = f"quarantine/{self.plan.run_id}/{task.task_id}"
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        for store_put in (self.local.put_new, self._s3_put):
+            try:
+                store_put(f"{base}-{stamp}.json", raw)
+                store_put(f"{base}-{stamp}.reason", (reason + "\n").encode())
+            except AlreadyExists:
+                pass
+
+    def _s3_put(self, key: str, data: bytes) -> None:
+        self.s3.put_new(key, data, "application/octet-stream")
+
+    def _fail(self, task: Task, reason: str, instance_id: str | None = None) -> None:
+        if instance_id:
+            console = launch.console_output(self.session, instance_id)
+            if console:
+                with contextlib.suppress(AlreadyExists):
+                    self.local.put_new(
+                        f"logs/{self.plan.run_id}/{task.task_id}-{instance_id}.console",
+                        console.encode(),
+                    )
+            self._terminate_task(instance_id)
+        row = self.journal.task(self.plan.run_id, task.task_id)
+        if row.state not in {"failed", "result_stored"}:
+            self.journal.transition(self.plan.run_id, task.task_id, "failed", reason=reason)
+        self._update(task.task_id, state="failed", detail=reason, finished=time.monotonic())
+
+    def _terminate_task(self, instance_id: str) -> None:
+        launch.terminate_instances(self.session, [instance_id])
+        self.journal.mark_terminated(self.plan.run_id, [instance_id])
+
+    # -------------------------------------------------------------- the end
+
+    def _terminate_all(self) -> list[str]:
+        """Terminate every instance tagged with this run that is not already gone."""
+        live = [
+            iid
+            for iid, state in launch.describe_instances_by_run(
+                self.session, self.plan.run_id
+            ).items()
+            if state not in {"terminated", "shutting-down"}
+        ]
+        if live:
+            launch.terminate_instances(self.session, live)
+            self.journal.mark_terminated(self.plan.run_id, live)
+        return live
+
+    def _finish(self, interrupted: bool) -> None:
+        rid = self.plan.run_id
+        group = self._created_group or self._journalled_group()
+        if group:
+            ids = [r.instance_id for r in self.journal.tasks(rid) if r.instance_id]
+            network.delete_security_group(self.session, group, ids)
+            self.journal.set_security_group(rid, None)
+        statuses = [self.statuses[t.task_id] for t in self.plan.tasks]
+        ok = all(s.state == "result_stored" for s in statuses)
+        status = "interrupted" if interrupted else ("succeeded" if ok else "failed")
+        self.journal.set_run_status(rid, status)
+        manifest = {
+            "run_id": rid,
+            "region": self.plan.region,
+            "status": status,
+            "collection_method": self.plan.options.collection_method,
+            "benchmarks": list(self.plan.options.benchmarks),
+            "agent_sha256": self._agent.sha256 if self._agent else None,
+            "tasks": [
+                {
+                    "task_id": s.task.task_id,
+                    "instance_type": s.task.instance_type,
+                    "benchmark": s.task.benchmark,
+                    "sample": s.task.sample,
+                    "state": s.state,
+                    "instance_id": s.instance_id,
+                    "availability_zone": s.availability_zone,
+                    "result_key": s.result_key,
+                    "reason": s.detail or None,
+                }
+                for s in statuses
+            ],
+        }
+        data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        self.local.put_replace(manifest_key(rid), data)
+        self.s3.put_replace(manifest_key(rid), data, "application/json")
+
+    def _journalled_group(self) -> str | None:
+        if self.plan.options.security_group:
+            return None
+        group = self.journal.run(self.plan.run_id).security_group_id
+        return group if group and group != "pending" else None

@@ -1,0 +1,170 @@
+"""Plan a fleet run: validate everything, read-only, before the first paid API call.
+
+The plan expands instance types x benchmarks x samples into tasks and resolves, for each
+type, what AWS says it is (DescribeInstanceTypes), that it is offered where it will run,
+the AMI for its architecture, and where it can be placed (subnets / availability zones for
+capacity failover). Any mistake the user can fix raises a `UserError` here, so nothing is
+created when the input is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from instbench.aws import ami, discovery, network, regions
+from instbench.aws.session import AwsSession
+from instbench.errors import UserError
+from instbench.instance_types import parse_instance_type
+from instbench.storage.s3 import S3Store
+
+EXPIRY_MARGIN = timedelta(minutes=30)
+"""Presigned URLs and the `instbench:expires-at` tag outlive the task timeout by this."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an instance can be launched: a subnet (and its AZ), or an AZ of the default VPC."""
+
+    availability_zone: str
+    subnet_id: str | None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One instance running one benchmark once."""
+
+    task_id: str
+    instance_type: str
+    benchmark: str
+    sample: int
+    architecture: str
+    image_id: str
+    vcpus: int
+
+
+@dataclass
+class FleetOptions:
+    """What the user asked for (already syntactically checked by the CLI)."""
+
+    instance_types: list[str]
+    benchmarks: tuple[str, ...]
+    bucket: str
+    samples: int = 1
+    subnets: list[str] = field(default_factory=list)
+    security_group: str | None = None
+    key_pair: str | None = None
+    ami_id: str | None = None
+    max_concurrency: int = 5
+    timeout_s: int = 20 * 60
+    quick: bool = False
+    agent_args: list[str] = field(default_factory=list)
+    collection_method: str = "aws"
+    market: str = "on-demand"
+    run_id: str | None = None
+
+
+@dataclass
+class Plan:
+    """The validated run: tasks, placements, and the resources to use or create."""
+
+    run_id: str
+    region: str
+    tasks: list[Task]
+    placements: list[Placement]
+    vpc_id: str
+    security_group: str | None
+    images: dict[str, str]
+    expires_at: datetime
+    options: FleetOptions
+
+    @property
+    def total_vcpus(self) -> int:
+        return sum(t.vcpus for t in self.tasks)
+
+
+def task_id(instance_type: str, benchmark: str, sample: int) -> str:
+    """Stable, readable, key-safe task id, e.g. m7i.large-stream-0."""
+    return f"{instance_type}-{benchmark}-{sample}"
+
+
+def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetime) -> Plan:
+    """Validate the request against AWS (read-only calls) and expand it into tasks."""
+    if opts.samples < 1:
+        raise UserError("--samples must be at least 1")
+    if opts.max_concurrency < 1:
+        raise UserError("--max-concurrency must be at least 1")
+    if not opts.instance_types:
+        raise UserError("no instance types given: pass --instance-types m7i.large,...")
+    for name in opts.instance_types:
+        parse_instance_type(name)  # syntax and shell-safety, offline, before any call
+    region = regions.check_region(session.region)
+    regions.check_credentials(session)
+
+    facts = discovery.describe_types(session, opts.instance_types)
+
+    if opts.subnets:
+        subnets = network.resolve_subnets(session, opts.subnets)
+        vpc_id = subnets[0].vpc_id
+        placements = [Placement(s.availability_zone, s.id) for s in subnets]
+    else:
+        vpc_id = network.default_vpc(session)
+        placements = [
+            Placement(s.availability_zone, s.id) for s in network.default_subnets(session, vpc_id)
+        ]
+    if not placements:
+        raise UserError(f"no subnet to launch into in {region}: pass --subnet")
+    zones = sorted({p.availability_zone for p in placements})
+    offered = discovery.offered_zones(session, opts.instance_types)
+    for name in opts.instance_types:
+        usable = [z for z in zones if z in offered.get(name, set())]
+        if not usable:
+            where = f"availability zones {', '.join(zones)}" if opts.subnets else region
+            raise UserError(f"instance type {name} is not offered in {where}")
+
+    if opts.security_group:
+        network.check_security_group(session, opts.security_group, vpc_id)
+
+    architectures = sorted({facts[name].architecture for name in opts.instance_types})
+    images: dict[str, str] = {}
+    for arch in architectures:
+        if opts.ami_id:
+            ami.check_ami(session, opts.ami_id, arch)
+            images[arch] = opts.ami_id
+        else:
+            images[arch] = ami.latest_al2023(session, arch).image_id
+
+    S3Store(session, opts.bucket).check_bucket()
+
+    tasks = [
+        Task(
+            task_id=task_id(name, bench, sample),
+            instance_type=name,
+            benchmark=bench,
+            sample=sample,
+            architecture=facts[name].architecture,
+            image_id=images[facts[name].architecture],
+            vcpus=facts[name].vcpus,
+        )
+        for name in opts.instance_types
+        for bench in opts.benchmarks
+        for sample in range(opts.samples)
+    ]
+    expires = now + timedelta(seconds=opts.timeout_s) + EXPIRY_MARGIN
+    return Plan(
+        run_id=run_id,
+        region=region,
+        tasks=tasks,
+        placements=placements,
+        vpc_id=vpc_id,
+        security_group=opts.security_group,
+        images=images,
+        expires_at=expires,
+        options=opts,
+    )
+
+
+def watchdog_minutes(timeout_s: int) -> int:
+    """Minutes for the on-instance `shutdown -h +N` watchdog (rounded up, at least 1)."""
+    return max(1, math.ceil(timeout_s / 60))

@@ -1,0 +1,166 @@
+"""The boot script of a benchmark instance, rendered from a template with escaped values.
+
+User data runs as root on a machine we pay for; a value that could break out of its
+quoting (a task id with `$(...)`, a URL with a quote) would run arbitrary commands. So
+every value is validated against a strict pattern first, and then shell-quoted with
+`shlex.quote` by the template's `shq` filter; the Jinja environment refuses to output
+any expression that did not go through `shq`, so a template edit cannot forget it.
+The result must fit EC2's 16 KB limit, checked here because moto does not check it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shlex
+import urllib.parse
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from instbench.errors import UserDataTooLarge, UserError
+
+USER_DATA_LIMIT = 16 * 1024
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_BENCHMARK = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\.[a-z0-9-]{1,20}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CONTENT_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+# RFC 3986 characters minus the ones a shell or a header could act on: quotes, `$`,
+# backquote, backslash, whitespace, `<>{}|^`. Presigned S3 URLs need none of them.
+_URL_CHARS = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$")
+
+AGENT_OPTIONS = frozenset({"--array-size", "--ntimes", "--threads"})
+"""Benchmark options the controller may pass through to the agent (each takes a count)."""
+
+
+@dataclass(frozen=True)
+class UserDataParams:
+    """Everything the boot script needs; all of it is validated by `render_user_data`."""
+
+    run_id: str
+    task_id: str
+    sample: int
+    instance_type: str
+    region: str
+    benchmarks: tuple[str, ...]
+    agent_url: str
+    agent_sha256: str
+    result_url: str
+    log_url: str
+    watchdog_minutes: int
+    collection_method: str = "aws"
+    quick: bool = False
+    market: str | None = None
+    agent_args: tuple[str, ...] = ()
+    result_content_type: str = "application/json"
+    log_content_type: str = "text/plain"
+    """Must match the content types the URLs were presigned with (they are signed)."""
+
+
+class _Quoted(str):
+    """A string that has been through `shq`; the only kind the template may output."""
+
+
+def shq(value: object) -> _Quoted:
+    """shlex.quote for the template; refuses types whose text form is not obvious."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"shq got {type(value).__name__}; pass str or int")
+    text = str(value)
+    if "\0" in text:
+        raise ValueError("NUL byte in a user data value")
+    return _Quoted(shlex.quote(text))
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, _Quoted):
+        return value
+    raise jinja2.TemplateError(f"unquoted value in user data template: {value!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        autoescape=False,  # a shell script, not HTML: quoting is done by shq
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["shq"] = shq
+    source = resources.files("instbench.aws").joinpath("templates/userdata.sh.j2")
+    return env.from_string(source.read_text(encoding="utf-8"))
+
+
+def _check(pattern: re.Pattern[str], value: object, what: str) -> None:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise UserError(f"invalid {what} for user data: {value!r}")
+
+
+def _check_url(value: str, what: str) -> None:
+    _check(_URL_CHARS, value, what)
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise UserError(f"invalid {what} for user data: {value!r} is not an http(s) URL")
+
+
+def _check_count(value: object, what: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UserError(f"invalid {what} for user data: {value!r} (expected {low}..{high})")
+
+
+def validate(params: UserDataParams) -> None:
+    """UserError (one line) for the first value that is not what it must be."""
+    _check(_ID, params.run_id, "run id")
+    _check(_ID, params.task_id, "task id")
+    _check(_INSTANCE_TYPE, params.instance_type, "instance type")
+    _check(_REGION, params.region, "region")
+    _check(_SHA256, params.agent_sha256, "agent sha256")
+    _check(_CONTENT_TYPE, params.result_content_type, "result content type")
+    _check(_CONTENT_TYPE, params.log_content_type, "log content type")
+    _check_count(params.sample, "sample", 0, 10_000)
+    _check_count(params.watchdog_minutes, "watchdog minutes", 1, 7 * 24 * 60)
+    if not params.benchmarks or len(set(params.benchmarks)) != len(params.benchmarks):
+        raise UserError(f"invalid benchmark list for user data: {params.benchmarks!r}")
+    for name in params.benchmarks:
+        _check(_BENCHMARK, name, "benchmark name")
+    for url, what in (
+        (params.agent_url, "agent URL"),
+        (params.result_url, "result URL"),
+        (params.log_url, "log URL"),
+    ):
+        _check_url(url, what)
+    if params.collection_method not in {"aws", "sandbox"}:
+        raise UserError(f"invalid collection method for user data: {params.collection_method!r}")
+    if params.market not in {None, "on-demand", "spot"}:
+        raise UserError(f"invalid market for user data: {params.market!r}")
+    args = params.agent_args
+    if len(args) % 2:
+        raise UserError(f"agent options must be OPTION VALUE pairs: {args!r}")
+    for option, value in zip(args[::2], args[1::2], strict=True):
+        if option not in AGENT_OPTIONS:
+            allowed = ", ".join(sorted(AGENT_OPTIONS))
+            raise UserError(f"agent option {option!r} is not allowed; allowed: {allowed}")
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise UserError(f"agent option {option} needs a positive integer, not {value!r}")
+        _check_count(int(value), option, 1, 10**12)
+
+
+def _render(params: UserDataParams) -> str:
+    """Render without validation (tests use it to prove the quoting alone holds)."""
+    return _template().render(p=params, agent_args=list(params.agent_args))
+
+
+def render_user_data(params: UserDataParams) -> str:
+    """The boot script for `params`: validated, quoted, and under EC2's 16 KB limit."""
+    validate(params)
+    script = _render(params)
+    size = len(script.encode("utf-8"))
+    if size > USER_DATA_LIMIT:
+        raise UserDataTooLarge(f"user data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT}")
+    return script

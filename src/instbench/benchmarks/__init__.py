@@ -1,0 +1,1 @@
+"""Benchmarks run by the agent. Stdlib-only: this package is shipped inside agent.pyz."""

@@ -1,0 +1,358 @@
+"""`instbench run`: benchmark this machine (--local), a fleet on EC2, or the sandbox."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from instbench.aws.orchestrator import FleetOutcome, TaskStatus
+from instbench.aws.plan import FleetOptions, Plan
+from instbench.aws.session import AwsSession, AwsSettings
+from instbench.cli.render import stream_table
+from instbench.context import Context
+from instbench.errors import UserError
+from instbench.fleet_run import Target, execute, open_target, options_from_journal, plan_run
+from instbench.instance_types import split_type_list
+from instbench.journal import Journal, default_path
+from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
+
+_DURATION = re.compile(r"^(\d+)([smh]?)$")
+
+
+def parse_duration(text: str) -> int:
+    """'20m' / '90s' / '1h' / '600' -> seconds; one-line error otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise UserError(f"invalid duration {text!r}: use e.g. 90s, 20m or 1h")
+    value, unit = int(match.group(1)), match.group(2) or "s"
+    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if seconds > 24 * 3600:
+        raise UserError(f"timeout {text} is over 24h: instances would run unwatched too long")
+    return seconds
+
+
+def _agent_args(array_size: int | None, ntimes: int | None, threads: int | None) -> list[str]:
+    args: list[str] = []
+    for flag, value in (("--array-size", array_size), ("--ntimes", ntimes), ("--threads", threads)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def run(
+    instance_types: str | None = typer.Option(
+        None, "--instance-types", "-t", help="Comma-separated EC2 types, e.g. m7i.large,c7g.large."
+    ),
+    local: bool = typer.Option(False, "--local", help="Benchmark this machine directly (no AWS)."),
+    sandbox: bool = typer.Option(
+        False,
+        "--sandbox",
+        help="Run the whole flow offline: moto plays AWS, this machine the instances.",
+    ),
+    region: str | None = typer.Option(
+        None, "--region", "-r", help="AWS region (default: boto3 chain)."
+    ),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile (boto3 chain)."),
+    bucket: str | None = typer.Option(None, "--bucket", help="Results bucket (required on AWS)."),
+    subnet: str | None = typer.Option(
+        None, "--subnet", help="Subnet id(s), comma-separated, same VPC (default: default VPC)."
+    ),
+    security_group: str | None = typer.Option(
+        None,
+        "--security-group",
+        help="Security group id (default: one created for the run, no inbound rules).",
+    ),
+    key_pair: str | None = typer.Option(
+        None, "--key-pair", help="Key pair, only for debugging access."
+    ),
+    ami: str | None = typer.Option(
+        None, "--ami", help="AMI id (default: latest Amazon Linux 2023)."
+    ),
+    max_concurrency: int = typer.Option(5, "--max-concurrency", min=1, help="Instances at once."),
+    benchmarks: str = typer.Option(
+        "stream", "--benchmarks", "-b", help="Comma-separated benchmarks."
+    ),
+    samples: int = typer.Option(
+        1, "--samples", min=1, help="Instances per type (independent samples)."
+    ),
+    timeout: str = typer.Option(
+        "20m", "--timeout", help="Per-task timeout; the on-instance watchdog too."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate and print the plan; launch nothing."
+    ),
+    output_dir: Path = typer.Option(
+        Path("data"), "--output-dir", "-o", help="Local store (the bucket's mirror)."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="Small arrays, few trials: tests and demos; never published."
+    ),
+    array_size: int | None = typer.Option(
+        None, "--array-size", min=1, help="STREAM elements per array."
+    ),
+    ntimes: int | None = typer.Option(
+        None, "--ntimes", min=2, help="STREAM trials per kernel (default 20)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Threads for the all-CPU run."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Resume a run from the journal: collect, re-attach, launch the rest."
+    ),
+    journal_path: Path | None = typer.Option(
+        None,
+        "--journal",
+        help="Run journal (default $INSTBENCH_JOURNAL or ~/.local/state/instbench).",
+    ),
+) -> None:
+    """Run benchmarks and store every result under --output-dir (never overwritten).
+
+    --local benchmarks this machine. With --instance-types, instances are launched on EC2
+    (or in the sandbox with --sandbox), each runs the agent from its user data and uploads
+    its result; the controller validates and stores it, and terminates every instance.
+    """
+    ctx = Context()
+    if resume:
+        if local or sandbox or instance_types:
+            raise UserError("--resume takes its options from the journal: pass only --resume ID")
+        _resume(ctx, resume, profile, output_dir, as_json, journal_path)
+        return
+    benches = parse_benchmarks(benchmarks)
+    timeout_s = parse_duration(timeout)
+    if local:
+        if instance_types or sandbox:
+            raise UserError("--local benchmarks this machine: drop --instance-types/--sandbox")
+        _run_local(ctx, output_dir, benches, quick, array_size, ntimes, threads, as_json)
+        return
+    if not instance_types:
+        raise UserError("pass --instance-types m7i.large,... (or --local for this machine)")
+    types = split_type_list(instance_types)
+    if sandbox and (region or profile):
+        raise UserError(
+            "--sandbox runs in its own region with its own credentials: drop --region/--profile"
+        )
+    opts = FleetOptions(
+        instance_types=types,
+        benchmarks=benches,
+        bucket=bucket or "",
+        samples=samples,
+        subnets=[s.strip() for s in subnet.split(",")] if subnet else [],
+        security_group=security_group,
+        key_pair=key_pair,
+        ami_id=ami,
+        max_concurrency=max_concurrency,
+        timeout_s=timeout_s,
+        quick=quick,
+        agent_args=_agent_args(array_size, ntimes, threads),
+        collection_method="sandbox" if sandbox else "aws",
+    )
+    if not sandbox and not bucket:
+        raise UserError("pass --bucket NAME: the results bucket the instances upload to")
+    target = Target(AwsSettings(region=region, profile=profile), sandbox=sandbox)
+    log = _logger(ctx)
+    with open_target(target, log) as (session, sandbox_bucket):
+        if sandbox_bucket and not bucket:
+            opts.bucket = sandbox_bucket
+        plan = plan_run(session, opts, ctx.clock())
+        _print_plan(ctx, plan)
+        if dry_run:
+            ctx.console.print("dry run: nothing launched")
+            return
+        journal = Journal(journal_path or default_path(ctx.environ))
+        try:
+            outcome = _execute_with_view(ctx, session, plan, journal, output_dir, sandbox)
+        finally:
+            journal.close()
+    _print_summary(ctx, outcome, as_json)
+    if outcome.interrupted:
+        raise typer.Exit(130)
+    if not outcome.succeeded:
+        raise typer.Exit(1)
+
+
+def _resume(
+    ctx: Context,
+    run_id: str,
+    profile: str | None,
+    output_dir: Path,
+    as_json: bool,
+    journal_path: Path | None,
+) -> None:
+    path = journal_path or default_path(ctx.environ)
+    if not path.exists():
+        raise UserError(f"no run journal at {path}: nothing to resume")
+    journal = Journal(path)
+    try:
+        opts, region, _mode = options_from_journal(journal, run_id)
+        session = AwsSession(AwsSettings(region=region, profile=profile))
+        plan = plan_run(session, opts, ctx.clock(), run_id=run_id)
+        outcome = _execute_with_view(ctx, session, plan, journal, output_dir, False, resume=True)
+    finally:
+        journal.close()
+    _print_summary(ctx, outcome, as_json)
+    if not outcome.succeeded:
+        raise typer.Exit(130 if outcome.interrupted else 1)
+
+
+def _logger(ctx: Context) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        ctx.err_console.print(message, markup=False, highlight=False)
+
+    return log
+
+
+def _run_local(
+    ctx: Context,
+    output_dir: Path,
+    benches: tuple[str, ...],
+    quick: bool,
+    array_size: int | None,
+    ntimes: int | None,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """One agent run per benchmark (as on EC2: one document per benchmark)."""
+    docs = []
+    echo = ctx.err_console.print if as_json else ctx.console.print
+    for bench in benches:
+        opts = LocalRunOptions(
+            output_dir=output_dir,
+            benchmarks=(bench,),
+            quick=quick,
+            array_elements=array_size,
+            ntimes=ntimes,
+            threads=threads,
+        )
+        result = run_local(opts, on_line=lambda line: echo(line, markup=False, highlight=False))
+        docs.append(result.document.model_dump(mode="json"))
+        if not as_json:
+            if result.document.performance_data.stream is not None:
+                ctx.console.print(stream_table(result.document))
+            ctx.console.print(f"stored: {result.path}")
+    if as_json:
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=True))
+
+
+def _print_plan(ctx: Context, plan: Plan) -> None:
+    table = Table(title=f"plan {plan.run_id} ({plan.region})")
+    for col in ("task", "type", "arch", "vCPUs", "benchmark", "AMI"):
+        table.add_column(col)
+    for t in plan.tasks:
+        table.add_row(
+            t.task_id, t.instance_type, t.architecture, str(t.vcpus), t.benchmark, t.image_id
+        )
+    ctx.console.print(table)
+    zones = ", ".join(sorted({p.availability_zone for p in plan.placements}))
+    ctx.console.print(
+        f"{len(plan.tasks)} tasks, {plan.total_vcpus} vCPUs in all, at most "
+        f"{plan.options.max_concurrency} at once; zones: {zones}; bucket: {plan.options.bucket}"
+    )
+
+
+def _status_table(statuses: list[TaskStatus]) -> Table:
+    table = Table()
+    for col in ("task", "state", "instance", "zone", "elapsed", "detail"):
+        table.add_column(col)
+    now = time.monotonic()
+    for s in statuses:
+        table.add_row(
+            s.task.task_id,
+            s.state,
+            s.instance_id or "",
+            s.availability_zone or "",
+            f"{s.elapsed(now):.0f}s",
+            s.detail[:80],
+        )
+    return table
+
+
+def _execute_with_view(
+    ctx: Context,
+    session: AwsSession,
+    plan: Plan,
+    journal: Journal,
+    output_dir: Path,
+    sandbox: bool,
+    resume: bool = False,
+) -> FleetOutcome:
+    statuses: list[TaskStatus] = []
+    if ctx.interactive:
+        with Live(console=ctx.console, refresh_per_second=4, transient=False) as live:
+
+            def on_change(status: TaskStatus) -> None:
+                if status not in statuses:
+                    statuses.append(status)
+                live.update(_status_table(sorted(statuses, key=lambda s: s.task.task_id)))
+
+            return execute(session, plan, journal, output_dir, on_change, sandbox, resume)
+
+    def on_line(status: TaskStatus) -> None:
+        where = f" {status.instance_id}" if status.instance_id else ""
+        detail = f": {status.detail}" if status.detail else ""
+        print(
+            f"[{status.elapsed():6.1f}s] {status.task.task_id} {status.state}{where}{detail}",
+            flush=True,
+        )
+
+    return execute(session, plan, journal, output_dir, on_line, sandbox, resume)
+
+
+def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "run_id": outcome.run_id,
+                    "succeeded": outcome.succeeded,
+                    "tasks": [
+                        {
+                            "task_id": s.task.task_id,
+                            "state": s.state,
+                            "result_key": s.result_key,
+                            "reason": s.detail or None,
+                        }
+                        for s in outcome.statuses
+                    ],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        return
+    table = Table(title=f"run {outcome.run_id}")
+    for col in ("task", "state", "elapsed", "Triad best GB/s (all / 1 thread)", "reason"):
+        table.add_column(col)
+    for s in outcome.statuses:
+        triad = ""
+        if s.document is not None and s.document.performance_data.stream is not None:
+            runs = {r.thread_mode: r for r in s.document.performance_data.stream.runs}
+            triad = " / ".join(
+                f"{runs[m].kernels['triad'].best_gbps:.1f}" for m in ("all", "single") if m in runs
+            )
+        table.add_row(s.task.task_id, s.state, f"{s.elapsed():.0f}s", triad, s.detail)
+    ctx.console.print(table)
+    stored = sum(1 for s in outcome.statuses if s.state == "result_stored")
+    ctx.console.print(
+        f"{stored}/{len(outcome.statuses)} results stored in {outcome.local_root}/raw/ "
+        f"and s3://{outcome.bucket}/raw/"
+    )
+    if outcome.terminated:
+        ctx.console.print(f"terminated at the end: {', '.join(outcome.terminated)}")
+    for s in outcome.failures:
+        ctx.console.print(f"FAILED {s.task.task_id}: {s.detail or s.state}", style="red")
+    if outcome.interrupted:
+        print("interrupted: instances terminated; check with instbench cleanup", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `run` on the app."""
+    app.command("run")(run)

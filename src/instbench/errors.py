@@ -1,0 +1,79 @@
+"""Typed errors.
+
+`UserError` and its subclasses are mistakes the user can fix (bad input, missing tool,
+wrong region): the CLI prints their one-line message and exits with code 2, and they are
+always raised before any AWS resource is created. Other `InstbenchError`s are failures of a
+run (capacity, timeouts) and exit 1.
+"""
+
+from __future__ import annotations
+
+
+class InstbenchError(Exception):
+    """Base of every error instbench raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(InstbenchError):
+    """Bad input or environment the user can correct; exit code 2, nothing created."""
+
+    exit_code = 2
+
+
+class InvalidInstanceType(UserError):
+    """An instance type name that is malformed, unknown or not offered where asked."""
+
+
+class InvalidBenchmark(UserError):
+    """A benchmark name or parameter the registry does not accept."""
+
+
+class InvalidResult(InstbenchError):
+    """A result document that fails the schema or plausibility checks.
+
+    Not a UserError: a bad document from an instance is a failed task, and is quarantined.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StorageError(UserError):
+    """An output location that cannot be written (permissions, full, not a directory)."""
+
+
+class AwsConfigError(UserError):
+    """Missing credentials, wrong region, unreachable endpoint, foreign bucket."""
+
+
+class CapacityError(InstbenchError):
+    """EC2 could not provide the instance (InsufficientInstanceCapacity, Unsupported...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class QuotaExceeded(InstbenchError):
+    """The account's vCPU quota (or --vcpu-budget) cannot fit the request."""
+
+
+class TaskTimeout(InstbenchError):
+    """An instance did not report a result before the run's timeout."""
+
+
+class UserDataTooLarge(UserError):
+    """Rendered user data over EC2's 16 KB limit (moto accepts it; EC2 does not)."""
+
+
+class LaunchRejected(UserError):
+    """EC2 refused the launch request itself (bad parameter, AMI, subnet, key pair...).
+
+    Retrying elsewhere would not help, unlike a `CapacityError`.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code

@@ -1,0 +1,140 @@
+"""`instbench run` against a cloud: real AWS, an endpoint (AWS_ENDPOINT_URL), or the sandbox.
+
+One code path for all three: the sandbox only changes where the AWS session points (an
+in-process moto server) and who executes the user data (the simulated cloud-init).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from instbench.agent.runner import new_run_id
+from instbench.aws.orchestrator import Fleet, FleetOutcome, PollPolicy, TaskStatus
+from instbench.aws.plan import FleetOptions, Plan, make_plan
+from instbench.aws.session import AwsSession, AwsSettings
+from instbench.errors import UserError
+from instbench.journal import Journal, JournalError
+from instbench.storage.local import LocalStore
+
+SANDBOX_POLL = PollPolicy(initial_s=0.2, max_s=1.0, factor=1.3, state_every=3)
+
+
+@dataclass
+class Target:
+    """Where the fleet runs: AWS settings, and the sandbox when it is the sandbox."""
+
+    settings: AwsSettings
+    sandbox: bool = False
+
+
+@contextmanager
+def open_target(
+    target: Target, log: Callable[[str], None]
+) -> Iterator[tuple[AwsSession, str | None]]:
+    """Yield a session (and the sandbox bucket), starting the sandbox when asked."""
+    if not target.sandbox:
+        yield AwsSession(target.settings), None
+        return
+    try:
+        from instbench.sandbox.runtime import Sandbox
+    except ImportError as exc:  # moto is the optional extra instbench[sandbox]
+        raise UserError(
+            "the sandbox needs moto: pip install 'instbench[sandbox]' (make run does this)"
+        ) from exc
+    with Sandbox(log=log) as sb:
+        yield AwsSession(sb.aws_settings()), sb.bucket
+
+
+def options_to_params(opts: FleetOptions) -> dict[str, object]:
+    """What the journal keeps of a run's options, so `--resume` can rebuild them."""
+    return {
+        "instance_types": list(opts.instance_types),
+        "benchmarks": list(opts.benchmarks),
+        "bucket": opts.bucket,
+        "samples": opts.samples,
+        "subnets": list(opts.subnets),
+        "security_group": opts.security_group,
+        "key_pair": opts.key_pair,
+        "ami_id": opts.ami_id,
+        "max_concurrency": opts.max_concurrency,
+        "timeout_s": opts.timeout_s,
+        "quick": opts.quick,
+        "agent_args": list(opts.agent_args),
+        "collection_method": opts.collection_method,
+        "market": opts.market,
+    }
+
+
+def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, str, str]:
+    """Rebuild a run's options from the journal: (options, region, mode)."""
+    try:
+        run = journal.run(run_id)
+    except JournalError as exc:
+        raise UserError(f"{exc}: see instbench runs list") from exc
+    if run.mode == "sandbox":
+        raise UserError(
+            f"run {run_id} ran in the in-process sandbox, which ended with its controller; "
+            "sandbox runs that must survive the controller use instbench sandbox serve"
+        )
+    p = run.params
+    opts = FleetOptions(
+        instance_types=list(p["instance_types"]),
+        benchmarks=tuple(p["benchmarks"]),
+        bucket=str(p["bucket"]),
+        samples=int(p["samples"]),
+        subnets=list(p.get("subnets", [])),
+        security_group=p.get("security_group"),
+        key_pair=p.get("key_pair"),
+        ami_id=p.get("ami_id"),
+        max_concurrency=int(p.get("max_concurrency", 5)),
+        timeout_s=int(p["timeout_s"]),
+        quick=bool(p["quick"]),
+        agent_args=list(p.get("agent_args", [])),
+        collection_method=str(p.get("collection_method", "aws")),
+        market=str(p.get("market", "on-demand")),
+        run_id=run_id,
+    )
+    return opts, run.region, run.mode
+
+
+def plan_run(
+    session: AwsSession, opts: FleetOptions, now: datetime, run_id: str | None = None
+) -> Plan:
+    """Validate and expand (read-only; nothing created)."""
+    return make_plan(session, opts, run_id or opts.run_id or new_run_id(now), now)
+
+
+def execute(
+    session: AwsSession,
+    plan: Plan,
+    journal: Journal,
+    output_dir: Path,
+    on_change: Callable[[TaskStatus], None],
+    sandbox: bool,
+    resume: bool = False,
+) -> FleetOutcome:
+    """Journal the plan (unless resuming) and run it."""
+    local = LocalStore(output_dir)
+    local.check_writable()
+    if not resume:
+        journal.create_run(
+            plan.run_id,
+            plan.region,
+            "sandbox" if sandbox else "aws",
+            options_to_params(plan.options),
+            [(t.task_id, t.instance_type, t.benchmark, t.sample) for t in plan.tasks],
+        )
+    fleet = Fleet(
+        session,
+        plan,
+        journal,
+        local,
+        poll=SANDBOX_POLL if sandbox else None,
+        on_change=on_change,
+        resume=resume,
+    )
+    return fleet.run()

@@ -1,0 +1,117 @@
+"""`instbench run --local`: benchmark this machine with the real agent zipapp.
+
+The agent is built and executed exactly as on an instance (`python -I -S agent.pyz run
+...`, a separate process with no site-packages), so a local run also proves the agent is
+stdlib-only. Its document is validated, then stored byte for byte under the storage layout;
+nothing is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from instbench.agentpkg import write_agent
+from instbench.benchmarks import registry
+from instbench.errors import InstbenchError, InvalidBenchmark, UserError
+from instbench.results.schema import ResultDocument
+from instbench.results.validate import parse_result
+from instbench.storage.layout import raw_key
+from instbench.storage.local import LocalStore
+
+
+@dataclass
+class LocalRunOptions:
+    """What to run and where to store it."""
+
+    output_dir: Path
+    benchmarks: tuple[str, ...] = ("stream",)
+    quick: bool = False
+    array_elements: int | None = None
+    ntimes: int | None = None
+    threads: int | None = None
+    run_id: str | None = None
+    instance_type: str | None = None
+    extra_agent_args: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    """The validated document and where it was stored."""
+
+    document: ResultDocument
+    key: str
+    path: Path
+
+
+def parse_benchmarks(text: str) -> tuple[str, ...]:
+    """Validate a --benchmarks value against the registry (one-line error, exit 2)."""
+    try:
+        return registry.parse_list(text)
+    except ValueError as exc:
+        raise InvalidBenchmark(str(exc)) from exc
+
+
+def agent_command(agent: Path, output: Path, opts: LocalRunOptions) -> list[str]:
+    """The agent command line for a local run."""
+    cmd = [sys.executable, "-I", "-S", str(agent), "run"]
+    cmd += ["--benchmarks", ",".join(opts.benchmarks), "--output", str(output)]
+    cmd += ["--collection-method", "local"]
+    if opts.run_id:
+        cmd += ["--run-id", opts.run_id]
+    if opts.instance_type:
+        cmd += ["--instance-type", opts.instance_type]
+    if opts.quick:
+        cmd.append("--quick")
+    if opts.array_elements is not None:
+        cmd += ["--array-size", str(opts.array_elements)]
+    if opts.ntimes is not None:
+        cmd += ["--ntimes", str(opts.ntimes)]
+    if opts.threads is not None:
+        cmd += ["--threads", str(opts.threads)]
+    return cmd + opts.extra_agent_args
+
+
+def run_local(opts: LocalRunOptions, on_line: Callable[[str], None]) -> LocalRunResult:
+    """Run the agent here, validate and store its result; stream its log to `on_line`."""
+    store = LocalStore(opts.output_dir)
+    store.check_writable()
+    with tempfile.TemporaryDirectory(prefix="instbench-local-") as tmp:
+        agent = Path(tmp) / "agent.pyz"
+        write_agent(agent)
+        output = Path(tmp) / "result.json"
+        proc = subprocess.Popen(
+            agent_command(agent, output, opts),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        last_error = ""
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            if line.startswith("error:"):
+                last_error = line.removeprefix("error:").strip()
+            on_line(line)
+        code = proc.wait()
+        if code == 2:
+            raise UserError(last_error or "the agent refused its input")
+        if code != 0:
+            raise InstbenchError(f"agent failed (exit {code}): {last_error or 'see log above'}")
+        raw = output.read_bytes()
+    document = parse_result(raw)
+    meta = document.metadata
+    key = raw_key(
+        "-".join(meta.benchmark_suite),
+        meta.instance_type,
+        meta.region,
+        meta.timestamp,
+        meta.run_id,
+        meta.sample,
+    )
+    path = store.put_new(key, raw)
+    return LocalRunResult(document=document, key=key, path=path)

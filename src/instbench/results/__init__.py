@@ -1,0 +1,1 @@
+"""Result documents: schema (pydantic models), JSON Schema export and validation."""

@@ -1,0 +1,75 @@
+"""Turn bytes that came back from a machine into a validated `ResultDocument`, or a reason.
+
+Used by the orchestrator before anything is stored and by ingest before anything is
+aggregated: a document that fails here is quarantined with `InvalidResult.reason`, never
+stored as data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from instbench.errors import InvalidResult
+from instbench.results.schema import ResultDocument
+
+MAX_RESULT_BYTES = 1024 * 1024
+"""A result larger than this is refused unread: no honest STREAM result is near it."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not valid JSON data")
+
+
+def load_json(raw: bytes) -> Any:
+    """Strict JSON: size-limited, UTF-8, no NaN/Infinity."""
+    if len(raw) > MAX_RESULT_BYTES:
+        raise InvalidResult(f"result is {len(raw)} bytes, above the {MAX_RESULT_BYTES} limit")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise InvalidResult(f"result is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except ValueError as exc:
+        raise InvalidResult(f"result is not valid JSON: {exc}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(document)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"schema violation at {where}: {err['msg']}{more}"
+
+
+def validate_document(data: Any) -> ResultDocument:
+    """Validate an already-parsed JSON value against the v1 schema."""
+    if not isinstance(data, dict):
+        raise InvalidResult("result is not a JSON object")
+    try:
+        return ResultDocument.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidResult(_first_error(exc)) from exc
+
+
+def parse_result(raw: bytes) -> ResultDocument:
+    """Bytes -> validated document; `InvalidResult` with a one-line reason otherwise."""
+    return validate_document(load_json(raw))
+
+
+def canonical_json(data: Any) -> bytes:
+    """Canonical form (sorted keys, no whitespace, UTF-8) used for content hashes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_sha256(data: Any) -> str:
+    """sha256 of the canonical JSON: equal documents hash equal whatever their formatting."""
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def document_json(doc: ResultDocument) -> bytes:
+    """The stored form of a document: pretty, sorted, stable."""
+    return (
+        json.dumps(doc.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()

@@ -1,0 +1,1 @@
+"""Result stores: the local directory mirror and S3, sharing one key layout."""
