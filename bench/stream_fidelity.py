@@ -12,6 +12,11 @@ round (the order alternates), and the per-kernel best rates are compared as the 
 the per-round ratios ours/reference. Goal: every kernel within 0.97..1.03, CV <= 3 % on
 both sides. Exit status 0 when the goal is met, 1 when not, 2 on bad input.
 
+Array spacing: our kernel keeps its arrays 8 KiB apart beyond their length; by default the
+reference gets the same spacing through STREAM's own OFFSET knob (-DOFFSET=1024), because
+its static arrays at a 2^k size sit exactly a power of two apart and lose 5-15 % to that
+alone. `--reference-offset 0` builds the reference with its default layout, to see it.
+
 A ratio only means something if both sides do the same work the same way, so the script
 also prints what each binary does (from objdump and /proc): libc calls substituted by the
 compiler (gcc turns both Copy loops into memcpy), non-temporal store instructions in the
@@ -264,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ntimes: {args.ntimes} (first discarded)  rounds: {args.rounds}  threads: {threads}")
         print("OpenMP: " + " ".join(f"{k}={v}" for k, v in stream.omp_environment(threads).items()))
         print(f"THP policy: {stream._thp_policy()}")
+        load_before = os.getloadavg()[0]
         threshold = _nt_threshold()
         if threshold is not None:
             chunk = 8 * elements // threads
@@ -298,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
                 + "  ".join(f"{TITLES[k]} {ratios[k][-1]:.3f}" for k in KERNELS)
             )
 
+    load_after = os.getloadavg()[0]
+    print(f"\nload average (1 min) before/after: {load_before:.2f} / {load_after:.2f}")
+    if load_before > 0.5:
+        print("  other processes were running: they share the CPUs and the memory bus, expect a")
+        print("  larger CV; the per-round ratios are paired, so they are less affected")
     for side in (ours, ref):
         print(f"\n{side.name}: {' '.join(side.build)}")
         for note in side.notes:

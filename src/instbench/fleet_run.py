@@ -20,7 +20,9 @@ from instbench.errors import UserError
 from instbench.journal import Journal, JournalError
 from instbench.storage.local import LocalStore
 
-SANDBOX_POLL = PollPolicy(initial_s=0.2, max_s=1.0, factor=1.3, state_every=3)
+SANDBOX_POLL = PollPolicy(
+    initial_s=0.2, max_s=1.0, factor=1.3, state_every=3, shutdown_grace_s=15.0
+)
 
 
 @dataclass

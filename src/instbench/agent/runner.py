@@ -54,6 +54,8 @@ class AgentRequest:
     cache_dir: Optional[Path] = None
     imds_timeout: float = 1.0
     argv: List[str] = field(default_factory=list)
+    params: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    """Per-benchmark parameters, e.g. {"latency": {"max_size_bytes": 2**28}}."""
 
 
 def default_cache_dir() -> Path:
@@ -90,30 +92,41 @@ def check_request(req: AgentRequest) -> None:
         raise AgentInputError(f"output directory {parent} is not writable")
 
 
-def _run_stream(
-    req: AgentRequest, cache_dir: Path, log: Callable[[str], None]
-) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    from instbench.benchmarks import stream
-
-    options = stream.StreamOptions(quick=req.quick)
-    if req.array_elements is not None:
-        options.array_elements = req.array_elements
-    if req.ntimes is not None:
-        options.ntimes = req.ntimes
-    if req.threads is not None:
-        options.threads = req.threads
-    return stream.run_stream(options, cache_dir=cache_dir, log=log)
+_REQUEST_PARAMETERS = ("array_elements", "ntimes", "threads")
+"""Agent options (--array-size, --ntimes, --threads) that set the parameter of the same
+name of every requested benchmark that declares one (today: stream); the others ignore
+them. Any parameter can be set per benchmark through `AgentRequest.params`."""
 
 
-_RUNNERS: Dict[
-    str,
-    Callable[[AgentRequest, Path, Callable[[str], None]], Tuple[Dict[str, Any], Dict[str, Any]]],
-] = {"stream": _run_stream}
+def benchmark_plan(req: AgentRequest) -> List[Tuple[registry.BenchmarkInfo, Dict[str, Any]]]:
+    """Each requested benchmark with its validated parameters, before anything runs.
+
+    BenchmarkInputError (exit 2) on an unknown parameter or a bad value; AgentInputError
+    on an unknown benchmark.
+    """
+    plan = []
+    for name in req.benchmarks:
+        try:
+            info = registry.info(name)
+        except KeyError:
+            raise AgentInputError(
+                f"unknown benchmark {name!r}; known: {', '.join(registry.names())}"
+            ) from None
+        declared = {p.name for p in info.parameters}
+        given = {
+            key: getattr(req, key)
+            for key in _REQUEST_PARAMETERS
+            if key in declared and getattr(req, key) is not None
+        }
+        given.update(req.params.get(name, {}))
+        plan.append((info, info.validate_params(given)))
+    return plan
 
 
 def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
     """Detect the machine, run every benchmark, write the document; return it."""
     check_request(req)
+    plan = benchmark_plan(req)
     started = time.monotonic()
     durations: Dict[str, float] = {}
 
@@ -126,15 +139,12 @@ def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
     cache_dir = req.cache_dir or default_cache_dir()
     performance: Dict[str, Any] = {}
     builds: List[Dict[str, Any]] = []
-    for name in req.benchmarks:
-        runner = _RUNNERS.get(name)
-        if runner is None:
-            raise AgentInputError(
-                f"unknown benchmark {name!r}; known: {', '.join(registry.names())}"
-            )
+    for info, params in plan:
+        name = info.name
         t0 = time.monotonic()
         log(f"running {name}")
-        section, build = runner(req, cache_dir, log)
+        context = registry.RunContext(params=params, quick=req.quick, cache_dir=cache_dir, log=log)
+        section, build = info.run(context)
         performance[name] = section
         builds.append(build)
         durations[name] = time.monotonic() - t0

@@ -52,6 +52,9 @@ class PollPolicy:
     factor: float = 1.5
     state_every: int = 3
     """Check the instance's state every this many polls (results are checked every poll)."""
+    shutdown_grace_s: float = 90.0
+    """After its result arrives, an instance gets this long to upload its log and power
+    itself off before the controller terminates it."""
 
 
 @dataclass
@@ -220,7 +223,7 @@ class Fleet:
     def _execute_inner(self, task: Task) -> None:
         if self.stop.is_set():
             return
-        self._update(task.task_id, started=time.monotonic(), state="launching")
+        self._update(task.task_id, started=time.monotonic())
         row = self.journal.task(self.plan.run_id, task.task_id)
         first_attempt = 0
         if self.resume and row.state != "planned":
@@ -358,6 +361,7 @@ class Fleet:
             self._check_identity(task, doc)
         except InvalidResult as exc:
             self._quarantine(task, raw, exc.reason)
+            self.s3.delete(key)
             self._fail(task, f"invalid result quarantined: {exc.reason}", instance_id)
             return
         meta = doc.metadata
@@ -375,6 +379,7 @@ class Fleet:
             if self.s3.get(rkey) != raw:
                 raise
         self.journal.transition(rid, task.task_id, "result_stored", result_key=rkey)
+        self.s3.delete(key)  # the staging copy; raw/ now holds the result
         self._update(
             task.task_id,
             state="result_stored",
@@ -384,7 +389,21 @@ class Fleet:
             detail="",
         )
         if instance_id:
+            self._let_shut_down(instance_id)
             self._terminate_task(instance_id)
+
+    def _let_shut_down(self, instance_id: str) -> None:
+        """Give the instance time to upload its log and power off by itself."""
+        deadline = time.monotonic() + self.poll.shutdown_grace_s
+        delay = self.poll.initial_s
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            state = launch.instance_states(self.session, [instance_id]).get(
+                instance_id, ("unknown", "")
+            )[0]
+            if state in {"shutting-down", "terminated", "stopped", "unknown"}:
+                return
+            self.stop.wait(delay)
+            delay = min(delay * self.poll.factor, self.poll.max_s)
 
     def _check_identity(self, task: Task, doc: ResultDocument) -> None:
         """A result must be the one this task asked for (guards against mix-ups)."""

@@ -1,14 +1,202 @@
-"""The benchmarks the agent can run, by name.
+"""The benchmarks instbench knows, by name: what each needs, accepts and produces.
 
-Stdlib-only (it is part of agent.pyz). Each entry says what the benchmark needs on the
-machine and how to run it; the agent validates names against this table before it
-detects or compiles anything, so a typo fails in a second with exit 2.
+A benchmark is declared once, as a `BenchmarkInfo`: its name (also the key of its section
+under `performance_data`), version, a one-line description, its parameters (typed, with
+ranges, validated before anything runs), what it needs on the instance (a C compiler,
+OpenMP, packages, commands), and how to run it (a callable that returns the section and
+the build information). The agent validates names and parameters against this table
+before it detects or compiles anything, so a typo fails in a second with exit 2, and the
+controller shows the same table (`instbench benchmarks list|describe`).
+
+Built-in benchmarks are listed in `_BUILTINS`; their modules are imported only when their
+entry is asked for. This module is part of agent.pyz: stdlib-only, Python 3.9.
+
+Third-party benchmarks register through the entry point group `instbench.benchmarks`: the
+entry point's name is the benchmark name, and it loads either a `BenchmarkInfo` or a
+zero-argument callable returning one. Plugins are loaded only on the controller, with
+`importlib.metadata` (`catalog()`), for listing, describing and validating parameters; the
+agent on the instance is a stdlib zipapp that contains only instbench's own code, so it
+runs built-in benchmarks only (`names()`, `info()`, `parse_list()` never see plugins).
+Shipping a plugin's code to instances is not supported yet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Tuple
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from instbench.benchmarks.errors import BenchmarkInputError
+
+ENTRY_POINT_GROUP = "instbench.benchmarks"
+"""Entry point group through which installed distributions add benchmarks."""
+
+PARAMETER_KINDS = ("int", "float", "bool", "str")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+# ------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One tunable of a benchmark. `default=None` means "chosen for the machine/mode"."""
+
+    name: str
+    kind: str
+    """One of PARAMETER_KINDS."""
+    help: str
+    default: Any = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: Tuple[str, ...] = ()
+    default_note: Optional[str] = None
+    """How the value is chosen when `default` is None (shown by `benchmarks describe`)."""
+
+    def __post_init__(self) -> None:
+        if not _PARAM_NAME.match(self.name):
+            raise ValueError(f"invalid parameter name {self.name!r}")
+        if self.kind not in PARAMETER_KINDS:
+            raise ValueError(f"parameter {self.name}: kind must be one of {PARAMETER_KINDS}")
+        if self.default is not None:
+            self.check(self.default, "<default>")
+
+    def check(self, value: Any, benchmark: str = "") -> Any:
+        """The value if it is valid for this parameter, else BenchmarkInputError (one line).
+
+        None is always accepted (it means "choose"). Ints are accepted for float
+        parameters; bools are never accepted as numbers.
+        """
+        where = f"{benchmark}: " if benchmark else ""
+        if value is None:
+            return None
+        kind_ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(float(value)),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+        }[self.kind]
+        if not kind_ok:
+            raise BenchmarkInputError(
+                f"{where}parameter {self.name} must be {self._kind_text()}, got {value!r}"
+            )
+        if self.kind == "float":
+            value = float(value)
+        if self.kind in ("int", "float"):
+            if self.minimum is not None and value < self.minimum:
+                raise BenchmarkInputError(
+                    f"{where}parameter {self.name} must be >= {_num(self.minimum)}, got {value}"
+                )
+            if self.maximum is not None and value > self.maximum:
+                raise BenchmarkInputError(
+                    f"{where}parameter {self.name} must be <= {_num(self.maximum)}, got {value}"
+                )
+        if self.choices and value not in self.choices:
+            raise BenchmarkInputError(
+                f"{where}parameter {self.name} must be one of {', '.join(self.choices)}, "
+                f"got {value!r}"
+            )
+        return value
+
+    def parse(self, text: str, benchmark: str = "") -> Any:
+        """Convert command-line text ('5', '2.5', 'true') and check it."""
+        where = f"{benchmark}: " if benchmark else ""
+        raw = text.strip()
+        value: Any = raw
+        try:
+            if self.kind == "int":
+                value = int(raw)
+            elif self.kind == "float":
+                value = float(raw)
+        except ValueError:
+            raise BenchmarkInputError(
+                f"{where}parameter {self.name} must be {self._kind_text()}, got {text!r}"
+            ) from None
+        if self.kind == "bool":
+            lowered = raw.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise BenchmarkInputError(
+                    f"{where}parameter {self.name} must be true or false, got {text!r}"
+                )
+            value = lowered in ("true", "1", "yes")
+        return self.check(value, benchmark)
+
+    def _kind_text(self) -> str:
+        return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
+            self.kind, "a string"
+        )
+
+    def as_dict(self) -> Dict[str, Any]:
+        """JSON-ready description (for `benchmarks describe --json`)."""
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "default": self.default,
+            "default_note": self.default_note,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "choices": list(self.choices),
+            "help": self.help,
+        }
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a benchmark needs on the instance before it can run."""
+
+    c_compiler: bool = False
+    openmp: bool = False
+    packages: Tuple[str, ...] = ()
+    """Distribution packages by their Amazon Linux (dnf) name, e.g. ('openblas-devel',)."""
+    commands: Tuple[str, ...] = ()
+    """Executables that must be on PATH, e.g. ('openssl',)."""
+
+    def labels(self) -> Tuple[str, ...]:
+        """Short labels: ('c-compiler', 'openmp', 'package:x', 'command:y')."""
+        out: List[str] = []
+        if self.c_compiler:
+            out.append("c-compiler")
+        if self.openmp:
+            out.append("openmp")
+        out.extend(f"package:{p}" for p in self.packages)
+        out.extend(f"command:{c}" for c in self.commands)
+        return tuple(out)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "c_compiler": self.c_compiler,
+            "openmp": self.openmp,
+            "packages": list(self.packages),
+            "commands": list(self.commands),
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a benchmark's runner gets: validated parameters and the agent's environment."""
+
+    params: Mapping[str, Any]
+    """Every declared parameter, validated; None where the benchmark should choose."""
+    quick: bool
+    cache_dir: Path
+    """Where compiled kernels are cached on this machine."""
+    log: Callable[[str], None]
+
+
+Runner = Callable[[RunContext], Tuple[Dict[str, Any], Dict[str, Any]]]
+"""Runs a benchmark: returns (its performance_data section, build info). Build info keys
+the agent records: compiler, cflags, binary_cached, openmp, compile_s."""
 
 
 @dataclass(frozen=True)
@@ -18,8 +206,92 @@ class BenchmarkInfo:
     name: str
     version: str
     description: str
-    needs: Tuple[str, ...] = field(default_factory=tuple)
-    """Requirements on the instance, e.g. ('c-compiler', 'openmp')."""
+    run: Runner
+    parameters: Tuple[Parameter, ...] = ()
+    requires: Requirements = field(default_factory=Requirements)
+    origin: str = "built-in"
+    """'built-in', or 'plugin <distribution> <version>' for an entry-point benchmark."""
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"invalid benchmark name {self.name!r}: lower-case letters, digits, _ "
+                "(it becomes a JSON key and a storage path component)"
+            )
+        if not self.version.strip():
+            raise ValueError(f"benchmark {self.name}: version is empty")
+        if not self.description.strip() or "\n" in self.description:
+            raise ValueError(f"benchmark {self.name}: description must be one line")
+        if not callable(self.run):
+            raise ValueError(f"benchmark {self.name}: run is not callable")
+        seen = [p.name for p in self.parameters]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"benchmark {self.name}: parameter declared twice")
+
+    @property
+    def needs(self) -> Tuple[str, ...]:
+        """Requirement labels, e.g. ('c-compiler', 'openmp')."""
+        return self.requires.labels()
+
+    @property
+    def runs_in_agent(self) -> bool:
+        """True for built-ins: only they are inside agent.pyz."""
+        return self.origin == "built-in"
+
+    def parameter(self, name: str) -> Parameter:
+        """The declared parameter `name`; BenchmarkInputError naming the known ones."""
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.parameters) or "none"
+        raise BenchmarkInputError(
+            f"{self.name}: unknown parameter {name!r}; known parameters: {known}"
+        )
+
+    def validate_params(self, values: Mapping[str, Any]) -> Dict[str, Any]:
+        """Every declared parameter with its checked value (or default); one-line errors."""
+        for key in values:
+            self.parameter(key)
+        return {
+            p.name: p.check(values[p.name], self.name) if p.name in values else p.default
+            for p in self.parameters
+        }
+
+    def parse_params(self, items: Mapping[str, str]) -> Dict[str, Any]:
+        """Like validate_params, from command-line text values."""
+        return self.validate_params(
+            {key: self.parameter(key).parse(text, self.name) for key, text in items.items()}
+        )
+
+    def as_dict(self) -> Dict[str, Any]:
+        """JSON-ready description (for `benchmarks list/describe --json`)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "origin": self.origin,
+            "runs_in_agent": self.runs_in_agent,
+            "requires": self.requires.as_dict(),
+            "parameters": [p.as_dict() for p in self.parameters],
+        }
+
+
+# --------------------------------------------------------------------- built-ins
+
+
+def _run_stream(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import stream
+
+    options = stream.StreamOptions(quick=ctx.quick)
+    if ctx.params.get("array_elements") is not None:
+        options.array_elements = ctx.params["array_elements"]
+    if ctx.params.get("ntimes") is not None:
+        options.ntimes = ctx.params["ntimes"]
+    if ctx.params.get("threads") is not None:
+        options.threads = ctx.params["threads"]
+    if ctx.params.get("single_thread") is not None:
+        options.single_thread = ctx.params["single_thread"]
+    return stream.run_stream(options, cache_dir=ctx.cache_dir, log=ctx.log)
 
 
 def _stream_info() -> BenchmarkInfo:
@@ -29,21 +301,133 @@ def _stream_info() -> BenchmarkInfo:
         name="stream",
         version=stream.KERNEL_VERSION,
         description="STREAM memory bandwidth (Copy, Scale, Add, Triad), all threads and one.",
-        needs=("c-compiler", "openmp"),
+        run=_run_stream,
+        parameters=(
+            Parameter(
+                "array_elements",
+                "int",
+                "Elements per array (double precision); agent option --array-size.",
+                minimum=stream.MIN_ELEMENTS,
+                default_note=f"2^{int(math.log2(stream.FLOOR_ELEMENTS))}, or "
+                f"{stream.LLC_FACTOR}x the reported LLC if larger, capped to "
+                f"{int(stream.MEMORY_SHARE * 100)} % of MemAvailable "
+                f"(quick: {stream.QUICK_ELEMENTS})",
+            ),
+            Parameter(
+                "ntimes",
+                "int",
+                "Trials per kernel including the discarded first one; agent option --ntimes.",
+                minimum=2,
+                maximum=stream.MAX_NTIMES,
+                default_note=f"{stream.DEFAULT_NTIMES} (quick: {stream.QUICK_NTIMES})",
+            ),
+            Parameter(
+                "threads",
+                "int",
+                "Threads of the all-CPU run; agent option --threads.",
+                minimum=1,
+                maximum=stream.MAX_THREADS,
+                default_note="every CPU the agent may run on",
+            ),
+            Parameter(
+                "single_thread",
+                "bool",
+                "Also run with one thread (per-core bandwidth).",
+                default=True,
+            ),
+        ),
+        requires=Requirements(c_compiler=True, openmp=True),
     )
 
 
-_REGISTRY = {"stream": _stream_info}
+def _run_latency(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import latency
+
+    p = ctx.params
+    options = latency.LatencyOptions(
+        quick=ctx.quick,
+        max_size_bytes=p.get("max_size_bytes"),
+        points_per_doubling=p.get("points_per_doubling"),
+        time_per_point_ms=p.get("time_per_point_ms"),
+        huge_pages=True if p.get("huge_pages") is None else bool(p["huge_pages"]),
+        numa=True if p.get("numa") is None else bool(p["numa"]),
+    )
+    return latency.run_latency(options, cache_dir=ctx.cache_dir, log=ctx.log)
+
+
+def _latency_info() -> BenchmarkInfo:
+    from instbench.benchmarks import latency
+
+    mib = 1024**2
+    return BenchmarkInfo(
+        name="latency",
+        version=latency.KERNEL_VERSION,
+        description="Cache and memory latency (pointer chase) and read bandwidth by "
+        "working-set size; L1/L2/L3/DRAM levels from the curve.",
+        run=_run_latency,
+        parameters=(
+            Parameter(
+                "max_size_bytes",
+                "int",
+                "Largest working set of the sweep, bytes.",
+                minimum=16 * latency.MIN_SIZE,
+                maximum=latency.MAX_SIZE_LIMIT,
+                default_note=f"{latency.LLC_FACTOR}x the reported LLC, at least "
+                f"{latency.FLOOR_BYTES // mib} MiB (quick: {latency.QUICK_FLOOR_BYTES // mib} "
+                f"MiB), at most {latency.CAP_BYTES // mib} MiB (quick: "
+                f"{latency.QUICK_CAP_BYTES // mib} MiB) and "
+                f"{int(latency.MEMORY_SHARE * 100)} % of MemAvailable",
+            ),
+            Parameter(
+                "points_per_doubling",
+                "int",
+                "Working-set sizes measured per doubling of size.",
+                minimum=1,
+                maximum=8,
+                default_note=f"{latency.POINTS_PER_DOUBLING} "
+                f"(quick: {latency.QUICK_POINTS_PER_DOUBLING})",
+            ),
+            Parameter(
+                "time_per_point_ms",
+                "float",
+                "Timed pointer chasing per size, all samples together (the read sweep gets half).",
+                minimum=1.0,
+                maximum=10000.0,
+                default_note=f"{latency.TIME_PER_POINT_MS:g} "
+                f"(quick: {latency.QUICK_TIME_PER_POINT_MS:g})",
+            ),
+            Parameter(
+                "huge_pages",
+                "bool",
+                "Ask for transparent huge pages so TLB misses do not inflate latencies.",
+                default=True,
+            ),
+            Parameter(
+                "numa",
+                "bool",
+                "On multi-node machines, also measure memory on another node.",
+                default=True,
+            ),
+        ),
+        requires=Requirements(c_compiler=True),
+    )
+
+
+_BUILTINS: Dict[str, Callable[[], BenchmarkInfo]] = {
+    "latency": _latency_info,
+    "stream": _stream_info,
+}
+"""Built-in benchmarks: name -> factory (the module is imported on first use)."""
 
 
 def names() -> Tuple[str, ...]:
-    """Registered benchmark names, sorted."""
-    return tuple(sorted(_REGISTRY))
+    """Built-in benchmark names (the ones the agent runs), sorted."""
+    return tuple(sorted(_BUILTINS))
 
 
 def info(name: str) -> BenchmarkInfo:
-    """Describe `name`; KeyError if unknown (callers turn it into a one-line error)."""
-    return _REGISTRY[name]()
+    """Describe built-in `name`; KeyError if unknown (callers turn it into a one-line error)."""
+    return _BUILTINS[name]()
 
 
 def parse_list(text: str) -> Tuple[str, ...]:
@@ -51,7 +435,7 @@ def parse_list(text: str) -> Tuple[str, ...]:
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
         raise ValueError(f"empty benchmark name in {text!r}; known: {', '.join(names())}")
-    unknown = [item for item in items if item not in _REGISTRY]
+    unknown = [item for item in items if item not in _BUILTINS]
     if unknown:
         raise ValueError(
             f"unknown benchmark {unknown[0]!r}; known benchmarks: {', '.join(names())}"
@@ -59,3 +443,113 @@ def parse_list(text: str) -> Tuple[str, ...]:
     if len(set(items)) != len(items):
         raise ValueError(f"benchmark listed twice in {text!r}")
     return tuple(items)
+
+
+# ----------------------------------------------------------------------- plugins
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """An entry point that could not be registered, and why (shown, never fatal)."""
+
+    entry_point: str
+    distribution: Optional[str]
+    error: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Built-in and plugin benchmarks, plus the plugins that failed to load."""
+
+    benchmarks: Tuple[BenchmarkInfo, ...]
+    problems: Tuple[PluginProblem, ...] = ()
+
+    def get(self, name: str) -> Optional[BenchmarkInfo]:
+        """The benchmark called `name`, or None."""
+        for item in self.benchmarks:
+            if item.name == name:
+                return item
+        return None
+
+    def names(self) -> Tuple[str, ...]:
+        """Every name, sorted."""
+        return tuple(sorted(b.name for b in self.benchmarks))
+
+
+def _entry_points(group: str) -> List[Any]:
+    from importlib import metadata
+
+    eps = metadata.entry_points()
+    select = getattr(eps, "select", None)
+    if select is not None:
+        return list(select(group=group))
+    return list(eps.get(group, []))  # Python 3.9: a dict of group -> entry points
+
+
+def _distribution(ep: Any) -> Tuple[Optional[str], str]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, "plugin"
+    name = dist.metadata["Name"] if dist.metadata is not None else None
+    return name, f"plugin {name} {dist.version}"
+
+
+def load_plugins(
+    group: str = ENTRY_POINT_GROUP,
+) -> Tuple[Tuple[BenchmarkInfo, ...], Tuple[PluginProblem, ...]]:
+    """Benchmarks declared by installed distributions, and the entry points that failed.
+
+    A plugin may not reuse a built-in's name or another plugin's; its entry point name
+    must equal the benchmark's name; loading errors of any kind are reported, not raised,
+    so one broken plugin never hides the others.
+    """
+    found: List[BenchmarkInfo] = []
+    problems: List[PluginProblem] = []
+    for ep in sorted(_entry_points(group), key=lambda e: (e.name, e.value)):
+        dist_name, origin = _distribution(ep)
+        try:
+            obj = ep.load()
+            item = obj if isinstance(obj, BenchmarkInfo) else obj()
+            if not isinstance(item, BenchmarkInfo):
+                raise TypeError(
+                    f"loads {type(item).__name__}, not instbench.benchmarks.registry.BenchmarkInfo"
+                )
+            if item.name != ep.name:
+                raise ValueError(f"declares benchmark {item.name!r} under entry point {ep.name!r}")
+            if item.name in _BUILTINS:
+                raise ValueError(f"{item.name!r} is a built-in benchmark name")
+            if any(other.name == item.name for other in found):
+                raise ValueError(f"{item.name!r} is registered by another plugin too")
+            found.append(replace(item, origin=origin))
+        except Exception as exc:  # a plugin's bug must not break the CLI
+            problems.append(
+                PluginProblem(ep.name, dist_name, f"{type(exc).__name__}: {exc}".strip())
+            )
+    return tuple(found), tuple(problems)
+
+
+def catalog(include_plugins: bool = True, group: str = ENTRY_POINT_GROUP) -> Catalog:
+    """Built-ins, then plugins (controller side; the agent uses names()/info())."""
+    builtins = tuple(info(name) for name in names())
+    if not include_plugins:
+        return Catalog(builtins)
+    plugins, problems = load_plugins(group)
+    return Catalog(builtins + plugins, problems)
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PARAMETER_KINDS",
+    "BenchmarkInfo",
+    "Catalog",
+    "Parameter",
+    "PluginProblem",
+    "Requirements",
+    "RunContext",
+    "Runner",
+    "catalog",
+    "info",
+    "load_plugins",
+    "names",
+    "parse_list",
+]

@@ -48,6 +48,15 @@ def _mount() -> None:
     from instbench.cli import types_cmd
 
     types_cmd.register(app)
+    from instbench.cli import data_cmd
+
+    data_cmd.register(app)
+    from instbench.cli import benchmarks_cmd
+
+    benchmarks_cmd.register(app)
+    from instbench.cli import sandbox_cmd
+
+    sandbox_cmd.register(app)
 
 
 _mount()

@@ -201,6 +201,192 @@ class StreamResult(_Model):
     runs: list[StreamRun] = Field(min_length=1, description="One entry per thread mode.")
 
 
+# ---------------------------------------------------------------- latency results
+
+LATENCY_LEVELS = ("l1", "l2", "l3", "memory")
+"""The levels the latency benchmark reports, from the fastest."""
+
+
+class LatencyPoint(_Model):
+    """One working-set size of the latency sweep.
+
+    Latency: a dependent pointer chase over a random cyclic permutation of the working
+    set's cache lines (one pointer per line), nanoseconds per load. Bandwidth: a single
+    thread summing the same bytes in address order, GB/s (10^9 bytes/s). Each is the best
+    of the samples (interference only adds time); the samples are kept.
+    """
+
+    size_bytes: int = Field(gt=0, description="Working-set size, bytes.")
+    latency_ns: PositiveFinite = Field(description="Load-to-use latency, ns (best sample).")
+    bandwidth_gbps: PositiveFinite = Field(
+        description="Single-thread read bandwidth, GB/s (best sample)."
+    )
+    latency_samples_ns: list[PositiveFinite] = Field(
+        min_length=1, description="Latency of every sample, ns per load, in run order."
+    )
+    bandwidth_samples_gbps: list[PositiveFinite] = Field(
+        min_length=1, description="Read bandwidth of every sample, GB/s, in run order."
+    )
+
+
+class LatencyLevel(_Model):
+    """A level of the memory hierarchy as found in the measured curve (a plateau)."""
+
+    latency_ns: PositiveFinite = Field(
+        description="Median latency of the sweep points on this plateau, ns."
+    )
+    bandwidth_gbps: PositiveFinite = Field(
+        description="Median single-thread read bandwidth of the same points, GB/s."
+    )
+    size_range_bytes: tuple[int, int] = Field(
+        description="Smallest and largest working set on the plateau, bytes. For a cache "
+        "its upper end is the capacity one core could use as measured (a VM may share a "
+        "larger L3 with other tenants); for memory it is where the sweep stopped."
+    )
+    points: int = Field(ge=1, description="Sweep points on the plateau.")
+    reported_size_bytes: int | None = Field(
+        default=None,
+        description="Size of this cache as the OS reports it (one instance), for "
+        "comparison; null for memory or when not reported. Only used to label plateaus.",
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> LatencyLevel:
+        lo, hi = self.size_range_bytes
+        if not 0 < lo <= hi:
+            raise ValueError("size_range_bytes must be [lo, hi] with 0 < lo <= hi")
+        return self
+
+
+class LatencyLevels(_Model):
+    """L1, L2, L3 and memory as found in the curve; null when the data shows no plateau
+    for a level (the reason is in `detection.notes`)."""
+
+    l1: LatencyLevel | None = Field(default=None, description="L1 data cache.")
+    l2: LatencyLevel | None = Field(default=None, description="L2 cache.")
+    l3: LatencyLevel | None = Field(default=None, description="L3 / last-level cache.")
+    memory: LatencyLevel | None = Field(default=None, description="Main memory (DRAM).")
+
+
+class LatencyDetection(_Model):
+    """How levels were read off the curve, and why any level is missing."""
+
+    tolerance: PositiveFinite = Field(
+        description="Points within this ratio (max/min) of their neighbours are flat."
+    )
+    min_jump: PositiveFinite = Field(
+        description="Adjacent plateaus closer than this ratio of median latency are merged."
+    )
+    min_points: int = Field(ge=1, description="Points a plateau needs.")
+    cache_hints_bytes: dict[Literal["l1", "l2", "l3"], int] = Field(
+        description="Data/unified cache sizes the OS reports for the measuring CPU; they "
+        "label plateaus, never create them."
+    )
+    notes: dict[str, str] = Field(
+        description="Per level (l1, l2, l3, memory; 'unassigned' for a plateau that fits "
+        "no level): why it is null, or what was merged."
+    )
+
+
+class NumaLatency(_Model):
+    """Local versus remote NUMA memory, single thread, at the sweep's largest size.
+
+    On a multi-node machine the memory is first-touched from a CPU of the memory node
+    (sched_setaffinity, no numactl) and its placement checked with move_pages(2); the
+    remote figures are withheld if the pages are not where they should be. On one node
+    nothing is remote: the remote fields are null and the local ones are the memory
+    level's.
+    """
+
+    socket_count: int = Field(ge=1, description="CPU packages (sysfs physical_package_id).")
+    node_count: int = Field(ge=1, description="NUMA nodes online.")
+    cpu_node: int | None = Field(
+        default=None, description="Node of the measuring CPU; null on one node."
+    )
+    memory_node: int | None = Field(
+        default=None, description="Node holding the remote memory; null on one node."
+    )
+    size_bytes: int | None = Field(
+        default=None, description="Working set of the local/remote measurement, bytes."
+    )
+    local_latency_ns: PositiveFinite | None = Field(
+        default=None, description="Latency of memory on the measuring CPU's node, ns."
+    )
+    local_bandwidth_gbps: PositiveFinite | None = Field(
+        default=None, description="Single-thread read bandwidth of local memory, GB/s."
+    )
+    remote_latency_ns: PositiveFinite | None = Field(
+        default=None, description="Latency of memory on the other node, ns."
+    )
+    remote_bandwidth_gbps: PositiveFinite | None = Field(
+        default=None, description="Single-thread read bandwidth of remote memory, GB/s."
+    )
+    inter_socket_latency_ns: PositiveFinite | None = Field(
+        default=None,
+        description="Latency of a load served by another socket's memory, ns: the remote "
+        "latency when the remote node is on another package, else null.",
+    )
+    note: str = Field(description="Which CPU read which node's memory; placement check.")
+
+
+class LatencyResult(_Model):
+    """The latency benchmark: pointer-chase latency and read bandwidth over working-set
+    sizes, and the cache levels found in the curve."""
+
+    kernel_version: str = Field(description="Version of instbench's latency kernel source.")
+    source_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the C source that was compiled."
+    )
+    cflags: list[str] = Field(description="Flags the latency kernel was compiled with.")
+    sweep_reason: str = Field(
+        description="Why the sweep stops where it does (reported LLC, floor, caps)."
+    )
+    stride_bytes: int = Field(
+        gt=0, description="Distance between pointers: the cache line size the OS reports."
+    )
+    samples: int = Field(ge=1, description="Samples per size and measurement.")
+    pinned_cpu: int = Field(ge=0, description="CPU the measuring thread was pinned to.")
+    huge_pages: str = Field(
+        description="Whether MADV_HUGEPAGE was asked for and granted (AnonHugePages): with "
+        "base pages, TLB misses add to the latencies of large working sets."
+    )
+    points: list[LatencyPoint] = Field(
+        min_length=2, description="The sweep, ascending working-set sizes."
+    )
+    levels: LatencyLevels = Field(description="Levels found in the curve.")
+    detection: LatencyDetection = Field(description="Parameters and notes of the detection.")
+    numa: NumaLatency | None = Field(
+        default=None, description="Local versus remote memory; null when not measured."
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> LatencyResult:
+        sizes = [p.size_bytes for p in self.points]
+        if sizes != sorted(set(sizes)):
+            raise ValueError("points must have strictly ascending size_bytes")
+        return self
+
+    @property
+    def l1(self) -> LatencyLevel | None:
+        """Shortcut for levels.l1 (publication reads latency.l1 ... latency.memory)."""
+        return self.levels.l1
+
+    @property
+    def l2(self) -> LatencyLevel | None:
+        """Shortcut for levels.l2."""
+        return self.levels.l2
+
+    @property
+    def l3(self) -> LatencyLevel | None:
+        """Shortcut for levels.l3."""
+        return self.levels.l3
+
+    @property
+    def memory(self) -> LatencyLevel | None:
+        """Shortcut for levels.memory."""
+        return self.levels.memory
+
+
 # ------------------------------------------------------------------ performance_data
 
 
@@ -208,6 +394,9 @@ class PerformanceData(_Model):
     """Measurements, one section per benchmark that ran."""
 
     stream: StreamResult | None = Field(default=None, description="STREAM memory bandwidth.")
+    latency: LatencyResult | None = Field(
+        default=None, description="Cache and memory latency and read bandwidth sweep."
+    )
 
 
 # ----------------------------------------------------------------------- system_info

@@ -1,0 +1,194 @@
+"""Aggregation throughput: ingest + aggregation + publication of N result documents.
+
+Generates N valid result documents (tests/factories.py; 20 instance types, normal
+bandwidths, 10 trials per kernel) in a mirror under a temporary directory, then times, each
+in its own child process of this one:
+
+  baseline   plain Python: json.load every file + the statistics module computing the same
+             per type x kernel x thread mode medians, means and standard deviations
+             (no schema validation, no plausibility, no hashing, no output files);
+  cold       instbench with an empty ingest cache: every file validated (schema,
+             plausibility, sha256), tidy rows loaded into DuckDB, full publication;
+  warm       instbench again on the same mirror (what a publication after a sync costs:
+             the walk finds no new file, DuckDB aggregates, everything is written).
+
+Prints seconds, the ratios baseline/cold and baseline/warm, and each child's peak RSS
+(its own and its worker processes', from resource.getrusage).
+
+    .venv/bin/python bench/aggregate.py               # 100,000 documents
+    .venv/bin/python bench/aggregate.py -n 5000       # while developing
+    .venv/bin/python bench/aggregate.py --keep DIR    # reuse a generated mirror
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TYPES = [
+    f"{family}.{size}"
+    for family in ("m7i", "c7g", "m7a", "r7i", "c7i")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge")
+]
+
+
+def _generate_chunk(args: tuple[str, int, int]) -> int:
+    from tests.factories import raw_key_of, result_document, to_bytes
+
+    from instbench.storage.local import LocalStore
+
+    root, start, stop = args
+    store = LocalStore(Path(root))
+    for i in range(start, stop):
+        rng = random.Random(i)
+        itype = TYPES[i % len(TYPES)]
+        base = 12.0 * (1 + TYPES.index(itype) % 4) + 3 * (TYPES.index(itype) // 4)
+        doc = result_document(
+            itype,
+            bandwidth_gbps=max(1.0, rng.gauss(base, base * 0.04)),
+            sample=i,
+            run_id=f"bench-{i // 1000}",
+            timestamp=datetime(2025, 1, 6, tzinfo=UTC) + timedelta(minutes=7 * i),
+            seed=i,
+        )
+        store.put_new(raw_key_of(doc), to_bytes(doc))
+    return stop - start
+
+
+def generate(root: Path, n: int) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    step = 1000
+    chunks = [(str(root), s, min(n, s + step)) for s in range(0, n, step)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = 0
+        for count in pool.map(_generate_chunk, chunks):
+            done += count
+            print(f"\rgenerated {done}/{n}", end="", file=sys.stderr)
+    print(file=sys.stderr)
+
+
+def _peak_mib() -> dict[str, float]:
+    scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # ru_maxrss: KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / scale / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / scale / 1024
+    return {"peak_mib": round(own, 1), "peak_workers_mib": round(kids, 1)}
+
+
+def child_baseline(root: Path) -> dict[str, object]:
+    """json.load every file; statistics per type x kernel x mode (what a script would do)."""
+    import statistics
+
+    t0 = time.perf_counter()
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for dirpath, _, files in os.walk(root / "raw"):
+        for name in files:
+            if not name.endswith(".json"):
+                continue
+            with open(os.path.join(dirpath, name), encoding="utf-8") as fh:
+                doc = json.load(fh)
+            itype = doc["metadata"]["instance_type"]
+            for run in doc["performance_data"]["stream"]["runs"]:
+                for kernel, k in run["kernels"].items():
+                    groups.setdefault((itype, kernel, run["thread_mode"]), []).append(
+                        k["best_gbps"]
+                    )
+    out = {
+        key: (statistics.median(v), statistics.fmean(v), statistics.stdev(v))
+        for key, v in sorted(groups.items())
+    }
+    return {"seconds": time.perf_counter() - t0, "groups": len(out), **_peak_mib()}
+
+
+def child_pipeline(root: Path, output: Path) -> dict[str, object]:
+    from instbench.analysis.ingest import ingest
+    from instbench.analysis.publish import publish
+
+    t0 = time.perf_counter()
+    with ingest(root) as dataset:
+        t1 = time.perf_counter()
+        publication = publish(dataset, output, include_sandbox=False)
+        validated = dataset.report.validated_now
+    t2 = time.perf_counter()
+    rows = next(f["rows"] for f in publication.index["files"] if f["path"] == "tidy.csv")
+    return {
+        "seconds": t2 - t0,
+        "ingest_s": t1 - t0,
+        "publish_s": t2 - t1,
+        "validated": validated,
+        "tidy_rows": rows,
+        **_peak_mib(),
+    }
+
+
+def _run_child(*args: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=100_000, help="documents to generate")
+    parser.add_argument("--keep", type=Path, help="mirror directory to create or reuse")
+    parser.add_argument("--child", choices=["baseline", "pipeline"], help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "baseline":
+        print(json.dumps(child_baseline(args.root)))
+        return
+    if args.child == "pipeline":
+        print(json.dumps(child_pipeline(args.root, args.output)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="instbench-bench-") as tmp:
+        root = args.keep or Path(tmp) / "mirror"
+        if not (root / "raw").exists():
+            t = time.perf_counter()
+            generate(root, args.n)
+            print(f"generated {args.n} documents in {time.perf_counter() - t:.1f} s")
+        cache = root / ".instbench"
+        if cache.exists():
+            import shutil
+
+            shutil.rmtree(cache)  # the cold run starts without the ingest cache
+        out = Path(tmp) / "processed"
+        baseline = _run_child("--child", "baseline", "--root", str(root))
+        cold = _run_child("--child", "pipeline", "--root", str(root), "--output", str(out))
+        warm = _run_child("--child", "pipeline", "--root", str(root), "--output", str(out))
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"documents: {args.n if not args.keep else 'reused mirror'}, CPUs: {cpus}")
+        print(
+            f"baseline (json.load + statistics): {baseline['seconds']:.2f} s, "
+            f"peak {baseline['peak_mib']} MiB"
+        )
+        for name, res in (("cold", cold), ("warm", warm)):
+            print(
+                f"instbench {name}: {res['seconds']:.2f} s (ingest {res['ingest_s']:.2f} s, "
+                f"publish {res['publish_s']:.2f} s; validated {res['validated']} files, "
+                f"{res['tidy_rows']} tidy rows), peak {res['peak_mib']} MiB + workers "
+                f"{res['peak_workers_mib']} MiB"
+            )
+        b = float(str(baseline["seconds"]))
+        print(f"ratio baseline/cold: {b / float(str(cold['seconds'])):.2f}x")
+        print(f"ratio baseline/warm: {b / float(str(warm['seconds'])):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Aggregation with DuckDB: per instance type x benchmark x test x thread mode x metric.
+
+The unit of replication is the *sample* (one instance, one result document): `n` counts
+samples, and mean, median, standard deviation, CV and the 95 % interval describe the
+spread *between instances* of the type. The spread *within* an instance (its trials) is
+reported beside it, pooled over samples as the root mean square of the per-sample trial
+standard deviations. Keeping the two apart answers two different questions: "how much
+does a new instance of this type vary?" (between) and "how repeatable is one run?"
+(within). Methods and why: docs/statistics.md.
+
+DuckDB does the heavy part (grouping millions of rows); stats.py finishes each group
+(t quantile, order-statistic ranks, Welch test) in Python.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import duckdb
+
+from instbench.analysis import stats
+from instbench.analysis.tidy import METRICS
+
+Window = Literal["all", "week", "month"]
+
+_WINDOW_SQL = {
+    "all": "'all'",
+    "week": "strftime(timestamp, '%G-W%V')",
+    "month": "strftime(timestamp, '%Y-%m')",
+}
+
+GROUP_COLUMNS = ("instance_type", "benchmark", "test", "thread_mode", "metric")
+
+
+def publishable_filter(include_sandbox: bool) -> str:
+    """SQL predicate on accepted_rows: what may be published.
+
+    Only results measured on real EC2 ('aws'), in full mode, are published as data.
+    `include_sandbox` (demos and tests) admits sandbox, local and quick-mode results too.
+    """
+    return "TRUE" if include_sandbox else "(collection_method = 'aws' AND NOT quick)"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Statistics of one group in one window (window 'all' is the whole dataset)."""
+
+    instance_type: str
+    benchmark: str
+    test: str
+    thread_mode: str
+    metric: str
+    unit: str
+    window: str
+    n: int
+    median: float
+    mean: float
+    sd: float | None
+    cv: float | None
+    min: float
+    max: float
+    ci_low: float | None
+    ci_high: float | None
+    median_ci_low: float | None
+    median_ci_high: float | None
+    within_sd: float | None
+    within_cv: float | None
+    trials: int | None
+    vcpus: int | None
+    memory_gib: float | None
+    per_vcpu: float | None
+    per_gib: float | None
+    architecture: str | None
+    manufacturer: str | None
+    sockets: int | None
+    first: str
+    last: str
+
+    def key(self) -> tuple[str, ...]:
+        return (self.instance_type, self.benchmark, self.test, self.thread_mode, self.metric)
+
+    def as_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it deep-copies every value, 10x slower on flat records.
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+
+SUMMARY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Summary))
+
+
+def _summary_sql(window: Window, include_sandbox: bool, with_values: bool) -> str:
+    values = ", list(value ORDER BY value) AS vals" if with_values else ", NULL AS vals"
+    return f"""
+    SELECT instance_type, benchmark, test, thread_mode, metric, any_value(unit) AS unit,
+           {_WINDOW_SQL[window]} AS win,
+           count(*) AS n, median(value) AS median, avg(value) AS mean,
+           stddev_samp(value) AS sd, min(value) AS min, max(value) AS max,
+           sqrt(avg(trial_sd * trial_sd)) AS within_sd, avg(trial_mean) AS within_mean,
+           median(trials) AS trials,
+           mode(vcpus) AS vcpus, mode(memory_gib) AS memory_gib,
+           mode(architecture) AS architecture, mode(manufacturer) AS manufacturer,
+           mode(sockets) AS sockets,
+           strftime(min(timestamp), '%Y-%m-%dT%H:%M:%SZ') AS first,
+           strftime(max(timestamp), '%Y-%m-%dT%H:%M:%SZ') AS last
+           {values}
+    FROM accepted_rows
+    WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL
+    GROUP BY instance_type, benchmark, test, thread_mode, metric, win
+    ORDER BY instance_type, benchmark, test, thread_mode, metric, win
+    """
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0 or not math.isfinite(a):
+        return None
+    return a / b
+
+
+def summarize(
+    con: duckdb.DuckDBPyConnection, *, include_sandbox: bool = False, window: Window = "all"
+) -> list[Summary]:
+    """One `Summary` per group and window, sorted by group then window."""
+    result = con.execute(_summary_sql(window, include_sandbox, with_values=window == "all"))
+    names = [d[0] for d in result.description]
+    out: list[Summary] = []
+    for record in result.fetchall():
+        r = dict(zip(names, record, strict=True))
+        n = int(r["n"])
+        mean = float(r["mean"])
+        sd = float(r["sd"]) if r["sd"] is not None and n >= 2 else None
+        ci = stats.mean_ci(n, mean, sd)
+        mci = stats.median_ci(r["vals"]) if r["vals"] is not None else None
+        vcpus = int(r["vcpus"]) if r["vcpus"] is not None else None
+        memory = float(r["memory_gib"]) if r["memory_gib"] is not None else None
+        within_sd = float(r["within_sd"]) if r["within_sd"] is not None else None
+        out.append(
+            Summary(
+                instance_type=r["instance_type"],
+                benchmark=r["benchmark"],
+                test=r["test"],
+                thread_mode=r["thread_mode"],
+                metric=r["metric"],
+                unit=r["unit"],
+                window=r["win"],
+                n=n,
+                median=float(r["median"]),
+                mean=mean,
+                sd=sd,
+                cv=_ratio(sd, mean),
+                min=float(r["min"]),
+                max=float(r["max"]),
+                ci_low=ci[0] if ci else None,
+                ci_high=ci[1] if ci else None,
+                median_ci_low=mci[0] if mci else None,
+                median_ci_high=mci[1] if mci else None,
+                within_sd=within_sd,
+                within_cv=_ratio(within_sd, r["within_mean"]),
+                trials=int(r["trials"]) if r["trials"] is not None else None,
+                vcpus=vcpus,
+                memory_gib=memory,
+                per_vcpu=_ratio(mean, vcpus),
+                per_gib=_ratio(mean, memory),
+                architecture=r["architecture"],
+                manufacturer=r["manufacturer"],
+                sockets=int(r["sockets"]) if r["sockets"] is not None else None,
+                first=r["first"],
+                last=r["last"],
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A window whose figure is significantly worse than the previous window's."""
+
+    instance_type: str
+    benchmark: str
+    test: str
+    thread_mode: str
+    metric: str
+    previous_window: str
+    window: str
+    previous_mean: float
+    mean: float
+    change: float
+    p_value: float
+    flagged: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def regressions(
+    summaries: Sequence[Summary], alpha: float = stats.REGRESSION_ALPHA
+) -> list[Regression]:
+    """Compare each window with the previous one of the same group (one-sided Welch test).
+
+    'Worse' follows the metric: lower for bandwidth, higher for latency. Every compared
+    pair is returned (`flagged` says whether it is a regression) so a reader sees the
+    tests that did not fire as well; pairs where a window has n < 2 are not testable and
+    are left out.
+    """
+    by_group: dict[tuple[str, ...], list[Summary]] = {}
+    for s in summaries:
+        by_group.setdefault(s.key(), []).append(s)
+    out: list[Regression] = []
+    for key in sorted(by_group):
+        series = sorted(by_group[key], key=lambda s: s.window)
+        higher_better = METRICS[key[4]].higher_is_better if key[4] in METRICS else True
+        for old, new in itertools.pairwise(series):
+            if old.sd is None or new.sd is None:
+                continue
+            if higher_better:
+                test = stats.welch_below(old.n, old.mean, old.sd, new.n, new.mean, new.sd)
+            else:
+                test = stats.welch_below(new.n, new.mean, new.sd, old.n, old.mean, old.sd)
+            if test is None:
+                continue
+            out.append(
+                Regression(
+                    instance_type=key[0],
+                    benchmark=key[1],
+                    test=key[2],
+                    thread_mode=key[3],
+                    metric=key[4],
+                    previous_window=old.window,
+                    window=new.window,
+                    previous_mean=old.mean,
+                    mean=new.mean,
+                    change=(new.mean - old.mean) / old.mean,
+                    p_value=test.p_value,
+                    flagged=test.p_value < alpha,
+                )
+            )
+    return out
+
+
+def excluded_counts(con: duckdb.DuckDBPyConnection, include_sandbox: bool) -> dict[str, int]:
+    """Valid documents left out of the publication, by reason (sandbox, local, quick)."""
+    if include_sandbox:
+        return {}
+    rows = con.execute(
+        """
+        SELECT CASE WHEN quick THEN 'quick mode' ELSE collection_method || ' result' END AS why,
+               count(DISTINCT key)
+        FROM accepted_rows WHERE NOT (collection_method = 'aws' AND NOT quick)
+        GROUP BY why ORDER BY why
+        """
+    ).fetchall()
+    return {str(k): int(v) for k, v in rows}

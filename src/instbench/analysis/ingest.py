@@ -1,0 +1,435 @@
+"""Ingest: every raw document of the mirror, validated once, as rows of a DuckDB table.
+
+What happens to one file under raw/ (docs/statistics.md has the rules in prose):
+  1. strict JSON (no NaN), then either the v1 schema + plausibility rules (ours) or the
+     Go collector's format (legacy.py); failure -> quarantined with the reason;
+  2. sha256 of the canonical JSON (`results.validate.content_sha256`) is recorded;
+  3. its figures become tidy rows (tidy.py).
+Then, across files: documents with the same sha256 are counted once (the first key in
+sorted order stands for them; the others are `duplicate`), and documents of *different*
+instance types carrying identical figures are quarantined as placeholders.
+
+Quarantine copies the file to `quarantine/{key}` and writes `quarantine/{key}.reason`;
+nothing under raw/ is ever modified or deleted.
+
+Why a cache: raw results are immutable (`LocalStore.put_new` never overwrites), so a file
+validated once need not be parsed again while its size and mtime are unchanged. The cache
+is a DuckDB database under `{root}/.instbench/`; a publication after a sync parses only
+the new files. The cache is rebuilt from scratch when `CACHE_VERSION` (the rules, the
+schema's data_version, the tidy columns) changes. New files are validated in parallel
+worker processes, each writing CSV chunks that DuckDB loads in bulk.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from instbench.analysis.legacy import is_legacy, legacy_rows
+from instbench.analysis.plausibility import check_document
+from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
+from instbench.errors import InvalidResult, StorageError, UserError
+from instbench.results.schema import DATA_VERSION
+from instbench.results.validate import content_sha256, load_json, validate_document
+from instbench.storage.local import LocalStore
+
+RULES_VERSION = 2
+"""Bump when a validation or plausibility rule changes: every file is re-examined."""
+
+CACHE_VERSION = (
+    f"rules={RULES_VERSION};data={DATA_VERSION};columns="
+    + hashlib.sha256(",".join(f"{c.name}:{c.sql_type}" for c in COLUMNS).encode()).hexdigest()[:12]
+)
+
+CACHE_DIR = ".instbench"
+CACHE_FILE = "ingest.duckdb"
+PARALLEL_THRESHOLD = 2000
+"""Below this many new files, validation runs in-process (worker start-up costs more)."""
+CHUNK = 2000
+
+_FILE_COLUMNS = (
+    ("key", "VARCHAR"),
+    ("size", "BIGINT"),
+    ("mtime_ns", "BIGINT"),
+    ("status", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("sha256", "VARCHAR"),
+    ("fingerprint", "VARCHAR"),
+    ("instance_type", "VARCHAR"),
+    ("source_format", "VARCHAR"),
+)
+
+Progress = Callable[[int, int], None]
+"""(files validated so far, files to validate) -> None."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What ingest found: counts for index.json and the terminal, rejections with reasons."""
+
+    files: int
+    """Files under raw/ (every *.json)."""
+    validated_now: int
+    """Files parsed in this call (new or changed since the cache was written)."""
+    accepted: int
+    """Distinct valid documents (duplicates counted once)."""
+    duplicates: int
+    rejected: int
+    rejections: list[tuple[str, str]] = field(default_factory=list)
+    """(key, reason), sorted by key."""
+
+
+# ----------------------------------------------------------------------- one file
+
+
+def examine(raw: bytes, key: str) -> tuple[str, list[Row]]:
+    """Validate one file's bytes; (sha256, rows), or `InvalidResult` with the reason."""
+    data = load_json(raw)
+    sha = content_sha256(data)
+    if is_legacy(data):
+        return sha, legacy_rows(data, key, sha)
+    doc = validate_document(data)
+    check_document(doc, key)
+    rows = document_rows(doc, key, sha)
+    if not rows:
+        raise InvalidResult("no benchmark figures in performance_data")
+    return sha, rows
+
+
+def quarantine(store: LocalStore, key: str, raw: bytes, reason: str) -> None:
+    """Copy a rejected file to quarantine/{key} with its reason beside it (raw/ untouched)."""
+    store.put_replace(f"quarantine/{key}", raw)
+    store.put_replace(f"quarantine/{key}.reason", (reason.rstrip() + "\n").encode())
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _process_chunk(root: str, entries: list[tuple[str, int, int]], out: str, index: int) -> int:
+    """Validate `entries` (key, size, mtime_ns); write rows-N.csv and files-N.csv to `out`."""
+    store = LocalStore(Path(root))
+    rows_path = Path(out) / f"rows-{index:06d}.csv"
+    files_path = Path(out) / f"files-{index:06d}.csv"
+    with (
+        rows_path.open("w", newline="", encoding="utf-8") as rows_fh,
+        files_path.open("w", newline="", encoding="utf-8") as files_fh,
+    ):
+        rows_w = csv.writer(rows_fh)
+        files_w = csv.writer(files_fh)
+        for key, size, mtime_ns in entries:
+            try:
+                raw = store.read(key)
+            except OSError as exc:
+                files_w.writerow(
+                    [key, size, mtime_ns, "rejected", f"unreadable: {exc}", "", "", "", ""]
+                )
+                continue
+            try:
+                sha, rows = examine(raw, key)
+            except InvalidResult as exc:
+                quarantine(store, key, raw, exc.reason)
+                files_w.writerow([key, size, mtime_ns, "rejected", exc.reason, "", "", "", ""])
+                continue
+            fingerprint = hashlib.sha256(figures_fingerprint(rows).encode()).hexdigest()
+            first = rows[0]
+            files_w.writerow(
+                [
+                    key,
+                    size,
+                    mtime_ns,
+                    "ok",
+                    "",
+                    sha,
+                    fingerprint,
+                    first["instance_type"],
+                    first["source_format"],
+                ]
+            )
+            for row in rows:
+                rows_w.writerow([_csv_value(row[name]) for name in COLUMN_NAMES])
+    return len(entries)
+
+
+# ----------------------------------------------------------------------- the walk
+
+
+def scan_raw(root: Path) -> Iterator[tuple[str, int, int]]:
+    """(key, size, mtime_ns) of every *.json under root/raw, in sorted key order."""
+    base = root / "raw"
+
+    def walk(path: Path, prefix: str) -> Iterator[tuple[str, int, int]]:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # temporary files of LocalStore and of sync
+            key = f"{prefix}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                yield from walk(Path(entry.path), key)
+            elif entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                yield key, st.st_size, st.st_mtime_ns
+
+    yield from walk(base, "raw")
+
+
+# ----------------------------------------------------------------------- the cache
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        raise StorageError(
+            f"cannot open the ingest cache {path}: {exc} (is another instbench running?)"
+        ) from exc
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    cols = ", ".join(f"{c.name} {c.sql_type}" for c in COLUMNS)
+    files = ", ".join(f"{n} {t}" for n, t in _FILE_COLUMNS)
+    con.execute("CREATE TABLE meta (cache_version VARCHAR)")
+    con.execute("INSERT INTO meta VALUES (?)", [CACHE_VERSION])
+    con.execute(f"CREATE TABLE files ({files})")
+    con.execute(f"CREATE TABLE rows ({cols})")
+
+
+def _open_cache(root: Path) -> duckdb.DuckDBPyConnection:
+    cache_dir = root / CACHE_DIR
+    try:
+        cache_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot write to {cache_dir}: {exc.strerror or exc}") from exc
+    path = cache_dir / CACHE_FILE
+    con = _connect(path)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "meta" in tables:
+        version = con.execute("SELECT cache_version FROM meta").fetchone()
+        if version is not None and version[0] == CACHE_VERSION:
+            return con
+    con.close()
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    con = _connect(path)
+    _create_tables(con)
+    return con
+
+
+def _csv_glob(out: Path, kind: str, columns: list[tuple[str, str]]) -> str:
+    spec = ", ".join(f"'{n}': '{t}'" for n, t in columns)
+    return (
+        f"read_csv('{out.as_posix()}/{kind}-*.csv', header=false, columns={{{spec}}}, "
+        "auto_detect=false, quote='\"', escape='\"', nullstr='')"
+    )
+
+
+def _validate_new(
+    root: Path,
+    todo: list[tuple[str, int, int]],
+    out: Path,
+    workers: int,
+    progress: Progress | None,
+) -> None:
+    chunks = [todo[i : i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    done = 0
+    if progress:
+        progress(0, len(todo))
+    if workers <= 1 or len(todo) < PARALLEL_THRESHOLD:
+        for i, chunk in enumerate(chunks):
+            done += _process_chunk(str(root), chunk, str(out), i)
+            if progress:
+                progress(done, len(todo))
+        return
+    # forkserver: no DuckDB or botocore state is inherited by the workers.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_process_chunk, str(root), chunk, str(out), i)
+            for i, chunk in enumerate(chunks)
+        ]
+        for future in futures:
+            done += future.result()
+            if progress:
+                progress(done, len(todo))
+
+
+def default_workers() -> int:
+    """Worker processes for validation: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Dataset:
+    """The ingested mirror: an open DuckDB connection with `rows` and `file_status`.
+
+    `file_status` (a view) says for each file: ok, duplicate or rejected, with the reason.
+    `accepted_rows` (a view) holds the rows of ok files only: every published number is
+    computed from it.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
+        self.con = con
+        self.report = report
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_STATUS_VIEW = """
+CREATE OR REPLACE TEMP VIEW file_status AS
+WITH ok AS (
+    SELECT *, row_number() OVER (PARTITION BY sha256 ORDER BY key) AS dup_rank
+    FROM files WHERE status = 'ok'
+),
+fp AS (
+    SELECT fingerprint, count(DISTINCT instance_type) AS ntypes,
+           string_agg(DISTINCT instance_type, ', ' ORDER BY instance_type) AS types
+    FROM ok WHERE dup_rank = 1 GROUP BY fingerprint
+)
+SELECT ok.key, ok.sha256, ok.instance_type,
+       CASE WHEN dup_rank > 1 THEN 'duplicate'
+            WHEN fp.ntypes > 1 THEN 'rejected' ELSE 'ok' END AS status,
+       CASE WHEN dup_rank > 1 THEN 'same content as ' || first_value(ok.key) OVER (
+                PARTITION BY ok.sha256 ORDER BY ok.key)
+            WHEN fp.ntypes > 1 THEN 'identical figures for ' || fp.ntypes
+                || ' instance types (' || fp.types || '): copied or placeholder numbers'
+            ELSE NULL END AS reason
+FROM ok JOIN fp USING (fingerprint)
+UNION ALL
+SELECT key, NULL, NULL, 'rejected', reason FROM files WHERE status = 'rejected'
+"""
+
+_ACCEPTED_VIEW = """
+CREATE OR REPLACE TEMP VIEW accepted_rows AS
+SELECT r.* FROM rows r JOIN file_status s ON s.key = r.key AND s.status = 'ok'
+"""
+
+
+def ingest(
+    root: Path,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Bring the ingest cache of the mirror at `root` up to date and open it.
+
+    Raises UserError when `root` has no raw/ directory, StorageError when the cache or
+    quarantine cannot be written.
+    """
+    if not root.is_dir():
+        raise UserError(f"input directory {root} does not exist")
+    if not (root / "raw").is_dir():
+        raise UserError(
+            f"{root} holds no raw/ directory: pass the local mirror (instbench sync or "
+            "run --output-dir) as --input"
+        )
+    listing = list(scan_raw(root))
+    con = _open_cache(root)
+    cached = {
+        k: (s, m) for k, s, m in con.execute("SELECT key, size, mtime_ns FROM files").fetchall()
+    }
+    current = {k for k, _, _ in listing}
+    todo = [(k, s, m) for k, s, m in listing if cached.get(k) != (s, m)]
+    # Keys to drop from the cache: files gone from the mirror, and changed files (re-added).
+    gone = sorted(
+        {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
+    )
+    con.close()  # workers must not share the process while DuckDB holds the file
+
+    tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
+    try:
+        if todo:
+            _validate_new(root, todo, tmp, workers or default_workers(), progress)
+        con = _connect(root / CACHE_DIR / CACHE_FILE)
+        con.execute("BEGIN")
+        if gone:
+            con.execute("CREATE TEMP TABLE gone (key VARCHAR)")
+            _bulk_keys(con, gone, tmp)
+            con.execute("DELETE FROM files WHERE key IN (SELECT key FROM gone)")
+            con.execute("DELETE FROM rows WHERE key IN (SELECT key FROM gone)")
+            con.execute("DROP TABLE gone")
+        if todo:
+            con.execute(
+                f"INSERT INTO files SELECT * FROM {_csv_glob(tmp, 'files', list(_FILE_COLUMNS))}"
+            )
+            if any(p.stat().st_size for p in tmp.glob("rows-*.csv")):
+                row_cols = [(c.name, c.sql_type) for c in COLUMNS]
+                con.execute(f"INSERT INTO rows SELECT * FROM {_csv_glob(tmp, 'rows', row_cols)}")
+        con.execute("COMMIT")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    con.execute(_STATUS_VIEW)
+    con.execute(_ACCEPTED_VIEW)
+    _quarantine_cross_document(con, LocalStore(root))
+    return Dataset(con, _report(con, len(listing), len(todo)))
+
+
+def _bulk_keys(con: duckdb.DuckDBPyConnection, keys: list[str], tmp: Path) -> None:
+    path = tmp / "gone.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([k] for k in keys)
+    con.execute(
+        f"INSERT INTO gone SELECT * FROM read_csv('{path.as_posix()}', header=false, "
+        "columns={'key': 'VARCHAR'}, auto_detect=false)"
+    )
+
+
+def _quarantine_cross_document(con: duckdb.DuckDBPyConnection, store: LocalStore) -> None:
+    """Quarantine files rejected by a cross-document rule (placeholders), once each."""
+    rows = con.execute(
+        "SELECT s.key, s.reason FROM file_status s JOIN files f USING (key) "
+        "WHERE s.status = 'rejected' AND f.status = 'ok' ORDER BY s.key"
+    ).fetchall()
+    for key, reason in rows:
+        reason_key = f"quarantine/{key}.reason"
+        expected = (reason.rstrip() + "\n").encode()
+        if store.exists(reason_key) and store.read(reason_key) == expected:
+            continue
+        quarantine(store, key, store.read(key), reason)
+
+
+def _report(con: duckdb.DuckDBPyConnection, files: int, validated_now: int) -> IngestReport:
+    counts = dict(
+        con.execute("SELECT status, count(*) FROM file_status GROUP BY status").fetchall()
+    )
+    rejections = [
+        (str(k), str(r))
+        for k, r in con.execute(
+            "SELECT key, reason FROM file_status WHERE status = 'rejected' ORDER BY key"
+        ).fetchall()
+    ]
+    return IngestReport(
+        files=files,
+        validated_now=validated_now,
+        accepted=int(counts.get("ok", 0)),
+        duplicates=int(counts.get("duplicate", 0)),
+        rejected=int(counts.get("rejected", 0)),
+        rejections=rejections,
+    )

@@ -1,0 +1,780 @@
+"""Publication: the files ComputeCompass fetches, and the dataset behind them.
+
+Layout written under the output directory (replaced as a whole, never half-written):
+
+    latest/memory-benchmarks.json   ComputeCompass contract (shape in the issue / DESIGN)
+    latest/cpu-benchmarks.json      ComputeCompass contract
+    latest/price-performance.json   ComputeCompass contract
+    latest/index.json               files + sha256, versions, row counts, held-back types,
+                                    ingest counts, regressions, price provenance
+    latest/tidy.parquet, tidy.csv   every published figure, one row per sample
+    latest/aggregates.csv, .parquet every group's statistics
+    latest/quarantine.csv           every rejected file with its reason
+    latest/schemas/                 JSON Schemas: result document, tidy table
+    latest/datacard.md              what each column means and how it was measured
+    {YYYY}-W{WW}/summary.json|csv   weekly statistics (+ regressions against the week before)
+    {YYYY}-{MM}/summary.json|csv    monthly statistics
+
+Complete or absent, never invented: the app reads some fields without null checks, so a
+type enters a contract file only when every field the app reads was measured (or read
+from the machine; remote NUMA figures are 0 on one socket by the convention the format
+has always used). `FIELDS` lists those fields and where each comes from; a type that lacks
+any is listed in index.json `heldBack` with exactly what it lacks, and still appears in
+the tidy exports.
+
+Figures are means over samples (instances); beside each, a `stats` object gives n, the
+median, the 95 % t interval of the mean, and the CV between instances (docs/statistics.md).
+
+Determinism: keys sorted, rows sorted, floats rounded to 6 significant digits, and
+`lastUpdated` is the newest published measurement, not the wall clock, so publishing the
+same mirror twice gives identical bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from instbench import __version__
+from instbench.analysis import stats
+from instbench.analysis.aggregate import (
+    SUMMARY_FIELDS,
+    Regression,
+    Summary,
+    excluded_counts,
+    publishable_filter,
+    regressions,
+    summarize,
+)
+from instbench.analysis.ingest import Dataset
+from instbench.analysis.pricing import InstancePrice, PriceSet
+from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, METRICS
+from instbench.errors import StorageError
+from instbench.results.jsonschema import SCHEMA_PATH
+from instbench.results.schema import DATA_VERSION, STREAM_KERNELS
+
+PUBLICATION_VERSION = "1.0.0"
+"""Version of the publication layout (index.json, exports); independent of data_version."""
+
+SIGNIFICANT_DIGITS = 6
+
+MEMORY_FILE = "memory-benchmarks.json"
+CPU_FILE = "cpu-benchmarks.json"
+PRICE_FILE = "price-performance.json"
+
+_WINDOW_DIR = re.compile(r"^\d{4}-(W\d{2}|\d{2})$")
+
+SummaryKey = tuple[str, str, str | None, str]
+"""(benchmark, test, thread_mode or None for 'any', metric)."""
+
+
+def num(value: float | None) -> float | None:
+    """Stable float formatting: 6 significant digits, -0.0 folded to 0.0."""
+    if value is None:
+        return None
+    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return 0.0 if rounded == 0 else rounded
+
+
+def dumps(data: Any) -> bytes:
+    """The one JSON form of every published file: sorted keys, 2-space indent, newline."""
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _stats(s: Summary) -> dict[str, Any]:
+    return {
+        "n": s.n,
+        "mean": num(s.mean),
+        "median": num(s.median),
+        "ciLow": num(s.ci_low),
+        "ciHigh": num(s.ci_high),
+        "cv": num(s.cv),
+        "withinCv": num(s.within_cv),
+    }
+
+
+class TypeFigures:
+    """The summaries of one instance type, looked up by (benchmark, test, mode, metric)."""
+
+    def __init__(self, instance_type: str, summaries: Iterable[Summary]) -> None:
+        self.instance_type = instance_type
+        self.by_key: dict[tuple[str, str, str, str], Summary] = {}
+        for s in summaries:
+            self.by_key[(s.benchmark, s.test, s.thread_mode, s.metric)] = s
+
+    def get(self, key: SummaryKey) -> Summary | None:
+        bench, test, mode, metric = key
+        if mode is not None:
+            return self.by_key.get((bench, test, mode, metric))
+        for candidate in ("single", "all"):
+            found = self.by_key.get((bench, test, candidate, metric))
+            if found is not None:
+                return found
+        return None
+
+    def machine(self, attr: str) -> Any:
+        """A machine property (sockets, architecture, vcpus), the same in every summary."""
+        for s in sorted(self.by_key.values(), key=lambda s: s.key()):
+            value = getattr(s, attr)
+            if value is not None:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field the app reads: its path in the type's object and where its value comes from."""
+
+    path: tuple[str, ...]
+    source: SummaryKey | None = None
+    machine: Callable[[TypeFigures], Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+
+def _single_socket(fig: TypeFigures) -> bool | None:
+    sockets = fig.machine("sockets")
+    return None if sockets is None else sockets == 1
+
+
+def _numa_field(name: str) -> Field:
+    """Remote NUMA figures: 0 on one socket (documented convention), measured otherwise."""
+
+    def value(fig: TypeFigures) -> Any:
+        single = _single_socket(fig)
+        if single:
+            return 0
+        return None  # a NUMA benchmark does not exist yet: absent on 2+ sockets
+
+    return Field(("numa", name), machine=value)
+
+
+def _local_bandwidth(fig: TypeFigures) -> Any:
+    # On one socket all memory is local: STREAM triad over every CPU *is* the local figure.
+    if _single_socket(fig):
+        s = fig.get(("stream", "triad", "all", "bandwidth"))
+        return s
+    return None
+
+
+MEMORY_FIELDS: tuple[Field, ...] = (
+    *(Field(("stream", k, "bandwidth"), ("stream", k, "all", "bandwidth")) for k in STREAM_KERNELS),
+    *(
+        Field(("cache", level, metric), ("latency", level, None, metric))
+        for level in ("l1", "l2", "l3")
+        for metric in ("latency", "bandwidth")
+    ),
+    Field(("cache", "memory", "latency"), ("latency", "memory", None, "latency")),
+    Field(("numa", "socketCount"), machine=lambda fig: fig.machine("sockets")),
+    Field(("numa", "localBandwidth"), machine=_local_bandwidth),
+    _numa_field("remoteBandwidth"),
+    _numa_field("interSocketLatency"),
+)
+"""Every field of memory-benchmarks.json the app reads, and its source.
+
+Cache figures come from the latency benchmark's rows (tidy._latency_rows): benchmark
+'latency', test l1/l2/l3/memory, metrics latency (ns) and bandwidth (GB/s)."""
+
+CPU_FIELDS: tuple[Field, ...] = (
+    Field(("linpack", "gflops"), ("linpack", "hpl", "all", "gflops")),
+    Field(("linpack", "efficiency"), ("linpack", "hpl", "all", "efficiency")),
+    Field(("linpack", "problemSize"), ("linpack", "hpl", "all", "problem_size")),
+    Field(("coremark", "score"), ("coremark", "coremark", "all", "score")),
+    Field(("coremark", "coremarkMhz"), ("coremark", "coremark", "all", "score_per_mhz")),
+    *(
+        Field(("vectorization", isa), ("cpu", f"vector-{isa}", "single", "gflops"))
+        for isa in ("sse2", "avx2", "avx512", "neon", "sve")
+    ),
+    Field(("scaling", "singleThread"), ("cpu", "scaling", "single", "score")),
+    Field(("scaling", "allCores"), ("cpu", "scaling", "all", "score")),
+    Field(("scaling", "smtEfficiency"), ("cpu", "smt", "all", "efficiency")),
+)
+"""Every field of cpu-benchmarks.json the app reads, and the tidy rows it will come from
+once the CPU benchmarks exist (proposed: benchmark/test/thread_mode/metric as listed; an
+instruction set the machine lacks is reported by the benchmark as 0)."""
+
+_UNITS = {
+    ("stream",): "GB/s",
+    ("cache", "l1"): "ns|GB/s",
+    ("cache", "l2"): "ns|GB/s",
+    ("cache", "l3"): "ns|GB/s",
+    ("cache", "memory"): "ns",
+}
+
+
+def _set(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+def build_entry(
+    fig: TypeFigures, fields: Iterable[Field]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the type's object, []) when every field is known, else (None, missing fields)."""
+    entry: dict[str, Any] = {}
+    missing: list[str] = []
+    for f in fields:
+        value: Any
+        if f.source is not None:
+            value = fig.get(f.source)
+        else:
+            assert f.machine is not None
+            value = f.machine(fig)
+        if value is None:
+            missing.append(f.name)
+            continue
+        if isinstance(value, Summary):
+            _set(entry, f.path, num(value.mean))
+            _set(entry, (*f.path[:-1], "stats", f.path[-1]), _stats(value))
+        else:
+            _set(entry, f.path, value)
+    if missing:
+        return None, missing
+    for prefix, unit in _UNITS.items():
+        parent: Any = entry
+        for part in prefix:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            if len(prefix) == 1:
+                for child in parent.values():
+                    child["unit"] = unit
+            else:
+                parent["unit"] = unit
+    return entry, []
+
+
+def _architecture(fig: TypeFigures) -> str:
+    manufacturer = fig.machine("manufacturer")
+    return {"Intel": "intel", "AMD": "amd", "AWS": "graviton"}.get(
+        str(manufacturer), str(manufacturer or "unknown").lower()
+    )
+
+
+def memory_document(
+    figures: Mapping[str, TypeFigures], meta: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """memory-benchmarks.json and the held-back types with what they lack."""
+    instances: dict[str, Any] = {}
+    held: dict[str, list[str]] = {}
+    for itype in sorted(figures):
+        entry, missing = build_entry(figures[itype], MEMORY_FIELDS)
+        if entry is None:
+            held[itype] = missing
+        else:
+            instances[itype] = entry
+    triad = sorted(
+        (
+            {
+                "instanceType": t,
+                "bandwidth": e["stream"]["triad"]["bandwidth"],
+                "architecture": _architecture(figures[t]),
+            }
+            for t, e in instances.items()
+        ),
+        key=lambda r: (-r["bandwidth"], r["instanceType"]),
+    )
+    latency = sorted(
+        (
+            {
+                "instanceType": t,
+                "latency": e["cache"]["memory"]["latency"],
+                "architecture": _architecture(figures[t]),
+            }
+            for t, e in instances.items()
+        ),
+        key=lambda r: (r["latency"], r["instanceType"]),
+    )
+    doc = {
+        **meta,
+        "description": "Memory performance of AWS EC2 instance types: STREAM bandwidth, "
+        "cache and memory latency, NUMA; means over independent instances with 95 % "
+        "confidence intervals.",
+        "instances": instances,
+        "rankings": {"triad_bandwidth": triad, "memory_latency": latency},
+        "summary": {
+            "totalInstances": len(instances),
+            "architectures": sorted({r["architecture"] for r in triad}),
+            "bestMemoryBandwidth": (
+                {
+                    "instanceType": triad[0]["instanceType"],
+                    "bandwidth": triad[0]["bandwidth"],
+                    "unit": "GB/s",
+                }
+                if triad
+                else None
+            ),
+            "bestMemoryLatency": (
+                {
+                    "instanceType": latency[0]["instanceType"],
+                    "latency": latency[0]["latency"],
+                    "unit": "ns",
+                }
+                if latency
+                else None
+            ),
+        },
+    }
+    return doc, held
+
+
+def cpu_document(
+    figures: Mapping[str, TypeFigures], meta: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """cpu-benchmarks.json and the held-back types."""
+    instances: dict[str, Any] = {}
+    held: dict[str, list[str]] = {}
+    for itype in sorted(figures):
+        entry, missing = build_entry(figures[itype], CPU_FIELDS)
+        if entry is None:
+            held[itype] = missing
+        else:
+            instances[itype] = entry
+    peak = sorted(
+        (
+            {
+                "instanceType": t,
+                "gflops": e["linpack"]["gflops"],
+                "architecture": _architecture(figures[t]),
+            }
+            for t, e in instances.items()
+        ),
+        key=lambda r: (-r["gflops"], r["instanceType"]),
+    )
+    coremark = sorted(
+        (
+            {
+                "instanceType": t,
+                "score": e["coremark"]["score"],
+                "architecture": _architecture(figures[t]),
+            }
+            for t, e in instances.items()
+        ),
+        key=lambda r: (-r["score"], r["instanceType"]),
+    )
+    doc = {
+        **meta,
+        "description": "CPU performance of AWS EC2 instance types: LINPACK, CoreMark, "
+        "vector units, scaling; means over independent instances.",
+        "instances": instances,
+        "rankings": {"peak_gflops": peak, "coremark_score": coremark},
+    }
+    return doc, held
+
+
+def price_document(
+    figures: Mapping[str, TypeFigures],
+    cpu_instances: Mapping[str, Any],
+    prices: PriceSet | None,
+    meta: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """price-performance.json: prices, cost per GB/s and per GFLOPS, GB/s per vCPU."""
+    instances: dict[str, Any] = {}
+    held: dict[str, list[str]] = {}
+    for itype in sorted(figures):
+        fig = figures[itype]
+        price = prices.instances.get(itype) if prices else None
+        price = price or InstancePrice()
+        triad = fig.get(("stream", "triad", "all", "bandwidth"))
+        gflops = cpu_instances.get(itype, {}).get("linpack", {}).get("gflops")
+        values: dict[tuple[str, ...], Any] = {
+            ("onDemand",): price.on_demand,
+            ("spot", "current"): price.spot_current,
+            ("spot", "average7d"): price.spot_average_7d,
+            ("spot", "reliability"): price.spot_reliability,
+            ("reserved", "term1yr"): price.reserved_1yr,
+            ("reserved", "term3yr"): price.reserved_3yr,
+            ("costEfficiency", "costPerGBs"): (
+                price.on_demand / triad.mean if price.on_demand is not None and triad else None
+            ),
+            ("costEfficiency", "costPerGflop"): (
+                price.on_demand / gflops if price.on_demand is not None and gflops else None
+            ),
+        }
+        missing = [".".join(p) for p, v in values.items() if v is None]
+        if missing:
+            held[itype] = missing
+            continue
+        entry: dict[str, Any] = {}
+        for path, value in values.items():
+            _set(entry, path, num(value))
+        if triad and triad.per_vcpu is not None:
+            entry["costEfficiency"]["gbpsPerVcpu"] = num(triad.per_vcpu)
+        instances[itype] = entry
+    doc = {
+        **meta,
+        "description": "Hourly prices (USD, Linux, shared tenancy) and cost per unit of "
+        "measured performance.",
+        "currency": "USD",
+        "prices": (
+            {"region": prices.region, "asOf": prices.as_of.isoformat(), "source": prices.source}
+            if prices
+            else None
+        ),
+        "instances": instances,
+    }
+    return doc, held
+
+
+# ------------------------------------------------------------------------- exports
+
+
+def _summary_rows(summaries: Iterable[Summary]) -> list[dict[str, Any]]:
+    rows = []
+    for s in summaries:
+        row = s.as_dict()
+        for k, v in row.items():
+            if isinstance(v, float):
+                row[k] = num(v)
+        rows.append(row)
+    return rows
+
+
+def _csv_bytes(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    return buf.getvalue().encode()
+
+
+_SUMMARY_COLUMNS = list(SUMMARY_FIELDS)
+
+
+def tidy_schema() -> dict[str, Any]:
+    """JSON Schema of one row of the tidy export (generated from tidy.COLUMNS)."""
+    types = {
+        "VARCHAR": "string",
+        "INTEGER": "integer",
+        "BIGINT": "integer",
+        "DOUBLE": "number",
+        "BOOLEAN": "boolean",
+        "TIMESTAMP": "string",
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://instbench.dev/schemas/tidy-v1.schema.json",
+        "title": "instbench tidy row",
+        "type": "object",
+        "properties": {
+            c.name: {"type": [types[c.sql_type], "null"], "description": c.description}
+            for c in COLUMNS
+        },
+        "required": list(COLUMN_NAMES),
+        "additionalProperties": False,
+    }
+
+
+def datacard(index: dict[str, Any]) -> str:
+    """The datacard: what the dataset is, each column, each metric, how it was measured."""
+    lines = [
+        "# instbench dataset — datacard",
+        "",
+        f"Publication format {PUBLICATION_VERSION}, result data_version {DATA_VERSION}, "
+        f"last measurement {index['lastUpdated'] or 'none'}.",
+        "",
+        "## What it is",
+        "",
+        "Benchmarks of AWS EC2 instance types measured by instbench on real instances. Each",
+        "result document (one instance, one run) is validated against the published JSON",
+        "Schema and plausibility rules before it counts; rejected files are listed in",
+        "quarantine.csv with the reason. Sandbox, local and quick-mode results are not part of",
+        "a real publication. A figure is the mean over independent instances (samples) of",
+        "each instance's best-of-trials value; its 95 % interval is a Student t interval of",
+        "that mean (docs/statistics.md explains the choice).",
+        "",
+        "## Counts",
+        "",
+        f"- files under raw/: {index['ingest']['files']}",
+        f"- accepted documents (duplicates counted once): {index['ingest']['accepted']}",
+        f"- duplicates: {index['ingest']['duplicates']}",
+        f"- rejected (quarantined): {index['ingest']['rejected']}",
+        f"- excluded from publication: {index['ingest']['excluded'] or 'none'}",
+        "",
+        "## Columns of tidy.csv / tidy.parquet",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+        *(f"| `{c.name}` | {c.sql_type} | {c.description} |" for c in COLUMNS),
+        "",
+        "## Metrics",
+        "",
+        "| metric | unit | better | meaning |",
+        "|---|---|---|---|",
+        *(
+            f"| `{m.name}` | {m.unit} | {'higher' if m.higher_is_better else 'lower'} | "
+            f"{m.description} |"
+            for m in METRICS.values()
+        ),
+        "",
+        "## Columns of aggregates.csv",
+        "",
+        "One row per instance type x benchmark x test x thread mode x metric. `n` counts",
+        "instances; `mean`, `median`, `sd`, `cv`, `min`, `max` describe the spread between",
+        "instances; `ci_low`/`ci_high` the 95 % t interval of the mean (n >= 2);",
+        "`median_ci_low`/`median_ci_high` the distribution-free interval of the median",
+        "(n >= 6); `within_sd`/`within_cv` the pooled spread of trials inside one instance;",
+        "`per_vcpu`, `per_gib` the mean divided by the machine's vCPUs and memory (GiB).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- writing
+
+
+def check_output(output: Path) -> None:
+    """Fail with one line, before any work, when `output` cannot be written."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write to output directory {output}: {exc.strerror or exc}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What was written: the index (also in latest/index.json) and the output root."""
+
+    output: Path
+    index: dict[str, Any]
+
+
+def _copy_exports(con: duckdb.DuckDBPyConnection, where: str, latest: Path) -> int:
+    order = "key, benchmark, test, thread_mode, metric"
+    cols = ", ".join(COLUMN_NAMES)
+    query = f"SELECT {cols} FROM accepted_rows WHERE {where} ORDER BY {order}"
+    parquet = (latest / "tidy.parquet").as_posix()
+    csv_path = (latest / "tidy.csv").as_posix()
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"COPY ({query}) TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(
+        f"COPY ({query}) TO '{csv_path}' (FORMAT csv, HEADER, "
+        "TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S.%fZ')"
+    )
+    count = con.execute(f"SELECT count(*) FROM accepted_rows WHERE {where}").fetchone()
+    return int(count[0]) if count else 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def publish(
+    dataset: Dataset,
+    output: Path,
+    *,
+    include_sandbox: bool = False,
+    prices: PriceSet | None = None,
+) -> Publication:
+    """Write the whole publication into `output` (see the module docstring)."""
+    check_output(output)
+    con = dataset.con
+    summaries = summarize(con, include_sandbox=include_sandbox, window="all")
+    weekly = summarize(con, include_sandbox=include_sandbox, window="week")
+    monthly = summarize(con, include_sandbox=include_sandbox, window="month")
+    weekly_reg = regressions(weekly)
+    monthly_reg = regressions(monthly)
+
+    by_type: dict[str, list[Summary]] = {}
+    for s in summaries:
+        by_type.setdefault(s.instance_type, []).append(s)
+    figures = {t: TypeFigures(t, ss) for t, ss in by_type.items()}
+    last = max((s.last for s in summaries), default=None)
+    trials = sorted(
+        {s.trials for s in summaries if s.trials is not None and s.benchmark == "stream"}
+    )
+    compilers = [
+        str(r[0])
+        for r in con.execute(
+            f"SELECT DISTINCT compiler FROM accepted_rows WHERE compiler IS NOT NULL AND "
+            f"{publishable_filter(include_sandbox)} ORDER BY 1"
+        ).fetchall()
+    ]
+    flags = [
+        str(r[0])
+        for r in con.execute(
+            f"SELECT DISTINCT cflags FROM accepted_rows WHERE cflags IS NOT NULL AND "
+            f"{publishable_filter(include_sandbox)} ORDER BY 1"
+        ).fetchall()
+    ]
+    meta = {
+        "version": last[:10].replace("-", ".") if last else None,
+        "lastUpdated": last,
+        "methodology": {
+            "tool": "STREAM (instbench kernel; best of counted trials after a discarded first)",
+            "compiler": "; ".join(compilers) or None,
+            "optimization": "; ".join(flags) or None,
+            "runs": trials[len(trials) // 2] if trials else None,
+            "confidence": stats.CONFIDENCE,
+            "samples": "figures are means over independent instances; stats.n counts them",
+        },
+    }
+    memory_doc, memory_held = memory_document(figures, meta)
+    cpu_doc, cpu_held = cpu_document(figures, meta)
+    price_doc, price_held = price_document(figures, cpu_doc["instances"], prices, meta)
+
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
+    try:
+        latest = staging / "latest"
+        latest.mkdir()
+        _write(latest / MEMORY_FILE, dumps(memory_doc))
+        _write(latest / CPU_FILE, dumps(cpu_doc))
+        _write(latest / PRICE_FILE, dumps(price_doc))
+        where = publishable_filter(include_sandbox)
+        tidy_rows = _copy_exports(con, where, latest)
+        summary_rows = _summary_rows(summaries)
+        _write(latest / "aggregates.csv", _csv_bytes(summary_rows, _SUMMARY_COLUMNS))
+        con.execute(
+            f"COPY (SELECT * FROM read_csv('{(latest / 'aggregates.csv').as_posix()}', "
+            f"header=true)) TO '{(latest / 'aggregates.parquet').as_posix()}' (FORMAT parquet)"
+        )
+        report = dataset.report
+        _write(
+            latest / "quarantine.csv",
+            _csv_bytes([{"key": k, "reason": r} for k, r in report.rejections], ["key", "reason"]),
+        )
+        _write(latest / "schemas" / "result-v1.schema.json", SCHEMA_PATH.read_bytes())
+        _write(latest / "schemas" / "tidy-v1.schema.json", dumps(tidy_schema()))
+
+        windows: dict[str, list[str]] = {"weekly": [], "monthly": []}
+        for kind, rows, regs in (("weekly", weekly, weekly_reg), ("monthly", monthly, monthly_reg)):
+            by_window: dict[str, list[Summary]] = {}
+            for s in rows:
+                by_window.setdefault(s.window, []).append(s)
+            for window in sorted(by_window):
+                folder = staging / window
+                window_regs = [r.as_dict() for r in regs if r.window == window]
+                for r in window_regs:
+                    for k in ("previous_mean", "mean", "change", "p_value"):
+                        r[k] = num(r[k])
+                _write(
+                    folder / "summary.json",
+                    dumps(
+                        {
+                            "window": window,
+                            "kind": kind,
+                            "groups": _summary_rows(by_window[window]),
+                            "regressions": window_regs,
+                        }
+                    ),
+                )
+                _write(
+                    folder / "summary.csv",
+                    _csv_bytes(_summary_rows(by_window[window]), _SUMMARY_COLUMNS),
+                )
+                windows[kind].append(window)
+
+        files = sorted(p for p in latest.rglob("*") if p.is_file())
+        counts = {
+            MEMORY_FILE: {"instances": len(memory_doc["instances"])},
+            CPU_FILE: {"instances": len(cpu_doc["instances"])},
+            PRICE_FILE: {"instances": len(price_doc["instances"])},
+            "tidy.csv": {"rows": tidy_rows},
+            "tidy.parquet": {"rows": tidy_rows},
+            "aggregates.csv": {"rows": len(summaries)},
+            "aggregates.parquet": {"rows": len(summaries)},
+            "quarantine.csv": {"rows": len(report.rejections)},
+        }
+        index = {
+            "version": meta["version"],
+            "lastUpdated": last,
+            "publicationFormat": PUBLICATION_VERSION,
+            "dataVersion": DATA_VERSION,
+            "generator": f"instbench {__version__}",
+            "includeSandbox": include_sandbox,
+            "files": [
+                {
+                    "path": p.relative_to(latest).as_posix(),
+                    "bytes": p.stat().st_size,
+                    "sha256": _sha(p),
+                    **counts.get(p.relative_to(latest).as_posix(), {}),
+                }
+                for p in files
+            ],
+            "heldBack": {MEMORY_FILE: memory_held, CPU_FILE: cpu_held, PRICE_FILE: price_held},
+            "ingest": {
+                "files": report.files,
+                "accepted": report.accepted,
+                "duplicates": report.duplicates,
+                "rejected": report.rejected,
+                "excluded": excluded_counts(con, include_sandbox),
+            },
+            "regressions": [
+                {
+                    **r.as_dict(),
+                    **{
+                        k: num(getattr(r, k))
+                        for k in ("previous_mean", "mean", "change", "p_value")
+                    },
+                }
+                for r in (*weekly_reg, *monthly_reg)
+                if r.flagged
+            ],
+            "windows": windows,
+            "prices": price_doc["prices"],
+        }
+        _write(latest / "datacard.md", datacard(index).encode())
+        index["files"].append(
+            {
+                "path": "datacard.md",
+                "bytes": (latest / "datacard.md").stat().st_size,
+                "sha256": _sha(latest / "datacard.md"),
+            }
+        )
+        index["files"].sort(key=lambda f: f["path"])
+        _write(latest / "index.json", dumps(index))
+        _swap_into(staging, output)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the publication to {output}: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Publication(output=output, index=index)
+
+
+def _swap_into(staging: Path, output: Path) -> None:
+    """Move the staged tree into `output`: each top-level folder replaced by a rename.
+
+    Window folders that the new publication no longer has are removed, so the output is
+    a function of the input alone.
+    """
+    trash = Path(tempfile.mkdtemp(prefix=".old-", dir=output))
+    try:
+        new = {p.name for p in staging.iterdir()}
+        for old in output.iterdir():
+            if old.name in new or (old.is_dir() and _WINDOW_DIR.match(old.name)):
+                os.replace(old, trash / old.name)
+        for name in sorted(new):
+            os.replace(staging / name, output / name)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def regressions_table(regs: Iterable[Regression]) -> list[dict[str, Any]]:
+    """Flagged regressions as plain dicts (for --json and the terminal)."""
+    return [r.as_dict() for r in regs if r.flagged]

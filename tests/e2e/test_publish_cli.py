@@ -1,0 +1,94 @@
+"""`instbench aggregate` and `instbench publish` through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.factories import result_document, store_documents
+
+INSTBENCH = str(Path(sys.executable).parent / "instbench")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    return subprocess.run([INSTBENCH, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def _mirror(root: Path) -> None:
+    docs = [result_document("m7i.large", bandwidth_gbps=40 + i, sample=i) for i in range(3)]
+    docs.append(result_document("c7g.large", sample=0, collection_method="sandbox"))
+    store_documents(root, docs)
+
+
+def test_publish_writes_the_contract_files_and_holds_back_incomplete_types(tmp_path: Path) -> None:
+    _mirror(tmp_path / "mirror")
+    out = tmp_path / "processed"
+    proc = _cli("publish", "--input", str(tmp_path / "mirror"), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "memory-benchmarks.json 1 held back" in proc.stdout
+    index = json.loads((out / "latest" / "index.json").read_text())
+    assert list(index["heldBack"]["memory-benchmarks.json"]) == ["m7i.large"]
+    assert index["ingest"]["excluded"] == {"sandbox result": 1}
+    memory = json.loads((out / "latest" / "memory-benchmarks.json").read_text())
+    assert memory["instances"] == {}
+
+    demo = _cli(
+        "publish",
+        "--input",
+        str(tmp_path / "mirror"),
+        "--output",
+        str(out),
+        "--include-sandbox",
+        "--json",
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert sorted(json.loads(demo.stdout)["heldBack"]["memory-benchmarks.json"]) == [
+        "c7g.large",
+        "m7i.large",
+    ]
+
+
+def test_aggregate_prints_tables_and_json(tmp_path: Path) -> None:
+    _mirror(tmp_path)
+    table = _cli("aggregate", "--input", str(tmp_path))
+    assert table.returncode == 0, table.stderr
+    assert "stream bandwidth (GB/s)" in table.stdout and "m7i.large" in table.stdout
+    assert "\x1b[" not in table.stdout  # plain text without a TTY
+    as_json = _cli("aggregate", "--input", str(tmp_path), "--json")
+    data = json.loads(as_json.stdout)
+    triad = [g for g in data["groups"] if (g["test"], g["thread_mode"]) == ("triad", "all")]
+    assert [(g["instance_type"], g["n"], g["mean"]) for g in triad] == [("m7i.large", 3, 41.0)]
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = _cli("publish", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"error: input directory {tmp_path / 'nope'} does not exist"
+    ]
+    assert not (tmp_path / "o").exists()
+
+    _mirror(tmp_path / "mirror")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    unwritable = _cli(
+        "publish", "--input", str(tmp_path / "mirror"), "--output", str(blocker / "x")
+    )
+    assert unwritable.returncode == 2
+    assert len(unwritable.stderr.strip().splitlines()) == 1
+    assert "cannot write to output directory" in unwritable.stderr
+
+    no_prices = _cli(
+        "publish",
+        "--input",
+        str(tmp_path / "mirror"),
+        "--output",
+        str(tmp_path / "o2"),
+        "--prices",
+        str(tmp_path / "none.json"),
+    )
+    assert no_prices.returncode == 2 and "price file" in no_prices.stderr

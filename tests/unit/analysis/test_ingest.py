@@ -1,0 +1,251 @@
+"""Ingest: quarantine cases, duplicates counted once, legacy files, the incremental cache."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.factories import legacy_document, raw_key_of, result_document, store_documents, to_bytes
+
+from instbench.analysis.ingest import ingest
+from instbench.errors import UserError
+from instbench.results.validate import content_sha256
+from instbench.storage.local import LocalStore
+
+KEY = "raw/stream/m7i.large/us-east-1/2025/03/01/bad-0.json"
+
+
+def _doc(**kw: Any) -> dict[str, Any]:
+    return result_document(run_id="bad", **kw)
+
+
+def _triad(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["performance_data"]["stream"]["runs"][0]["kernels"]["triad"]
+
+
+def _negative() -> bytes:
+    doc = _doc()
+    _triad(doc)["avg_gbps"] = -1.0
+    return to_bytes(doc)
+
+
+def _failed_validation() -> bytes:
+    doc = _doc()
+    doc["performance_data"]["stream"]["runs"][0]["validation_passed"] = False
+    return to_bytes(doc)
+
+
+def _invented() -> bytes:
+    doc = _doc()
+    k = _triad(doc)
+    k["best_gbps"] = k["max_gbps"] = k["best_gbps"] * 1.5  # no longer bytes / fastest time
+    return to_bytes(doc)
+
+
+def _above_ceiling() -> bytes:
+    # 400 GB/s from the 2 threads of an m7i.large: above 2 x 150 GB/s.
+    return to_bytes(_doc(bandwidth_gbps=400.0))
+
+
+def _wrong_schema() -> bytes:
+    doc = _doc()
+    doc["metadata"]["sampel"] = 1
+    return to_bytes(doc)
+
+
+def _wrong_key() -> bytes:
+    return to_bytes(result_document("c7g.large", run_id="bad"))
+
+
+def _wrong_arch() -> bytes:
+    doc = _doc()
+    doc["system_info"]["architecture"] = "arm64"
+    return to_bytes(doc)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"metadata": ', "not valid JSON"),
+        (b'{"x": NaN}', "non-finite number NaN"),
+        (_wrong_schema(), "schema violation at metadata.sampel"),
+        (_negative(), "schema violation"),
+        (_failed_validation(), "STREAM validation failed"),
+        (_invented(), "does not follow from bytes_per_trial / min_time_s"),
+        (_above_ceiling(), "above the ceiling 300 GB/s for 2 threads"),
+        (_wrong_key(), "stored under a key that does not match it"),
+        (_wrong_arch(), "m7i.large is x86_64 but the machine reported arm64"),
+        (b"[]", "not a JSON object"),
+    ],
+)
+def test_bad_files_are_quarantined_with_a_reason(tmp_path: Path, raw: bytes, reason: str) -> None:
+    store = LocalStore(tmp_path)
+    store.put_new(KEY, raw)
+    store_documents(tmp_path, [result_document()])
+    with ingest(tmp_path) as ds:
+        assert ds.report.rejected == 1
+        assert ds.report.accepted == 1
+        [(key, why)] = ds.report.rejections
+    assert key == KEY and reason in why
+    assert store.read(f"quarantine/{KEY}") == raw
+    assert reason in store.read(f"quarantine/{KEY}.reason").decode()
+    assert store.read(KEY) == raw  # nothing under raw/ is touched
+
+
+def test_sandbox_and_quick_results_are_valid_but_excluded(tmp_path: Path) -> None:
+    from instbench.analysis.aggregate import excluded_counts, summarize
+
+    docs = [
+        result_document(sample=0),
+        result_document(sample=1, collection_method="sandbox"),
+        result_document(sample=2, quick=True),
+    ]
+    store_documents(tmp_path, docs)
+    with ingest(tmp_path) as ds:
+        assert (ds.report.accepted, ds.report.rejected) == (3, 0)
+        assert {s.n for s in summarize(ds.con)} == {1}
+        assert {s.n for s in summarize(ds.con, include_sandbox=True)} == {3}
+        assert excluded_counts(ds.con, False) == {"quick mode": 1, "sandbox result": 1}
+    assert not (tmp_path / "quarantine").exists()
+
+
+def test_duplicates_are_counted_once(tmp_path: Path) -> None:
+    doc = legacy_document()
+    store = LocalStore(tmp_path)
+    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/a.json", to_bytes(doc))
+    # Same content, other formatting, under a second key (the file copied twice).
+    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/b.json", json.dumps(doc).encode())
+    store_documents(tmp_path, [result_document()])
+    with ingest(tmp_path) as ds:
+        assert (ds.report.accepted, ds.report.duplicates) == (2, 1)
+        row = ds.con.execute(
+            "SELECT DISTINCT result_sha256, key FROM accepted_rows WHERE source_format <> "
+            "'instbench-1'"
+        ).fetchall()
+    assert row == [(content_sha256(doc), "raw/stream/m7i.large/us-west-2/2025/06/29/a.json")]
+
+
+def test_identical_figures_for_different_types_are_placeholders(tmp_path: Path) -> None:
+    a = legacy_document("m7i.large", triad_gbps=41.9)
+    b = legacy_document("m7a.large", triad_gbps=41.9)
+    store = LocalStore(tmp_path)
+    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/a.json", json.dumps(a).encode())
+    store.put_new("raw/stream/m7a.large/us-west-2/2025/06/29/b.json", json.dumps(b).encode())
+    with ingest(tmp_path) as ds:
+        assert ds.report.accepted == 0 and ds.report.rejected == 2
+        assert all("identical figures for 2 instance types" in r for _, r in ds.report.rejections)
+    assert store.exists("quarantine/raw/stream/m7a.large/us-west-2/2025/06/29/b.json.reason")
+
+
+def test_legacy_files_are_converted_with_unknowns_left_null(tmp_path: Path) -> None:
+    key = "raw/stream/m7i.large/us-west-2/2025/06/29/m7i.large-stream-20250629-232158.json"
+    LocalStore(tmp_path).put_new(key, json.dumps(legacy_document()).encode())
+    with ingest(tmp_path) as ds:
+        assert ds.report.accepted == 1
+        rows = ds.con.execute(
+            "SELECT source_format, test, thread_mode, value, vcpus, trials, timestamp "
+            "FROM accepted_rows ORDER BY test"
+        ).fetchall()
+    assert [r[1] for r in rows] == ["add", "copy", "scale", "triad"]
+    triad = rows[-1]
+    assert triad[0] == "go-collector-1.0.0" and triad[2] == "all"
+    assert triad[3] == pytest.approx(14.4981)
+    assert triad[4] is None and triad[5] is None
+    assert triad[6] == datetime(2025, 6, 29, 23, 21, 58)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d["metadata"].update(processorArchitecture="graviton"), "made by Intel"),
+        (
+            lambda d: d["performance"]["memory"]["stream"]["copy"].update(bandwidth=-3),
+            "not positive",
+        ),
+        (
+            lambda d: d["performance"]["memory"]["stream"]["add"].update(bandwidth=5000.0),
+            "above the ceiling",
+        ),
+        (lambda d: d.update(schema_version="0.9"), "unsupported schema_version"),
+        (lambda d: d["performance"]["memory"]["stream"].pop("triad"), "missing"),
+    ],
+)
+def test_implausible_legacy_files_are_quarantined(tmp_path: Path, mutate: Any, reason: str) -> None:
+    doc = copy.deepcopy(legacy_document())
+    mutate(doc)
+    key = "raw/stream/m7i.large/us-west-2/2025/06/29/legacy.json"
+    LocalStore(tmp_path).put_new(key, json.dumps(doc).encode())
+    with ingest(tmp_path) as ds:
+        [(_, why)] = ds.report.rejections
+    assert reason in why
+
+
+def test_cache_revalidates_only_new_and_changed_files(tmp_path: Path) -> None:
+    docs = [result_document(sample=i, bandwidth_gbps=40 + i) for i in range(4)]
+    keys = store_documents(tmp_path, docs)
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 4
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 0 and ds.report.accepted == 4
+    store_documents(tmp_path, [result_document(sample=9)])
+    (tmp_path / keys[0]).unlink()  # a file removed from the mirror leaves the dataset
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 1
+        assert ds.report.accepted == 4
+        samples = [
+            r[0]
+            for r in ds.con.execute(
+                "SELECT DISTINCT sample FROM accepted_rows ORDER BY 1"
+            ).fetchall()
+        ]
+    assert samples == [1, 2, 3, 9]
+
+
+def test_parallel_workers_give_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instbench.analysis import ingest as ingest_mod
+
+    docs = [
+        result_document(t, sample=i, bandwidth_gbps=30 + i % 7)
+        for i in range(12)
+        for t in ("m7i.large", "c7g.large")
+    ]
+    store_documents(tmp_path / "a", docs)
+    store_documents(tmp_path / "b", docs)
+    with ingest(tmp_path / "a", workers=1) as ds:
+        serial = ds.con.execute("SELECT * EXCLUDE (key) FROM accepted_rows ORDER BY ALL").fetchall()
+    monkeypatch.setattr(ingest_mod, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(ingest_mod, "CHUNK", 5)
+    with ingest(tmp_path / "b", workers=2) as ds:
+        parallel = ds.con.execute(
+            "SELECT * EXCLUDE (key) FROM accepted_rows ORDER BY ALL"
+        ).fetchall()
+    assert serial == parallel and len(serial) == 24 * 8
+
+
+def test_missing_input_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        ingest(tmp_path / "nope")
+    with pytest.raises(UserError, match="no raw/ directory"):
+        ingest(tmp_path)
+
+
+def test_rows_carry_within_instance_spread_from_trial_times(tmp_path: Path) -> None:
+    doc = result_document(trial_cv=0.05, trials=12, timestamp=datetime(2025, 3, 3, tzinfo=UTC))
+    store_documents(tmp_path, [doc])
+    with ingest(tmp_path) as ds:
+        trials, mean, sd, value = ds.con.execute(
+            "SELECT trials, trial_mean, trial_sd, value FROM accepted_rows "
+            "WHERE test = 'triad' AND thread_mode = 'all'"
+        ).fetchone() or (0, 0, 0, 0)
+    k = _triad(doc)
+    rates = [k["bytes_per_trial"] / t / 1e9 for t in k["trial_times_s"]]
+    assert trials == 12 and value == pytest.approx(max(rates))
+    assert mean == pytest.approx(sum(rates) / 12)
+    assert 0 < sd < value * 0.1
+    assert raw_key_of(doc).endswith("/2025/03/03/run-20250301-0.json")

@@ -1,0 +1,273 @@
+"""Aggregation with known answers, and the publication: golden files, determinism, errors.
+
+Regenerate the golden files after an intended change with
+    INSTBENCH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/analysis/test_publish.py
+and review the diff like any other change of the published contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from tests.factories import legacy_document, result_document, store_documents
+
+from instbench.analysis.aggregate import regressions, summarize
+from instbench.analysis.ingest import ingest
+from instbench.analysis.pricing import InstancePrice, PriceSet
+from instbench.analysis.publish import (
+    MEMORY_FIELDS,
+    TypeFigures,
+    build_entry,
+    memory_document,
+    publish,
+)
+from instbench.errors import StorageError
+from instbench.results.jsonschema import SCHEMA_PATH
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "publish"
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday (ISO week 10)
+
+# Per-sample best triad bandwidths (GB/s): the known answers of the tests below.
+M7I = [41.0, 42.0, 43.5, 40.5, 42.5]
+C7G = [55.0, 56.5, 54.0]
+
+
+def _dataset(root: Path) -> None:
+    docs = [
+        result_document("m7i.large", bandwidth_gbps=bw, sample=i, timestamp=T0 + timedelta(hours=i))
+        for i, bw in enumerate(M7I)
+    ]
+    docs += [
+        result_document("c7g.large", bandwidth_gbps=bw, sample=i, run_id="run-c7g", timestamp=T0)
+        for i, bw in enumerate(C7G)
+    ]
+    docs.append(result_document("m7a.large", sample=0, collection_method="sandbox"))
+    store_documents(root, docs)
+    legacy = json.dumps(
+        legacy_document("r7i.large", triad_gbps=33.3, timestamp="2025-03-04T10:00:00Z")
+    )
+    (root / "raw/stream/r7i.large/us-west-2/2025/03/04").mkdir(parents=True)
+    (root / "raw/stream/r7i.large/us-west-2/2025/03/04/legacy.json").write_text(legacy)
+    (root / "raw/stream/bad.json").write_text('{"metadata": 1}')
+
+
+def _golden(name: str, data: bytes) -> None:
+    path = GOLDEN / name
+    if os.environ.get("INSTBENCH_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    assert path.exists(), f"missing golden file {path}: run with INSTBENCH_UPDATE_GOLDEN=1"
+    assert data.decode() == path.read_text(), f"{name} differs from its golden file"
+
+
+def test_summaries_have_the_known_answers(tmp_path: Path) -> None:
+    _dataset(tmp_path)
+    with ingest(tmp_path) as ds:
+        rows = {(s.instance_type, s.test, s.thread_mode): s for s in summarize(ds.con)}
+    s = rows[("m7i.large", "triad", "all")]
+    assert s.n == 5
+    assert s.mean == pytest.approx(statistics.fmean(M7I))
+    assert s.median == pytest.approx(statistics.median(M7I))
+    assert s.sd == pytest.approx(statistics.stdev(M7I))
+    assert s.cv == pytest.approx(statistics.stdev(M7I) / statistics.fmean(M7I))
+    assert (s.min, s.max) == pytest.approx((min(M7I), max(M7I)))
+    half = 2.7764 * statistics.stdev(M7I) / 5**0.5
+    assert (s.ci_low, s.ci_high) == pytest.approx((s.mean - half, s.mean + half), abs=1e-3)
+    assert s.median_ci_low is None  # n = 5 is too few for a 95 % median interval
+    assert s.vcpus == 2 and s.per_vcpu == pytest.approx(s.mean / 2)
+    assert s.per_gib == pytest.approx(s.mean / s.memory_gib)
+    # Within-instance spread (trials, cv 1 %) is far below the between-instance spread.
+    assert s.within_cv is not None and s.cv is not None and s.within_cv < s.cv
+    assert rows[("c7g.large", "triad", "all")].n == 3
+    assert ("m7a.large", "triad", "all") not in rows  # sandbox: not published
+    legacy = rows[("r7i.large", "triad", "all")]
+    assert legacy.n == 1 and legacy.sd is None and legacy.ci_low is None and legacy.vcpus is None
+
+
+def test_regression_flag_fires_on_a_significant_drop_only(tmp_path: Path) -> None:
+    week1 = [40.0, 41.0, 40.5, 39.5, 40.2]
+    week2_ok = [40.1, 39.8, 40.6, 40.9, 39.9]
+    week3_drop = [36.0, 35.5, 36.4, 35.8, 36.1]
+    docs = []
+    for w, values in enumerate((week1, week2_ok, week3_drop)):
+        for i, bw in enumerate(values):
+            docs.append(
+                result_document(
+                    bandwidth_gbps=bw,
+                    sample=i,
+                    run_id=f"week{w}",
+                    timestamp=T0 + timedelta(weeks=w, hours=i),
+                )
+            )
+    store_documents(tmp_path, docs)
+    with ingest(tmp_path) as ds:
+        regs = regressions(summarize(ds.con, window="week"))
+    triad = [r for r in regs if (r.test, r.thread_mode) == ("triad", "all")]
+    assert [(r.previous_window, r.window, r.flagged) for r in triad] == [
+        ("2025-W10", "2025-W11", False),
+        ("2025-W11", "2025-W12", True),
+    ]
+    assert triad[1].change == pytest.approx(
+        statistics.fmean(week3_drop) / statistics.fmean(week2_ok) - 1
+    )
+
+
+def _prices() -> PriceSet:
+    return PriceSet(
+        region="us-east-1",
+        as_of=datetime(2025, 3, 5).date(),
+        source="test price file",
+        instances={
+            "m7i.large": InstancePrice(0.1008, 0.0635, 0.0437, 0.0391, 0.0402, 0.9),
+            "c7g.large": InstancePrice(0.0725, 0.0457, 0.0314, None, None, None),
+        },
+    )
+
+
+def test_publication_matches_the_golden_files(tmp_path: Path) -> None:
+    _dataset(tmp_path / "mirror")
+    out = tmp_path / "out"
+    with ingest(tmp_path / "mirror") as ds:
+        publish(ds, out, prices=_prices())
+    latest = out / "latest"
+    for name in ("memory-benchmarks.json", "cpu-benchmarks.json", "price-performance.json"):
+        _golden(name, (latest / name).read_bytes())
+    index = json.loads((latest / "index.json").read_text())
+    # Parquet bytes depend on the DuckDB version; their hashes are checked for stability
+    # by test_publication_is_deterministic instead.
+    # The result schema is owned by results/ and changes with it: checked by equality.
+    for entry in index["files"]:
+        if entry["path"].endswith(".parquet"):
+            entry["sha256"] = entry["bytes"] = "(parquet)"
+        if entry["path"] == "schemas/result-v1.schema.json":
+            entry["sha256"] = entry["bytes"] = "(results/jsonschema.py)"
+    assert (latest / "schemas" / "result-v1.schema.json").read_bytes() == SCHEMA_PATH.read_bytes()
+    _golden("index.json", (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+    _golden("aggregates.csv", (latest / "aggregates.csv").read_bytes())
+    # Complete or absent: no type has latency figures yet, so none is in the contract file,
+    # and each is listed with exactly what it lacks; the tidy export has every row.
+    memory = json.loads((latest / "memory-benchmarks.json").read_text())
+    assert memory["instances"] == {}
+    held = index["heldBack"]["memory-benchmarks.json"]
+    assert sorted(held) == ["c7g.large", "m7i.large", "r7i.large"]
+    assert "cache.memory.latency" in held["m7i.large"]
+    assert "numa.socketCount" in held["r7i.large"]  # legacy files do not say
+    assert index["ingest"]["excluded"] == {"sandbox result": 1}
+    assert index["ingest"]["rejected"] == 1
+    with duckdb.connect() as con:
+        tidy = con.execute(f"SELECT count(*) FROM '{latest / 'tidy.parquet'}'").fetchall()
+    assert tidy == [((5 + 3) * 2 * 4 + 4,)]
+    assert (out / "2025-W10" / "summary.json").exists()
+    assert (out / "2025-03" / "summary.csv").exists()
+    assert (latest / "schemas" / "result-v1.schema.json").exists()
+    assert "| `value` | DOUBLE |" in (latest / "datacard.md").read_text()
+
+
+def test_publication_is_deterministic(tmp_path: Path) -> None:
+    _dataset(tmp_path / "mirror")
+    outputs = []
+    for name in ("a", "b"):
+        with ingest(tmp_path / "mirror") as ds:
+            publish(ds, tmp_path / name)
+        files = sorted(p for p in (tmp_path / name).rglob("*") if p.is_file())
+        outputs.append({p.relative_to(tmp_path / name).as_posix(): p.read_bytes() for p in files})
+    assert outputs[0] == outputs[1]
+
+
+class _Latency:
+    """A latency section shaped as tidy._latency_rows documents it."""
+
+    def __init__(self, ns: float, gbps: float | None) -> None:
+        self.latency_ns = ns
+        self.bandwidth_gbps = gbps
+
+
+def test_a_type_with_every_field_measured_enters_the_memory_file() -> None:
+    from instbench.analysis.aggregate import Summary
+
+    def summary(bench: str, test: str, mode: str, metric: str, mean: float) -> Summary:
+        return Summary(
+            instance_type="m7i.large",
+            benchmark=bench,
+            test=test,
+            thread_mode=mode,
+            metric=metric,
+            unit="",
+            window="all",
+            n=4,
+            median=mean,
+            mean=mean,
+            sd=0.5,
+            cv=0.5 / mean,
+            min=mean - 1,
+            max=mean + 1,
+            ci_low=mean - 0.8,
+            ci_high=mean + 0.8,
+            median_ci_low=None,
+            median_ci_high=None,
+            within_sd=0.1,
+            within_cv=0.1 / mean,
+            trials=19,
+            vcpus=2,
+            memory_gib=7.6,
+            per_vcpu=mean / 2,
+            per_gib=mean / 7.6,
+            architecture="x86_64",
+            manufacturer="Intel",
+            sockets=1,
+            first="2025-03-03T09:00:00Z",
+            last="2025-03-03T13:00:00Z",
+        )
+
+    rows = [
+        summary("stream", k, "all", "bandwidth", v)
+        for k, v in (("copy", 45.2), ("scale", 44.8), ("add", 42.1), ("triad", 41.9))
+    ]
+    for level, ns, gbps in (("l1", 1.1, 800.0), ("l2", 3.9, 400.0), ("l3", 14.0, 200.0)):
+        rows.append(summary("latency", level, "single", "latency", ns))
+        rows.append(summary("latency", level, "single", "bandwidth", gbps))
+    rows.append(summary("latency", "memory", "single", "latency", 85.0))
+    fig = TypeFigures("m7i.large", rows)
+    entry, missing = build_entry(fig, MEMORY_FIELDS)
+    assert missing == [] and entry is not None
+    doc, held = memory_document({"m7i.large": fig}, {"version": "2025.03.03"})
+    assert held == {}
+    _golden(
+        "memory-benchmarks-complete.json",
+        (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(),
+    )
+    numa = doc["instances"]["m7i.large"]["numa"]
+    assert (numa["socketCount"], numa["localBandwidth"], numa["remoteBandwidth"]) == (1, 41.9, 0)
+    # Without the memory latency it is held back again, naming the field.
+    _, missing = build_entry(TypeFigures("m7i.large", rows[:-1]), MEMORY_FIELDS)
+    assert missing == ["cache.memory.latency"]
+
+
+def test_latency_section_becomes_tidy_rows() -> None:
+    from instbench.analysis.tidy import _latency_rows
+
+    class Section:
+        l1 = _Latency(1.2, 900.0)
+        memory = _Latency(88.0, None)
+
+    rows = list(_latency_rows(Section(), {"key": "k"}))
+    assert [(r["test"], r["metric"], r["value"]) for r in rows] == [
+        ("l1", "latency", 1.2),
+        ("l1", "bandwidth", 900.0),
+        ("memory", "latency", 88.0),
+    ]
+
+
+def test_unwritable_output_is_one_error_and_nothing_is_written(tmp_path: Path) -> None:
+    _dataset(tmp_path / "mirror")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with ingest(tmp_path / "mirror") as ds, pytest.raises(StorageError, match="cannot write"):
+        publish(ds, blocker / "out")
+    assert blocker.read_text() == "not a directory"

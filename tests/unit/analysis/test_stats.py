@@ -1,0 +1,82 @@
+"""stats.py: t quantiles against published tables, interval coverage on synthetic data."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+
+from instbench.analysis import stats
+
+
+@pytest.mark.parametrize(
+    ("df", "expected"),
+    [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423), (1000, 1.9623)],
+)
+def test_t_quantile_matches_the_table(df: int, expected: float) -> None:
+    assert stats.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
+
+
+def test_t_cdf_is_symmetric_and_inverts_the_quantile() -> None:
+    for df in (1, 3, 17):
+        for p in (0.01, 0.3, 0.5, 0.9, 0.999):
+            assert stats.t_cdf(stats.t_quantile(p, df), df) == pytest.approx(p, abs=1e-9)
+        assert stats.t_cdf(-1.5, df) == pytest.approx(1 - stats.t_cdf(1.5, df))
+
+
+def test_mean_ci_needs_two_samples() -> None:
+    assert stats.mean_ci(1, 10.0, None) is None
+    low, high = stats.mean_ci(4, 10.0, 2.0) or (0, 0)
+    assert (low, high) == pytest.approx((10 - 3.1824, 10 + 3.1824), abs=1e-3)
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_t_interval_covers_the_true_mean_95_percent_of_the_time(n: int) -> None:
+    """Coverage on synthetic normal data (fixed seed): 4000 replicates, within 1.5 points."""
+    rng = random.Random(20250301 + n)
+    true_mean, sd, reps, hits = 40.0, 3.0, 4000, 0
+    for _ in range(reps):
+        xs = [rng.gauss(true_mean, sd) for _ in range(n)]
+        ci = stats.mean_ci(n, statistics.fmean(xs), statistics.stdev(xs))
+        assert ci is not None
+        hits += ci[0] <= true_mean <= ci[1]
+    assert abs(hits / reps - 0.95) < 0.015
+
+
+def test_median_interval_is_distribution_free_and_covers_at_least_95_percent() -> None:
+    assert stats.median_ci_ranks(5) is None  # [min, max] covers only 93.75 %
+    assert stats.median_ci_ranks(6) == (1, 6)
+    assert stats.median_ci_ranks(20) == (6, 15)
+    rng = random.Random(7)
+    hits = 0
+    for _ in range(3000):
+        xs = [rng.expovariate(1.0) for _ in range(15)]  # skewed: median ln 2
+        ci = stats.median_ci(xs)
+        assert ci is not None
+        hits += ci[0] <= math.log(2) <= ci[1]
+    assert hits / 3000 >= 0.94
+
+
+def test_welch_detects_a_drop_and_ignores_noise() -> None:
+    drop = stats.welch_below(8, 40.0, 1.0, 8, 37.0, 1.0)
+    assert drop is not None and drop.p_value < 0.001
+    assert drop.change == pytest.approx(-0.075)
+    rise = stats.welch_below(8, 40.0, 1.0, 8, 41.0, 1.0)
+    assert rise is not None and rise.p_value > 0.9
+    assert stats.welch_below(1, 40.0, 0.0, 8, 30.0, 1.0) is None
+
+
+def test_welch_false_alarm_rate_is_alpha_under_no_change() -> None:
+    rng = random.Random(11)
+    alarms = 0
+    for _ in range(2000):
+        a = [rng.gauss(40, 2) for _ in range(6)]
+        b = [rng.gauss(40, 2) for _ in range(6)]
+        res = stats.welch_below(
+            6, statistics.fmean(a), statistics.stdev(a), 6, statistics.fmean(b), statistics.stdev(b)
+        )
+        assert res is not None
+        alarms += res.p_value < stats.REGRESSION_ALPHA
+    assert abs(alarms / 2000 - stats.REGRESSION_ALPHA) < 0.015
