@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The sandbox demo: one Intel, one AMD and one Graviton type, quick STREAM + latency, all
+# offline (moto plays AWS, this machine plays the instances), then the dataset.
+DEMO_TYPES ?= m7i.large,m7a.large,c7g.large
 run: $(STAMP)
-	$(BIN)/instbench run --local --output-dir data
+	$(BIN)/instbench run --sandbox --instance-types $(DEMO_TYPES) --benchmarks stream,latency --quick --output-dir data
+	$(BIN)/instbench publish --input data --output data/processed --include-sandbox
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -6,7 +6,8 @@ in-process moto server) and who executes the user data (the simulated cloud-init
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,26 @@ def open_target(
         ) from exc
     with Sandbox(log=log) as sb:
         yield AwsSession(sb.aws_settings()), sb.bucket
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_loopback_endpoint(settings: AwsSettings, environ: Mapping[str, str]) -> bool:
+    """True when AWS calls go to this machine: that is a sandbox, never real AWS.
+
+    Results collected there are labelled `sandbox` whatever the user passed, so a run
+    against `instbench sandbox serve` can never be published as real measurements.
+    """
+    endpoint = (
+        settings.endpoint_url
+        or environ.get("AWS_ENDPOINT_URL_EC2")
+        or environ.get("AWS_ENDPOINT_URL")
+    )
+    if not endpoint:
+        return False
+    host = urllib.parse.urlsplit(endpoint).hostname or ""
+    return host in _LOOPBACK or host.startswith("127.")
 
 
 def options_to_params(opts: FleetOptions) -> dict[str, object]:

@@ -106,7 +106,7 @@ def test_list_json_is_a_list_of_declarations(
     code, out, err = _main(capsys, monkeypatch, "benchmarks", "list", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert [d["name"] for d in data] == ["latency", "stream"]
+    assert [d["name"] for d in data] == ["cpu", "latency", "linpack", "stream"]
     lat = data[0]
     assert lat["version"] == latency.KERNEL_VERSION and lat["runs_in_agent"] is True
     assert lat["requires"] == {

@@ -27,10 +27,21 @@ def test_sandbox_run_three_architectures(tmp_path: Path) -> None:
     journal = tmp_path / "journal.sqlite"
     proc = subprocess.run(
         [
-            INSTBENCH, "run", "--sandbox", "--instance-types", ",".join(TYPES), "--quick",
-            "--output-dir", str(tmp_path / "data"), "--journal", str(journal), "--json",
+            INSTBENCH,
+            "run",
+            "--sandbox",
+            "--instance-types",
+            ",".join(TYPES),
+            "--quick",
+            "--output-dir",
+            str(tmp_path / "data"),
+            "--journal",
+            str(journal),
+            "--json",
         ],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("{\n") :])

@@ -42,7 +42,7 @@ def test_missing_parameter_says_pass_ami(aws_session: AwsSession) -> None:
         return AWSResponse("https://ssm", 400, {}, None), body
 
     aws_session.register_hook("before-call.ssm.GetParameter", not_found)
-    with pytest.raises(AwsConfigError, match="not found in us-east-1: pass --ami ID$"):
+    with pytest.raises(AwsConfigError, match=r"not found in us-east-1: pass --ami ID$"):
         ami.latest_al2023(aws_session, "arm64")
 
 

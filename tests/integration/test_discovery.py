@@ -82,7 +82,7 @@ def test_not_offered_in_region_is_rejected(aws_session: AwsSession) -> None:
     # hpc7a.12xlarge exists in DescribeInstanceTypes but is not offered in us-east-1
     assert "hpc7a.12xlarge" in discovery.describe_types(aws_session, ["hpc7a.12xlarge"])
     assert "hpc7a.12xlarge" not in discovery.region_type_names(aws_session)
-    with pytest.raises(InvalidInstanceType, match="not offered in us-east-1$"):
+    with pytest.raises(InvalidInstanceType, match=r"not offered in us-east-1$"):
         discovery.check_offered(aws_session, ["m7i.large", "hpc7a.12xlarge"])
 
 
@@ -145,7 +145,8 @@ def cli(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
 
 def test_cli_list_json(cli: typer.Typer) -> None:
     result = CliRunner().invoke(
-        cli, ["types", "list", "--region", "us-east-1", "--arch", "arm64", "--family", "c7g*", "--json"]
+        cli,
+        ["types", "list", "--region", "us-east-1", "--arch", "arm64", "--family", "c7g*", "--json"],
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)

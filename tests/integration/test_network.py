@@ -139,17 +139,27 @@ def test_delete_waits_out_dependency_violation(aws_session: AwsSession) -> None:
     group_id = network.create_run_security_group(aws_session, "run-2", vpc, EXPIRES)
     instance = _instance_in(aws_session, group_id)
     launch.terminate_instances(aws_session, [instance])
-    hook = fail_with("DependencyViolation", times=1)
+    hook = fail_with("DependencyViolation", times=2)
     aws_session.register_hook("before-call.ec2.DeleteSecurityGroup", hook)
-    waited: list[str] = []
-    aws_session.register_hook(
-        "before-call.ec2.DescribeNetworkInterfaces", lambda **kw: waited.append("eni")
-    )
     assert network.delete_security_group(aws_session, group_id, [instance], delay=1) is True
-    assert hook.state["seen"] == 2 and waited  # refused once, waited, deleted
-    assert aws_session.ec2().describe_security_groups(
-        Filters=[{"Name": "group-id", "Values": [group_id]}]
-    )["SecurityGroups"] == []
+    assert hook.state["seen"] == 3  # refused twice (lingering interface), then deleted
+    assert (
+        aws_session.ec2().describe_security_groups(
+            Filters=[{"Name": "group-id", "Values": [group_id]}]
+        )["SecurityGroups"]
+        == []
+    )
+
+
+def test_delete_gives_up_after_the_timeout(aws_session: AwsSession) -> None:
+    vpc = network.default_vpc(aws_session)
+    group_id = network.create_run_security_group(aws_session, "run-4", vpc, EXPIRES)
+    instance = _instance_in(aws_session, group_id)
+    launch.terminate_instances(aws_session, [instance])
+    hook = fail_with("DependencyViolation", times=99)
+    aws_session.register_hook("before-call.ec2.DeleteSecurityGroup", hook)
+    deleted = network.delete_security_group(aws_session, group_id, [instance], timeout=2, delay=1)
+    assert deleted is False and hook.state["seen"] == 3  # first try + 2 waiter attempts
 
 
 def test_delete_gives_up_while_an_instance_still_runs(aws_session: AwsSession) -> None:

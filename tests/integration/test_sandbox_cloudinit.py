@@ -323,7 +323,7 @@ def test_real_user_data_template_and_agent(
             agent_sha256=digest,
             result_url=_put_url(aws_session, "result.json", "application/json"),
             log_url=_put_url(aws_session, "agent.log", "text/plain"),
-            watchdog_minutes=10,
+            watchdog_minutes=600,  # 300 s with this fixture's half-second minutes
             collection_method="sandbox",
             quick=True,
             agent_args=("--array-size", "2000000", "--ntimes", "3"),

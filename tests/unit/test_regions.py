@@ -36,7 +36,7 @@ def test_typos_name_a_close_match(typo: str, hint: str) -> None:
 
 
 def test_nonsense_region_has_no_hint() -> None:
-    with pytest.raises(AwsConfigError, match="unknown AWS region 'banana'$"):
+    with pytest.raises(AwsConfigError, match=r"unknown AWS region 'banana'$"):
         regions.check_region("banana")
 
 
@@ -54,9 +54,7 @@ def test_check_credentials_returns_the_account(aws_session: AwsSession) -> None:
     assert regions.check_credentials(aws_session) == "123456789012"
 
 
-def test_no_credentials_is_one_line(
-    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
-) -> None:
+def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     session = AwsSession(AwsSettings(region="us-east-1", endpoint_url=moto_endpoint))

@@ -21,7 +21,7 @@ from instbench.benchmarks.registry import BenchmarkInfo, Parameter, Requirements
 
 
 def test_builtin_names_and_declarations() -> None:
-    assert registry.names() == ("latency", "stream")
+    assert registry.names() == ("cpu", "latency", "linpack", "stream")
     lat = registry.info("latency")
     assert lat.version == latency.KERNEL_VERSION and lat.origin == "built-in"
     assert lat.needs == ("c-compiler",) and lat.runs_in_agent
@@ -36,7 +36,7 @@ def test_parse_list() -> None:
     for text, message in (
         ("", "empty benchmark name"),
         ("stream,", "empty benchmark name"),
-        ("nope", "unknown benchmark 'nope'; known benchmarks: latency, stream"),
+        ("nope", "unknown benchmark 'nope'; known benchmarks: cpu, latency, linpack, stream"),
         ("stream,stream", "listed twice"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -200,7 +200,7 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 def test_plugins_register_through_entry_points(plugin_path: Path) -> None:
     cat = registry.catalog()
-    assert cat.names() == ("fake", "latency", "named", "stream")
+    assert cat.names() == ("cpu", "fake", "latency", "linpack", "named", "stream")
     fake = cat.get("fake")
     assert fake is not None and fake.origin == "plugin fakebench-plugin 0.1.0"
     assert not fake.runs_in_agent and fake.needs == ("command:true",)
@@ -208,7 +208,7 @@ def test_plugins_register_through_entry_points(plugin_path: Path) -> None:
     with pytest.raises(BenchmarkInputError, match="fake: parameter rounds must be >= 1"):
         fake.validate_params({"rounds": 0})
     # The agent side never sees plugins.
-    assert registry.names() == ("latency", "stream")
+    assert registry.names() == ("cpu", "latency", "linpack", "stream")
     with pytest.raises(ValueError, match="unknown benchmark 'fake'"):
         registry.parse_list("fake")
     assert cat.get("stream") is not None and cat.get("stream").origin == "built-in"  # type: ignore[union-attr]
@@ -226,5 +226,5 @@ def test_broken_plugins_are_reported_not_raised(plugin_path: Path) -> None:
 
 def test_catalog_without_plugins(plugin_path: Path) -> None:
     cat = registry.catalog(include_plugins=False)
-    assert cat.names() == ("latency", "stream") and cat.problems == ()
-    assert registry.catalog(group="instbench.no-such-group").names() == ("latency", "stream")
+    assert cat.names() == ("cpu", "latency", "linpack", "stream") and cat.problems == ()
+    assert registry.catalog(group="instbench.no-such-group").names() == ("cpu", "latency", "linpack", "stream")

@@ -59,7 +59,8 @@ if name == "curl" and "-o" in args:
         fh.write(os.environb[b"FAKE_AGENT"])
 if name == "curl" and "--upload-file" in args:
     src = args[args.index("--upload-file") + 1]
-    with open(src, "rb") as fh, open(os.environ["FAKE_UPLOADS"] + "/" + str(len(os.listdir(os.environ["FAKE_UPLOADS"]))), "wb") as out:
+    up = os.environ["FAKE_UPLOADS"]
+    with open(src, "rb") as fh, open(os.path.join(up, str(len(os.listdir(up)))), "wb") as out:
         out.write(fh.read())
 if name == "python3":
     if os.environ.get("FAKE_AGENT_FAIL"):
@@ -216,7 +217,7 @@ def test_hostile_identifiers_are_rejected(field: str, value: str) -> None:
         render_user_data(params(**{field: value}))
 
 
-@pytest.mark.parametrize("value", HOSTILE[:-1] + ["ftp://h/x", "https://", "file:///etc/passwd"])
+@pytest.mark.parametrize("value", [*HOSTILE[:-1], "ftp://h/x", "https://", "file:///etc/passwd"])
 @pytest.mark.parametrize("field", ["agent_url", "result_url", "log_url"])
 def test_hostile_urls_are_rejected(field: str, value: str) -> None:
     url = value if "://" in value else f"https://h/{value}"

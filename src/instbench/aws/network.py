@@ -29,23 +29,21 @@ if TYPE_CHECKING:
 _SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 _GROUP = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
 
-# DescribeNetworkInterfaces until no interface uses the group: after an instance is
-# terminated its interface lingers for a few seconds, and so does DependencyViolation.
-_UNUSED_WAITER = WaiterModel(
+# After an instance is terminated its network interface lingers for a few seconds, and
+# so does DependencyViolation. This waiter repeats the (idempotent) delete until EC2
+# accepts it, so the wait is EC2's answer, not a guessed sleep.
+_DELETE_WAITER = WaiterModel(
     {
         "version": 2,
         "waiters": {
-            "SecurityGroupUnused": {
-                "operation": "DescribeNetworkInterfaces",
+            "SecurityGroupDeleted": {
+                "operation": "DeleteSecurityGroup",
                 "delay": 5,
                 "maxAttempts": 60,
                 "acceptors": [
-                    {
-                        "matcher": "path",
-                        "argument": "length(NetworkInterfaces[]) == `0`",
-                        "expected": True,
-                        "state": "success",
-                    }
+                    {"matcher": "status", "expected": 200, "state": "success"},
+                    {"matcher": "error", "expected": "InvalidGroup.NotFound", "state": "success"},
+                    {"matcher": "error", "expected": "DependencyViolation", "state": "retry"},
                 ],
             }
         },
@@ -235,7 +233,8 @@ def delete_security_group(
     """Delete the run's group; True when it is gone, False when it is still in use.
 
     DependencyViolation means instances (or their network interfaces) still use it: wait
-    until those instances are terminated and the interfaces released, then delete again.
+    until those instances are terminated, then repeat the delete (a waiter) until the
+    interfaces are released.
     False leaves the group to `instbench cleanup` (it is tagged and expires); the caller
     should say so rather than fail the run over it.
     """
@@ -254,23 +253,15 @@ def delete_security_group(
         return False  # something is still running in it: terminating is the caller's job
     if not launch.wait_terminated(session, users, timeout, delay):
         return False
-    waiter = create_waiter_with_client("SecurityGroupUnused", _UNUSED_WAITER, ec2)
+    waiter = create_waiter_with_client("SecurityGroupDeleted", _DELETE_WAITER, ec2)
     try:
         waiter.wait(
-            Filters=[{"Name": "group-id", "Values": [group_id]}],
+            GroupId=group_id,
             WaiterConfig={
-                "Delay": int(max(1, delay)),
+                "Delay": max(1, int(delay)),
                 "MaxAttempts": max(1, int(timeout // delay)),
             },
         )
     except WaiterError:
         return False
-    try:
-        ec2.delete_security_group(GroupId=group_id)
-    except ClientError as exc:
-        if _code(exc).startswith("InvalidGroup.NotFound"):
-            return True
-        if _code(exc) == "DependencyViolation":
-            return False
-        raise
     return True

@@ -20,6 +20,7 @@ import contextlib
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -261,7 +262,7 @@ class Fleet:
     def _placements_for(self, task: Task) -> list[Placement]:
         """Every placement, starting at a different one per task to spread load."""
         places = self.plan.placements
-        start = hash(task.task_id) % len(places)
+        start = zlib.crc32(task.task_id.encode()) % len(places)
         return places[start:] + places[:start]
 
     def _launch(self, task: Task, place: Placement, attempt: int, reasons: list[str]) -> str | None:

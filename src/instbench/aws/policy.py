@@ -39,6 +39,8 @@ class Permission:
     authorization_only: bool = False
     """True when no API operation of that name is called: AWS checks it as part of another
     call (ec2:CreateTags for TagSpecifications on RunInstances/CreateSecurityGroup)."""
+    statement: str | None = None
+    """Sid of the statement it goes into; default: one per scope."""
     unobserved: str | None = None
     """Why the audit cannot see the call in tests (moto lacks the API, or a defensive path
     that neither AWS nor moto triggers); such a permission is exempt from 'never called'."""
@@ -70,16 +72,17 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("ec2:DescribeSubnets", "pick a subnet in an AZ that offers the type"),
     Permission(
         "ec2:DescribeSpotPriceHistory",
-        "cost estimate of spot runs before anything is launched",
+        "spot prices for price-performance in `instbench publish` (AwsPriceSource)",
+        unobserved="called by publish together with pricing:GetProducts, which moto lacks",
     ),
     Permission(
         "ec2:GetSpotPlacementScores",
-        "choose the region/AZ most likely to have spot capacity",
+        "spot placement scores shown beside prices in `instbench publish`",
         unobserved="moto does not implement GetSpotPlacementScores",
     ),
     Permission(
         "pricing:GetProducts",
-        "on-demand price per type for the cost estimate shown before launch",
+        "on-demand prices for price-performance in `instbench publish`",
         unobserved="moto does not implement the Pricing API",
     ),
     # ------------------------------------------------------------------ launch
@@ -107,15 +110,12 @@ PERMISSIONS: tuple[Permission, ...] = (
             "StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup"]}
         },
         authorization_only=True,
+        statement="TagOnCreate",
     ),
     # ------------------------------------------------------------------ wait, collect, clean
     Permission(
         "ec2:DescribeInstances",
         "follow instance states, find a run's leftovers (cleanup), instance_terminated waiter",
-    ),
-    Permission(
-        "ec2:DescribeNetworkInterfaces",
-        "wait until no interface uses the run's security group before deleting it",
     ),
     Permission(
         "ec2:DescribeSpotInstanceRequests",
@@ -131,6 +131,8 @@ PERMISSIONS: tuple[Permission, ...] = (
         "terminate leftovers at the end of a run and in cleanup (only the run's instances)",
         scope="run-tagged",
         condition=_TAGGED,
+        unobserved="instances terminate themselves (shutdown behaviour terminate); the "
+        "controller terminates only leftovers of failed or interrupted tasks",
     ),
     Permission(
         "ec2:DeleteSecurityGroup",
@@ -143,6 +145,11 @@ PERMISSIONS: tuple[Permission, ...] = (
         "s3:PutObject",
         "store results, logs and manifests; presigned PUT URLs for the instances are signed "
         "with this permission",
+        scope="objects",
+    ),
+    Permission(
+        "s3:DeleteObject",
+        "remove the staging copy under incoming/ once the result is stored under raw/",
         scope="objects",
     ),
     Permission(
@@ -168,6 +175,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "cloudwatch:PutMetricData",
         "per-task and per-run metrics (namespace instbench only)",
         condition={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+        statement="Metrics",
     ),
 )
 
@@ -197,9 +205,18 @@ def _resources(scope: Scope, bucket: str, partition: str) -> list[str]:
     return ["*"]
 
 
-def _sid(scope: Scope, condition: Mapping[str, Any] | None, index: int) -> str:
-    base = "".join(part.capitalize() for part in scope.split("-"))
-    return f"{base}{index}" if condition else base
+_SIDS: Mapping[Scope, str] = {
+    "any": "Any",
+    "bucket": "Bucket",
+    "objects": "Objects",
+    "ssm-public": "SsmPublic",
+    "run-tagged": "RunTagged",
+}
+
+
+def statement_id(perm: Permission) -> str:
+    """The Sid of the statement holding `perm` (the template uses the same Sids)."""
+    return perm.statement or _SIDS[perm.scope]
 
 
 def policy_document(bucket: str | None = None, partition: str = "aws") -> dict[str, Any]:
@@ -208,21 +225,22 @@ def policy_document(bucket: str | None = None, partition: str = "aws") -> dict[s
     Without a bucket name the S3 statements name a placeholder to substitute.
     """
     name = bucket or S3_BUCKET_PLACEHOLDER
-    groups: dict[tuple[Scope, str], list[Permission]] = {}
+    groups: dict[str, list[Permission]] = {}
     for perm in PERMISSIONS:
-        key = (perm.scope, json.dumps(perm.condition, sort_keys=True))
-        groups.setdefault(key, []).append(perm)
+        groups.setdefault(statement_id(perm), []).append(perm)
     statements: list[dict[str, Any]] = []
-    for index, ((scope, _), perms) in enumerate(groups.items()):
-        condition = perms[0].condition
+    for sid, perms in groups.items():
+        first = perms[0]
+        if any(p.scope != first.scope or p.condition != first.condition for p in perms):
+            raise ValueError(f"statement {sid} mixes scopes or conditions")
         statement: dict[str, Any] = {
-            "Sid": _sid(scope, condition, index),
+            "Sid": sid,
             "Effect": "Allow",
             "Action": sorted(p.action for p in perms),
-            "Resource": _resources(scope, name, partition),
+            "Resource": _resources(first.scope, name, partition),
         }
-        if condition:
-            statement["Condition"] = {k: dict(v) for k, v in condition.items()}
+        if first.condition:
+            statement["Condition"] = {k: dict(v) for k, v in first.condition.items()}
         statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
 

@@ -413,8 +413,127 @@ def _latency_info() -> BenchmarkInfo:
     )
 
 
+def _run_linpack(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import linpack
+
+    p = ctx.params
+    options = linpack.LinpackOptions(
+        quick=ctx.quick,
+        n=p.get("n"),
+        trials=p.get("trials"),
+        time_budget_s=p.get("time_budget_s"),
+        threads=p.get("threads"),
+        library=p.get("library"),
+    )
+    return linpack.run_linpack(options, cache_dir=ctx.cache_dir, log=ctx.log)
+
+
+def _linpack_info() -> BenchmarkInfo:
+    from instbench.benchmarks import linpack
+
+    return BenchmarkInfo(
+        name="linpack",
+        version=linpack.KERNEL_VERSION,
+        description="Dense LU solve (LAPACK dgetrf/dgetrs) in double precision: GFLOPS, "
+        "HPL residual check, efficiency against the estimated peak.",
+        run=_run_linpack,
+        parameters=(
+            Parameter(
+                "n",
+                "int",
+                "Matrix order.",
+                minimum=linpack.MIN_N,
+                maximum=linpack.MAX_N,
+                default_note=f"one solve of about time_budget_s / (trials + 1) at the rate "
+                f"of a calibration solve, at most {int(linpack.MEMORY_SHARE * 100)} % of "
+                f"MemAvailable (quick: {linpack.QUICK_N})",
+            ),
+            Parameter(
+                "trials",
+                "int",
+                "Timed solves; the fastest is reported.",
+                minimum=1,
+                maximum=20,
+                default_note=f"{linpack.TRIALS} (quick: {linpack.QUICK_TRIALS})",
+            ),
+            Parameter(
+                "time_budget_s",
+                "float",
+                "Time the solves may take together, seconds (sizes n).",
+                minimum=1.0,
+                maximum=7200.0,
+                default=linpack.TIME_BUDGET_S,
+            ),
+            Parameter(
+                "threads",
+                "int",
+                "BLAS threads (OpenBLAS only).",
+                minimum=1,
+                maximum=4096,
+                default_note="the library's default (every CPU)",
+            ),
+            Parameter(
+                "library",
+                "str",
+                "Absolute path of the BLAS/LAPACK shared library to load.",
+                default_note="OpenBLAS (threaded build first), else FlexiBLAS, else liblapack",
+            ),
+        ),
+        requires=Requirements(c_compiler=True, packages=("openblas-devel",)),
+    )
+
+
+def _run_cpu(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import cpu
+
+    p = ctx.params
+    options = cpu.CpuOptions(
+        quick=ctx.quick,
+        duration_ms=p.get("duration_ms"),
+        threads=p.get("threads"),
+        openssl=True if p.get("openssl") is None else bool(p["openssl"]),
+        vector=True if p.get("vector") is None else bool(p["vector"]),
+    )
+    return cpu.run_cpu(options, cache_dir=ctx.cache_dir, log=ctx.log)
+
+
+def _cpu_info() -> BenchmarkInfo:
+    from instbench.benchmarks import cpu
+
+    return BenchmarkInfo(
+        name="cpu",
+        version=cpu.KERNEL_VERSION,
+        description="Integer throughput (instbench-int, not CoreMark) one thread and all, "
+        "openssl AES-256-GCM/SHA-256, DP FLOPS per vector extension.",
+        run=_run_cpu,
+        parameters=(
+            Parameter(
+                "duration_ms",
+                "float",
+                "Timed run of the integer kernel per thread mode, milliseconds.",
+                minimum=10.0,
+                maximum=600000.0,
+                default_note=f"{cpu.DURATION_MS:g} (quick: {cpu.QUICK_DURATION_MS:g})",
+            ),
+            Parameter(
+                "threads",
+                "int",
+                "Threads of the all-threads runs.",
+                minimum=1,
+                maximum=4096,
+                default_note="every CPU the agent may run on",
+            ),
+            Parameter("openssl", "bool", "Run openssl speed where openssl exists.", default=True),
+            Parameter("vector", "bool", "Measure DP FLOPS per vector extension.", default=True),
+        ),
+        requires=Requirements(c_compiler=True, openmp=True),
+    )
+
+
 _BUILTINS: Dict[str, Callable[[], BenchmarkInfo]] = {
+    "cpu": _cpu_info,
     "latency": _latency_info,
+    "linpack": _linpack_info,
     "stream": _stream_info,
 }
 """Built-in benchmarks: name -> factory (the module is imported on first use)."""

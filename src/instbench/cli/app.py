@@ -57,6 +57,13 @@ def _mount() -> None:
     from instbench.cli import sandbox_cmd
 
     sandbox_cmd.register(app)
+    from instbench.cli import infra_cmd
+
+    infra_cmd.register(app)
+    from instbench.cli import report_cmd, results_cmd
+
+    report_cmd.register(app)
+    results_cmd.register(app)
 
 
 _mount()

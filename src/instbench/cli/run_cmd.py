@@ -19,10 +19,18 @@ from instbench.aws.session import AwsSession, AwsSettings
 from instbench.cli.render import stream_table
 from instbench.context import Context
 from instbench.errors import UserError
-from instbench.fleet_run import Target, execute, open_target, options_from_journal, plan_run
+from instbench.fleet_run import (
+    Target,
+    execute,
+    is_loopback_endpoint,
+    open_target,
+    options_from_journal,
+    plan_run,
+)
 from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
+from instbench.results.schema import ResultDocument
 
 _DURATION = re.compile(r"^(\d+)([smh]?)$")
 
@@ -158,6 +166,9 @@ def run(
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
     target = Target(AwsSettings(region=region, profile=profile), sandbox=sandbox)
+    local_cloud = sandbox or is_loopback_endpoint(target.settings, ctx.environ)
+    if local_cloud:
+        opts.collection_method = "sandbox"
     log = _logger(ctx)
     with open_target(target, log) as (session, sandbox_bucket):
         if sandbox_bucket and not bucket:
@@ -169,7 +180,7 @@ def run(
             return
         journal = Journal(journal_path or default_path(ctx.environ))
         try:
-            outcome = _execute_with_view(ctx, session, plan, journal, output_dir, sandbox)
+            outcome = _execute_with_view(ctx, session, plan, journal, output_dir, local_cloud)
         finally:
             journal.close()
     _print_summary(ctx, outcome, as_json)
@@ -195,7 +206,10 @@ def _resume(
         opts, region, _mode = options_from_journal(journal, run_id)
         session = AwsSession(AwsSettings(region=region, profile=profile))
         plan = plan_run(session, opts, ctx.clock(), run_id=run_id)
-        outcome = _execute_with_view(ctx, session, plan, journal, output_dir, False, resume=True)
+        local_cloud = is_loopback_endpoint(session.settings, ctx.environ)
+        outcome = _execute_with_view(
+            ctx, session, plan, journal, output_dir, local_cloud, resume=True
+        )
     finally:
         journal.close()
     _print_summary(ctx, outcome, as_json)
@@ -329,16 +343,11 @@ def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
         )
         return
     table = Table(title=f"run {outcome.run_id}")
-    for col in ("task", "state", "elapsed", "Triad best GB/s (all / 1 thread)", "reason"):
+    for col in ("task", "state", "elapsed", "headline", "reason"):
         table.add_column(col)
     for s in outcome.statuses:
-        triad = ""
-        if s.document is not None and s.document.performance_data.stream is not None:
-            runs = {r.thread_mode: r for r in s.document.performance_data.stream.runs}
-            triad = " / ".join(
-                f"{runs[m].kernels['triad'].best_gbps:.1f}" for m in ("all", "single") if m in runs
-            )
-        table.add_row(s.task.task_id, s.state, f"{s.elapsed():.0f}s", triad, s.detail)
+        headline = _headline(s.document) if s.document is not None else ""
+        table.add_row(s.task.task_id, s.state, f"{s.elapsed():.0f}s", headline, s.detail)
     ctx.console.print(table)
     stored = sum(1 for s in outcome.statuses if s.state == "result_stored")
     ctx.console.print(
@@ -351,6 +360,20 @@ def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
         ctx.console.print(f"FAILED {s.task.task_id}: {s.detail or s.state}", style="red")
     if outcome.interrupted:
         print("interrupted: instances terminated; check with instbench cleanup", file=sys.stderr)
+
+
+def _headline(doc: ResultDocument) -> str:
+    """One measured figure per benchmark for the summary table."""
+    perf = doc.performance_data
+    if perf.stream is not None:
+        runs = {r.thread_mode: r for r in perf.stream.runs}
+        triad = " / ".join(
+            f"{runs[m].kernels['triad'].best_gbps:.1f}" for m in ("all", "single") if m in runs
+        )
+        return f"Triad {triad} GB/s (all / 1 thread)"
+    if perf.latency is not None and perf.latency.memory is not None:
+        return f"memory latency {perf.latency.memory.latency_ns:.0f} ns"
+    return ""
 
 
 def register(app: typer.Typer) -> None:

@@ -387,6 +387,155 @@ class LatencyResult(_Model):
         return self.levels.memory
 
 
+# ------------------------------------------------------------------ linpack results
+
+
+class LinpackPeak(_Model):
+    """Theoretical double-precision peak: physical cores x max GHz x FLOPs per cycle.
+
+    FLOPs per cycle by widest vector extension: AVX-512 32 (2 FMA units; an upper bound,
+    Zen 4 and one-unit parts reach 16), AVX2+FMA 16, AVX 8, SSE2 4, NEON 8, SVE 16 at
+    128 and 256 bits. The frequency is what the OS reports, on a VM often nominal: an
+    estimate.
+    """
+
+    gflops: PositiveFinite | None = Field(
+        description="Estimated peak, GFLOPS; null when the frequency or extension is unknown."
+    )
+    cores: int = Field(ge=1, description="Physical cores counted (SMT siblings share units).")
+    max_mhz: PositiveFinite | None = Field(description="Frequency used, MHz (OS-reported).")
+    flops_per_cycle: int | None = Field(description="DP FLOPs per cycle per core assumed.")
+    extension: str | None = Field(description="Vector extension the figure is for.")
+    assumption: str | None = Field(description="Units x lanes x 2 behind flops_per_cycle.")
+    note: str = Field(description="How the peak was estimated and why it may be off.")
+
+
+class LinpackCalibration(_Model):
+    """The small solve used to choose the problem size."""
+
+    n: int = Field(ge=1, description="Matrix order of the calibration solve.")
+    gflops: PositiveFinite = Field(description="Its rate, GFLOPS.")
+
+
+class LinpackResult(_Model):
+    """LINPACK: LU with partial pivoting (LAPACK dgetrf + dgetrs), double precision."""
+
+    kernel_version: str = Field(description="Version of instbench's LINPACK kernel source.")
+    source_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the C source that was compiled."
+    )
+    cflags: list[str] = Field(description="Flags the kernel was compiled with.")
+    library: str = Field(description="Path of the BLAS/LAPACK shared library loaded.")
+    library_info: str | None = Field(
+        default=None, description="The library's build description (OpenBLAS config)."
+    )
+    library_threads: int | None = Field(
+        default=None, description="Threads the library used (OpenBLAS), null if unknown."
+    )
+    n: int = Field(ge=1, description="Matrix order.")
+    size_reason: str = Field(description="Why this n: time budget, memory cap, quick, user.")
+    trials: int = Field(ge=1, description="Timed solves.")
+    times_s: list[PositiveFinite] = Field(
+        min_length=1, description="Wall time of each solve (dgetrf + dgetrs), seconds."
+    )
+    best_time_s: PositiveFinite = Field(description="Fastest solve, seconds.")
+    gflops: PositiveFinite = Field(
+        description="(2/3 n^3 + 2 n^2) / best_time_s / 10^9, the HPL operation count."
+    )
+    scaled_residual: NonNegFinite = Field(
+        description="||Ax-b||_inf / (eps (||A||_inf ||x||_inf + ||b||_inf) n) of the last solve."
+    )
+    residual_threshold: PositiveFinite = Field(description="Pass threshold (HPL: 16).")
+    residual_passed: bool = Field(description="scaled_residual < residual_threshold.")
+    calibration: LinpackCalibration | None = Field(
+        default=None, description="Calibration solve; null in quick mode or with n given."
+    )
+    peak: LinpackPeak = Field(description="Estimated theoretical peak.")
+    efficiency: PositiveFinite | None = Field(
+        default=None, description="gflops / peak.gflops; null when the peak is unknown."
+    )
+
+
+# ---------------------------------------------------------------------- cpu results
+
+
+class CpuInteger(_Model):
+    """instbench-int: our own integer kernel (lists, matrix, state machine, CRC). Not
+    CoreMark; its scores are iterations per second and not comparable with CoreMark."""
+
+    name: Literal["instbench-int"] = Field(description="Kernel name, always instbench-int.")
+    kernel_version: str = Field(description="Version of kernels/cpu_int.c.")
+    source_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the C source that was compiled."
+    )
+    checksum: int = Field(ge=0, description="Expected CRC of the validation iterations.")
+    checksum_ok: bool = Field(description="Every thread computed the expected checksum.")
+    duration_ms: PositiveFinite = Field(description="Timed run per thread mode, ms.")
+    threads: int = Field(ge=1, description="Threads of the all-threads run.")
+    physical_cores: int = Field(ge=1, description="Physical cores of the machine.")
+    single_thread_score: PositiveFinite = Field(description="Iterations/s, one thread.")
+    all_threads_score: PositiveFinite = Field(description="Iterations/s, all threads summed.")
+    scaling: PositiveFinite = Field(description="all_threads_score / single_thread_score.")
+    parallel_efficiency: PositiveFinite = Field(
+        description="all_threads_score / (single_thread_score x threads)."
+    )
+    score_per_physical_core: PositiveFinite = Field(
+        description="all_threads_score / physical cores (at most threads)."
+    )
+    score_per_logical_cpu: PositiveFinite = Field(description="all_threads_score / threads.")
+    smt_yield: PositiveFinite = Field(
+        description="score_per_physical_core / single_thread_score: what a whole core with "
+        "its SMT siblings gives relative to one thread (about 1 without SMT)."
+    )
+
+
+class CpuOpenssl(_Model):
+    """`openssl speed -mr -seconds 1 -evp ...` rates, bytes/s as OpenSSL reports them."""
+
+    version: str = Field(description="`openssl version` output.")
+    seconds_per_size: int = Field(ge=1, description="Seconds run per block size.")
+    aes_256_gcm_bytes_per_s: dict[str, PositiveFinite] = Field(
+        description="AES-256-GCM, block size in bytes -> bytes per second."
+    )
+    sha256_bytes_per_s: dict[str, PositiveFinite] = Field(
+        description="SHA-256, block size in bytes -> bytes per second."
+    )
+
+
+class CpuVectorRate(_Model):
+    """DP multiply-add rate of kernels/vecflops.c built for one extension."""
+
+    extension: str = Field(description="Extension the kernel was compiled for.")
+    cflags: list[str] = Field(description="Flags that target it.")
+    single_thread_gflops: PositiveFinite = Field(description="One thread, GFLOPS.")
+    all_threads_gflops: PositiveFinite = Field(description="All threads, GFLOPS.")
+
+
+class CpuVector(_Model):
+    """Vector extensions the CPU offers and the rates measured for them."""
+
+    offered: list[str] = Field(description="Of sse2, avx, avx2, avx512f, neon, sve: present.")
+    measured: list[CpuVectorRate] = Field(description="One entry per extension measured.")
+    note: str = Field(description="Extensions offered but not measured, and why.")
+
+
+class CpuResult(_Model):
+    """The CPU benchmark: integer throughput, crypto rates, vector FLOPS."""
+
+    kernel_version: str = Field(description="Version of instbench's CPU kernels.")
+    cflags: list[str] = Field(description="Flags instbench-int was compiled with.")
+    integer: CpuInteger = Field(description="instbench-int scores and scaling.")
+    coremark: None = Field(
+        default=None,
+        description="Reserved for real CoreMark; always null (fetching CoreMark at run time "
+        "is not implemented).",
+    )
+    openssl: CpuOpenssl | None = Field(
+        default=None, description="OpenSSL rates; null when openssl is absent or disabled."
+    )
+    vector: CpuVector = Field(description="Vector extensions and their FLOPS.")
+
+
 # ------------------------------------------------------------------ performance_data
 
 
@@ -396,6 +545,12 @@ class PerformanceData(_Model):
     stream: StreamResult | None = Field(default=None, description="STREAM memory bandwidth.")
     latency: LatencyResult | None = Field(
         default=None, description="Cache and memory latency and read bandwidth sweep."
+    )
+    linpack: LinpackResult | None = Field(
+        default=None, description="LINPACK dense LU solve (GFLOPS, residual, efficiency)."
+    )
+    cpu: CpuResult | None = Field(
+        default=None, description="Integer (instbench-int), OpenSSL and vector FLOPS rates."
     )
 
 

@@ -181,6 +181,7 @@ class CloudInit:
         self._queue: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._console = _MotoConsole(session)
         self._last_error = ""
@@ -206,6 +207,7 @@ class CloudInit:
     def stop(self) -> None:
         """Stop watching, and kill every script still running (their instances stay)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -270,7 +272,8 @@ class CloudInit:
                 self._tick()
             except Exception as exc:  # keep supervising: a dead loop would leak scripts
                 self._warn(f"cloud-init error: {type(exc).__name__}: {exc}")
-            self._stop.wait(self.poll_interval)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
 
     def _warn(self, message: str) -> None:
         if message != self._last_error:  # a down endpoint must not flood the log
@@ -381,6 +384,15 @@ class CloudInit:
         )
         self._set(slot, phase="running", started_at=time.time())
         self._log(f"sandbox: {iid} ({slot.boot.instance_type}) running its user data")
+        # Wake the supervisor the moment the script exits: powering off (and starting the
+        # next queued script) then does not wait for the next poll.
+        threading.Thread(
+            target=self._wait_exit, args=(slot.proc,), name=f"wait-{iid}", daemon=True
+        ).start()
+
+    def _wait_exit(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        self._wake.set()
 
     def _user_data(self, instance_id: str) -> bytes | None:
         attr = self.session.ec2().describe_instance_attribute(

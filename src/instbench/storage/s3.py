@@ -170,10 +170,13 @@ class S3Store:
         except ClientError as exc:
             raise self._object_error(exc, key) from exc
 
-    def keys(self, prefix: str = "") -> Iterator[str]:
+    def keys(self, prefix: str = "", page_size: int = 1000) -> Iterator[str]:
         """Keys under `prefix`, in S3's (lexicographic) order, page by page."""
         paginator = self.session.s3().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+        )
+        for page in pages:
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 
@@ -209,9 +212,9 @@ class S3Store:
             )
         )
 
-    def list(self, prefix: str = "") -> builtins.list[str]:
+    def list(self, prefix: str = "", page_size: int = 1000) -> builtins.list[str]:
         """Every key under `prefix` (see `keys` for a lazy iterator)."""
-        return builtins.list(self.keys(prefix))
+        return builtins.list(self.keys(prefix, page_size))
 
 
 def _expiry(expires_s: int) -> int:

@@ -1,0 +1,356 @@
+"""CPU: integer throughput (instbench-int), OpenSSL crypto rates, vector FLOPS per extension.
+
+Assembles `performance_data.cpu` (`CpuResult` in instbench/results/schema.py).
+
+* Integer score. CoreMark cannot be fetched where instbench is built and tested (no
+  network), so the integer score comes from our own kernel, kernels/cpu_int.c, published
+  as `instbench-int` and never as CoreMark: list processing, a small integer matrix
+  product, a number-format state machine and CRC-32, validated by the CRC of a fixed
+  set of iterations (EXPECTED_CHECKSUM) on every thread. Scores are iterations per second.
+  A real-CoreMark path (fetch at a pinned version and sha256 at run time) is not
+  implemented: it could not be tested here.
+* Single-thread and all-threads runs (one OpenMP thread per CPU the agent may use):
+  scaling = all / single; parallel efficiency = all / (single x threads); SMT yield =
+  (all / physical cores) / single, i.e. what one whole core with all its hardware threads
+  delivers relative to one thread alone (about 1 without SMT; above 1 when SMT helps).
+* OpenSSL: `openssl speed -mr -seconds 1 -evp aes-256-gcm` and `-evp sha256` where the
+  `openssl` command exists (quick mode: one 16 KiB block size); bytes per second as
+  OpenSSL reports them (it divides by the CPU time of the process).
+* Vector extensions: what the CPU flags offer (sse2, avx, avx2, avx512f, neon, sve), and
+  for each one a kernel can target (all but sve) the measured DP multiply-add rate of
+  kernels/vecflops.c compiled for that extension, single thread and all threads.
+
+Stdlib-only, Python 3.9 (shipped inside agent.pyz).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from instbench.agent import sysinfo
+from instbench.benchmarks import compiler as cc
+from instbench.benchmarks import isa
+from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+
+KERNEL_VERSION = "1.0.0"
+"""Version of kernels/cpu_int.c and kernels/vecflops.c (checked when parsing)."""
+
+INT_SOURCE = "cpu_int.c"
+VEC_SOURCE = "vecflops.c"
+INT_NAME = "instbench-int"
+EXPECTED_CHECKSUM = 3382005136
+"""CRC of iterations 0..255 of instbench-int: any correct build on any machine gets it."""
+
+DURATION_MS = 3000.0
+QUICK_DURATION_MS = 300.0
+VEC_MS = 500.0
+QUICK_VEC_MS = 100.0
+OPENSSL_ALGORITHMS = ("aes-256-gcm", "sha256")
+QUICK_OPENSSL_BYTES = 16384
+
+VECTOR_FLAGS: Dict[str, List[str]] = {
+    "sse2": ["-O2", "-msse2", "-mno-avx", "-DVEC_BYTES=16"],
+    "avx": ["-O2", "-mavx", "-mno-fma", "-DVEC_BYTES=32"],
+    "avx2": ["-O2", "-mavx2", "-mfma", "-DVEC_BYTES=32"],
+    "avx512f": ["-O2", "-mavx512f", "-mfma", "-mprefer-vector-width=512", "-DVEC_BYTES=64"],
+    "neon": ["-O2", "-DVEC_BYTES=16"],
+}
+"""Flags that target each extension (plus -fopenmp); sve has no kernel yet."""
+
+
+def _no_log(message: str) -> None:
+    """Default logger: silent."""
+
+
+@dataclass
+class CpuOptions:
+    """What the user asked for. None means "choose"."""
+
+    quick: bool = False
+    duration_ms: Optional[float] = None
+    threads: Optional[int] = None
+    openssl: bool = True
+    vector: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise BenchmarkInputError on values no run could honour."""
+        if self.duration_ms is not None and not 10.0 <= self.duration_ms <= 600000.0:
+            raise BenchmarkInputError(f"duration_ms must be 10..600000, got {self.duration_ms}")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise BenchmarkInputError(f"threads must be 1..4096, got {self.threads}")
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+def _json_line(text: str, program: str) -> Dict[str, Any]:
+    try:
+        data = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise BenchmarkError(f"unreadable {program} output: {text[:200]!r}") from None
+    if not isinstance(data, dict) or data.get("program") != program:
+        raise BenchmarkError(f"output is not from {program}")
+    if data.get("kernel_version") != KERNEL_VERSION:
+        raise BenchmarkError(f"{program} version {data.get('kernel_version')!r}")
+    return data
+
+
+def parse_int_output(text: str) -> Dict[str, Any]:
+    """instbench-int's JSON, with `checksum_ok` (every thread got EXPECTED_CHECKSUM)."""
+    data = _json_line(text, INT_NAME)
+    checks = [int(c) for c in data.get("checksums", [])]
+    if not checks or not data.get("score", 0) > 0:
+        raise BenchmarkError("instbench-int reported no checksum or no score")
+    data["checksum_ok"] = all(c == EXPECTED_CHECKSUM for c in checks)
+    return data
+
+
+def parse_vec_output(text: str) -> Dict[str, Any]:
+    """vecflops' JSON (gflops > 0 checked)."""
+    data = _json_line(text, "instbench-vecflops")
+    if not data.get("gflops", 0) > 0:
+        raise BenchmarkError("vecflops reported no rate")
+    return data
+
+
+_MR_LINE = re.compile(r"^\+([A-Z]+):(.*)$")
+
+
+def parse_openssl_speed(text: str) -> Dict[str, Dict[int, float]]:
+    """`openssl speed -mr` output -> {algorithm: {block bytes: bytes per second}}.
+
+    `+H:16:64:...` gives the block sizes of the following `+F:<n>:<name>:<v>:...` rows;
+    `+F2`/`+F3`... lines (signatures, key exchange) are ignored.
+    """
+    sizes: List[int] = []
+    out: Dict[str, Dict[int, float]] = {}
+    for raw in text.splitlines():
+        m = _MR_LINE.match(raw.strip())
+        if not m:
+            continue
+        kind, rest = m.groups()
+        fields = rest.split(":")
+        if kind == "H":
+            try:
+                sizes = [int(f) for f in fields if f]
+            except ValueError:
+                sizes = []
+        elif kind == "F" and len(fields) >= 3 and sizes:
+            name = fields[1].lower()
+            try:
+                values = [float(f) for f in fields[2:] if f]
+            except ValueError:
+                continue
+            out[name] = {s: v for s, v in zip(sizes, values) if v > 0}
+    return {k: v for k, v in out.items() if v}
+
+
+def openssl_command(algorithm: str, quick: bool) -> List[str]:
+    """The `openssl speed` command for one algorithm."""
+    cmd = ["openssl", "speed", "-mr", "-seconds", "1"]
+    if quick:
+        cmd += ["-bytes", str(QUICK_OPENSSL_BYTES)]
+    return [*cmd, "-evp", algorithm]
+
+
+def _run(cmd: Sequence[str], timeout: float, what: str) -> str:
+    try:
+        proc = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"{what} did not finish within {timeout:.0f} s") from None
+    except OSError as exc:
+        raise BenchmarkError(f"cannot run {what}: {exc}") from None
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise BenchmarkError(f"{what} exited with status {proc.returncode}: {tail}")
+    return proc.stdout
+
+
+def run_openssl(quick: bool, log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
+    """OpenSSL rates, or None when there is no `openssl` command."""
+    exe = shutil.which("openssl")
+    if exe is None:
+        log("cpu: no openssl command, crypto rates skipped")
+        return None
+    version = _run([exe, "version"], 30, "openssl version").strip()
+    rates: Dict[str, Dict[str, float]] = {}
+    for algorithm in OPENSSL_ALGORITHMS:
+        cmd = openssl_command(algorithm, quick)
+        cmd[0] = exe
+        parsed = parse_openssl_speed(_run(cmd, 120, f"openssl speed {algorithm}"))
+        if algorithm not in parsed:
+            raise BenchmarkError(f"openssl speed printed no {algorithm} rate")
+        rates[algorithm] = {str(k): v for k, v in sorted(parsed[algorithm].items())}
+        best = max(parsed[algorithm].values())
+        log(f"cpu openssl {algorithm}: {best / 1e9:.2f} GB/s (largest block)")
+    return {
+        "version": version,
+        "seconds_per_size": 1,
+        "aes_256_gcm_bytes_per_s": rates["aes-256-gcm"],
+        "sha256_bytes_per_s": rates["sha256"],
+    }
+
+
+# ---------------------------------------------------------------------- running
+
+
+def _allowed_cpus() -> int:
+    getter = getattr(os, "sched_getaffinity", None)
+    return len(getter(0)) if getter is not None else (os.cpu_count() or 1)
+
+
+def integer_summary(
+    single: float, multi: float, threads: int, physical_cores: int
+) -> Dict[str, float]:
+    """Scaling figures of the integer scores (definitions in the module docstring)."""
+    return {
+        "scaling": multi / single,
+        "parallel_efficiency": multi / (single * threads),
+        "score_per_physical_core": multi / physical_cores,
+        "score_per_logical_cpu": multi / threads,
+        "smt_yield": multi / physical_cores / single,
+    }
+
+
+def _run_int(binary: Path, threads: int, ms: float) -> Dict[str, Any]:
+    data = parse_int_output(
+        _run([str(binary), f"threads={threads}", f"ms={ms:g}"], 60 + ms / 100, INT_NAME)
+    )
+    if not data["checksum_ok"]:
+        raise BenchmarkError(
+            f"instbench-int checksum {data['checksums']} != {EXPECTED_CHECKSUM}: miscompiled "
+            "kernel or faulty CPU"
+        )
+    return data
+
+
+def measure_vector(
+    extensions: Sequence[str],
+    compiler: cc.Compiler,
+    cache_dir: Path,
+    threads: int,
+    ms: float,
+    log: Callable[[str], None],
+) -> Tuple[List[Dict[str, Any]], float]:
+    """DP multiply-add GFLOPS per extension (single thread and all threads)."""
+    measured: List[Dict[str, Any]] = []
+    compile_s = 0.0
+    for ext in extensions:
+        flags = VECTOR_FLAGS.get(ext)
+        if flags is None:
+            continue
+        built = cc.build_kernel(VEC_SOURCE, compiler, [*flags, "-fopenmp"], cache_dir)
+        compile_s += built.compile_s
+        rates = {}
+        for label, n in (("single_thread_gflops", 1), ("all_threads_gflops", threads)):
+            out = _run([str(built.binary), f"threads={n}", f"ms={ms:g}"], 60, "vecflops")
+            rates[label] = float(parse_vec_output(out)["gflops"])
+        log(
+            f"cpu vector {ext}: {rates['single_thread_gflops']:.1f} GFLOPS one thread, "
+            f"{rates['all_threads_gflops']:.1f} all"
+        )
+        measured.append({"extension": ext, "cflags": [*flags, "-fopenmp"], **rates})
+    return measured, compile_s
+
+
+def run_cpu(
+    options: CpuOptions, *, cache_dir: Path, log: Callable[[str], None] = _no_log
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Run the CPU benchmark on this machine: (cpu section of the result, build info)."""
+    options.validate()
+    compiler = cc.find_compiler()
+    flags = cc.native_flags()
+    built = cc.build_kernel(INT_SOURCE, compiler, flags, cache_dir)
+    compile_s = built.compile_s
+    started = time.monotonic()
+    cpu = sysinfo.collect().get("cpu", {})
+    physical = int(cpu.get("sockets") or 1) * int(cpu.get("cores_per_socket") or 1)
+    threads = options.threads or _allowed_cpus()
+    ms = options.duration_ms or (QUICK_DURATION_MS if options.quick else DURATION_MS)
+
+    single = _run_int(built.binary, 1, ms)
+    multi = _run_int(built.binary, threads, ms)
+    s1, sn = float(single["score"]), float(multi["score"])
+    summary = integer_summary(s1, sn, threads, min(physical, threads))
+    log(
+        f"cpu {INT_NAME}: {s1:.0f} it/s one thread, {sn:.0f} it/s {threads} threads "
+        f"(scaling {summary['scaling']:.2f})"
+    )
+    integer = {
+        "name": INT_NAME,
+        "kernel_version": KERNEL_VERSION,
+        "source_sha256": built.source_sha256,
+        "checksum": EXPECTED_CHECKSUM,
+        "checksum_ok": True,
+        "duration_ms": ms,
+        "threads": threads,
+        "physical_cores": physical,
+        "single_thread_score": s1,
+        "all_threads_score": sn,
+        **summary,
+    }
+
+    crypto = run_openssl(options.quick, log) if options.openssl else None
+    flags_offered = isa.offered(cpu.get("flags") or [])
+    vector: Dict[str, Any] = {"offered": flags_offered, "measured": [], "note": ""}
+    if options.vector:
+        measured, extra = measure_vector(
+            flags_offered,
+            compiler,
+            cache_dir,
+            threads,
+            QUICK_VEC_MS if options.quick else VEC_MS,
+            log,
+        )
+        compile_s += extra
+        vector["measured"] = measured
+        unmeasured = [e for e in flags_offered if e not in VECTOR_FLAGS]
+        if unmeasured:
+            vector["note"] = f"no kernel targets {', '.join(unmeasured)} yet"
+    else:
+        vector["note"] = "vector measurement disabled"
+
+    section = {
+        "kernel_version": KERNEL_VERSION,
+        "cflags": list(flags),
+        "integer": integer,
+        "coremark": None,
+        "openssl": crypto,
+        "vector": vector,
+    }
+    build_info = {
+        "compiler": compiler.as_dict(),
+        "cflags": list(flags),
+        "binary_cached": built.cached,
+        "openmp": {},
+        "compile_s": compile_s,
+        "run_s": time.monotonic() - started,
+    }
+    return section, build_info
+
+
+__all__ = [
+    "EXPECTED_CHECKSUM",
+    "INT_NAME",
+    "KERNEL_VERSION",
+    "CpuOptions",
+    "integer_summary",
+    "openssl_command",
+    "parse_int_output",
+    "parse_openssl_speed",
+    "parse_vec_output",
+    "run_cpu",
+]

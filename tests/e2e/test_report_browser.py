@@ -1,0 +1,254 @@
+"""The HTML report opened in a real headless Chromium (the system browser, never a download).
+
+Builds a report of a synthetic dataset (three families, two weeks, a price file) and of an
+empty dataset through the installed `instbench` console script, then checks in the
+browser: every page loads without a console error, no request leaves the machine, the
+overview table sorts and filters, every chart is a non-empty SVG, and the overview is
+saved as a screenshot under test-artifacts/.
+
+Chromium comes from Debian (`apt-get install -y chromium chromium-driver`); when it is
+missing the test fails and says so (CI installs it), it is not skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.factories import result_document, store_documents
+
+INSTBENCH = str(Path(sys.executable).parent / "instbench")
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_HINT = "install it with: apt-get update && apt-get install -y chromium chromium-driver"
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    return subprocess.run([INSTBENCH, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def _dataset(root: Path) -> Path:
+    docs: list[dict[str, Any]] = []
+    weeks = [datetime(2025, 3, 3, 12, tzinfo=UTC), datetime(2025, 3, 11, 12, tzinfo=UTC)]
+    types = {
+        "m7i.large": 40.0,
+        "m7i.xlarge": 70.0,
+        "c7g.large": 55.0,
+        "r7a.large": 48.0,
+    }
+    for itype, gbps in types.items():
+        for w, ts in enumerate(weeks):
+            for i in range(2):
+                docs.append(
+                    result_document(
+                        itype,
+                        bandwidth_gbps=gbps * (1 + 0.02 * i - 0.01 * w),
+                        sample=i,
+                        run_id=f"run-{w}",
+                        timestamp=ts,
+                    )
+                )
+    mirror = root / "mirror"
+    store_documents(mirror, docs)
+    prices = {
+        "as_of": "2025-03-01",
+        "region": "us-east-1",
+        "source": "test",
+        "instances": {
+            "m7i.large": {"on_demand": 0.1008},
+            "m7i.xlarge": {"on_demand": 0.2016},
+            "c7g.large": {"on_demand": 0.0725},
+        },
+    }
+    (root / "prices.json").write_text(json.dumps(prices))
+    return mirror
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("report")
+    mirror = _dataset(root)
+    full = root / "site"
+    proc = _cli(
+        "report",
+        "--input",
+        str(mirror),
+        "--output",
+        str(full),
+        "--prices",
+        str(root / "prices.json"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"report: {(full / 'index.html').resolve()}" in proc.stdout
+    empty_input = root / "empty"
+    (empty_input / "raw").mkdir(parents=True)
+    empty = root / "empty-site"
+    proc = _cli("report", "--input", str(empty_input), "--output", str(empty))
+    assert proc.returncode == 0, proc.stderr
+    return {"full": full, "empty": empty}
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: {INSTALL_HINT}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - the dev extra installs it
+        pytest.fail("playwright is missing: pip install -e '.[dev]' (never `playwright install`)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.requests = []  # type: ignore[attr-defined]
+            page.errors = []  # type: ignore[attr-defined]
+            context.on("request", lambda r: page.requests.append(r.url))  # type: ignore[attr-defined]
+            page.on(
+                "console",
+                lambda m: page.errors.append(m.text) if m.type == "error" else None,  # type: ignore[attr-defined]
+            )
+            page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
+            yield page
+        finally:
+            context.close()
+
+
+def _open(page: Any, path: Path) -> None:
+    page.requests.clear()
+    page.errors.clear()
+    page.goto(path.resolve().as_uri(), wait_until="load")
+    assert page.errors == [], f"{path.name}: console errors {page.errors}"
+    leaving = [
+        u
+        for u in page.requests
+        if not u.startswith(("file://", "http://127.0.0.1", "data:", "about:"))
+    ]
+    assert leaving == [], f"{path.name}: requests leaving the machine: {leaving}"
+
+
+def _column(page: Any, index: int) -> list[str]:
+    return list(
+        page.eval_on_selector_all(
+            "#overview tbody tr",
+            f"rows => rows.map(r => r.cells[{index}].getAttribute('data-value') || '')",
+        )
+    )
+
+
+def test_every_page_loads_offline_without_errors(sites: dict[str, Path], browser_page: Any) -> None:
+    site = sites["full"]
+    pages = sorted(site.rglob("*.html"))
+    assert {p.name for p in pages} >= {"index.html", "charts.html", "methodology.html"}
+    assert len(list((site / "types").glob("*.html"))) == 4
+    for path in pages:
+        _open(browser_page, path)
+        assert browser_page.title().endswith("instbench")
+
+
+def test_overview_sorts_filters_and_is_saved_as_a_screenshot(
+    sites: dict[str, Path], browser_page: Any
+) -> None:
+    page = browser_page
+    _open(page, sites["full"] / "index.html")
+    headers = page.eval_on_selector_all("#overview thead th", "hs => hs.map(h => h.innerText)")
+    assert any("$/h" in h for h in headers) and any("GB/s per $/h" in h for h in headers)
+    triad = next(i for i, h in enumerate(headers) if h.startswith("Triad"))
+    page.click(f"#overview thead th:nth-child({triad + 1}) button")
+    asc = [float(v) for v in _column(page, triad)]
+    assert asc == sorted(asc) and len(asc) == 4
+    assert page.get_attribute(f"#overview thead th:nth-child({triad + 1})", "aria-sort") == (
+        "ascending"
+    )
+    page.click(f"#overview thead th:nth-child({triad + 1}) button")
+    desc = [float(v) for v in _column(page, triad)]
+    assert desc == sorted(desc, reverse=True)
+    page.click("#overview thead th:nth-child(1) button")
+    assert _column(page, 0) == sorted(_column(page, 0))
+
+    page.fill("#filter-text", "m7i")
+    visible = page.eval_on_selector_all(
+        "#overview tbody tr", "rows => rows.filter(r => !r.hidden).length"
+    )
+    assert visible == 2
+    assert "2 of 4" in page.inner_text("#filter-count")
+    page.fill("#filter-text", "")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report-overview.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_every_chart_renders_with_labels(sites: dict[str, Path], browser_page: Any) -> None:
+    page = browser_page
+    _open(page, sites["full"] / "charts.html")
+    figures = page.eval_on_selector_all(
+        "figure.chart svg",
+        """svgs => svgs.map(s => ({w: s.getBoundingClientRect().width,
+                                   h: s.getBoundingClientRect().height,
+                                   marks: s.querySelectorAll('path, rect, line').length,
+                                   text: s.textContent}))""",
+    )
+    assert len(figures) == 4  # bandwidth, scaling, price, history
+    for fig in figures:
+        assert fig["w"] > 100 and fig["h"] > 50 and fig["marks"] > 5, fig
+    text = " ".join(f["text"] for f in figures)
+    for label in ("GB/s", "USD/h", "Architecture / vendor", "Family", "Instance type", "week"):
+        assert label in text, label
+    _open(page, sites["full"] / "types" / "m7i.large.html")
+    spread = page.eval_on_selector_all(
+        "figure.chart svg", "svgs => svgs.map(s => s.querySelectorAll('path').length)"
+    )
+    assert len(spread) == 2 and all(n > 5 for n in spread)  # spread + history
+    body = page.inner_text("main")
+    assert "AMI" in body and "-march=native" in body and "gcc" in body
+    raw = page.get_attribute("main ul li a", "href")
+    assert raw and raw.startswith("../raw/stream/m7i.large/")
+    assert (sites["full"] / "types" / raw).resolve().is_file()
+
+
+def test_empty_dataset_report_says_so(sites: dict[str, Path], browser_page: Any) -> None:
+    for name in ("index.html", "charts.html", "methodology.html"):
+        _open(browser_page, sites["empty"] / name)
+        assert "No results in this dataset yet" in browser_page.inner_text("main")
+    assert not (sites["empty"] / "types").exists()
+
+
+def test_price_chart_is_a_note_without_prices(tmp_path: Path, browser_page: Any) -> None:
+    mirror = tmp_path / "mirror"
+    store_documents(mirror, [result_document("m7i.large", sample=i) for i in range(2)])
+    out = tmp_path / "site"
+    proc = _cli("report", "--input", str(mirror), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    _open(browser_page, out / "charts.html")
+    assert "No price data" in browser_page.inner_text("main")
+    _open(browser_page, out / "index.html")
+    assert "$/h" not in browser_page.inner_text("#overview thead")
