@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck pytest agent clean venv
+.PHONY: run test lint typecheck pytest agent clean venv lint-infra
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,19 @@ DEMO_TYPES ?= m7i.large,m7a.large,c7g.large
 run: $(STAMP)
 	$(BIN)/instbench run --sandbox --instance-types $(DEMO_TYPES) --benchmarks stream,latency --quick --output-dir data
 	$(BIN)/instbench publish --input data --output data/processed --include-sandbox
+	$(BIN)/instbench report --input data --output site --include-sandbox
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+# Infrastructure as code, offline: the CloudFormation template, the GitHub workflows
+# (schema vendored in check-jsonschema; zizmor without network) and the agent Dockerfile.
+lint-infra: $(STAMP)
+	$(BIN)/cfn-lint src/instbench/aws/templates/infra.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline --no-progress .github/workflows
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bad_input")]
 INSTBENCH = str(Path(sys.executable).parent / "instbench")
 AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{}"
 MISSING_BUCKET = "instbench-no-such-bucket"
+CASE_TIMEOUT_S = 60
+"""A bad invocation that is still running after this long has not refused its input."""
 
 
 @dataclass(frozen=True)
@@ -296,15 +298,19 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
         cwd.mkdir()
 
         def run(case: Case) -> Outcome:
-            done = subprocess.run(
-                [INSTBENCH, *case.argv],
-                env=envs[case.env],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=180,
-                stdin=subprocess.DEVNULL,
-            )
+            try:
+                done = subprocess.run(
+                    [INSTBENCH, *case.argv],
+                    env=envs[case.env],
+                    cwd=cwd,
+                    capture_output=True,
+                    text=True,
+                    timeout=CASE_TIMEOUT_S,
+                    stdin=subprocess.DEVNULL,
+                )
+            except subprocess.TimeoutExpired as exc:
+                err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+                return Outcome(case, -1, "", f"{err}\n(still running after {exc.timeout}s)")
             return Outcome(case, done.returncode, done.stdout, done.stderr)
 
         cases = _cases(world)

@@ -26,7 +26,7 @@ import pytest
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.journal import Journal, TaskRow
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_sigkill")]
 
 INSTBENCH = str(Path(sys.executable).parent / "instbench")
 TYPES = "m7i.large,m7a.large,c7g.large"
@@ -120,7 +120,7 @@ def _session(env: dict[str, str]) -> AwsSession:
 
 def _instances(session: AwsSession, run_id: str) -> list[tuple[str, str, str]]:
     """(instance id, task, state) of every instance tagged with the run."""
-    found = []
+    found: list[tuple[str, str, str]] = []
     pages = session.ec2().get_paginator("describe_instances")
     for page in pages.paginate(Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [run_id]}]):
         for reservation in page["Reservations"]:
@@ -165,8 +165,10 @@ def _start_and_kill(env: dict[str, str], tmp: Path) -> Killed:
     out = tmp / "data"
     common = ["--journal", str(journal_path), "--output-dir", str(out)]
     controller = subprocess.Popen(
-        [INSTBENCH, "run", "--instance-types", TYPES, "--bucket", env["INSTBENCH_BUCKET"]]
-        + ["--quick", "--max-concurrency", "3", "--timeout", "10m", *common],
+        [
+            *(INSTBENCH, "run", "--instance-types", TYPES, "--bucket", env["INSTBENCH_BUCKET"]),
+            *("--quick", "--max-concurrency", "3", "--timeout", "10m", *common),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.integration.conftest import OperationRecorder
+
 from instbench.aws.cleanup import sweep
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.plan import FleetOptions
@@ -24,9 +26,8 @@ from instbench.journal import Journal
 from instbench.results.validate import parse_result
 from instbench.storage.local import LocalStore
 from instbench.storage.sync import sync
-from tests.integration.conftest import OperationRecorder
 
-TYPES = ["m7i.large", "c7g.large"]
+TYPES = ["m7i.large"]
 
 
 def test_policy_grants_exactly_what_the_controller_calls(tmp_path: Path) -> None:

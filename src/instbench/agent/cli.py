@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--array-size", type=_positive_int, default=None, help="elements/array")
     run.add_argument("--ntimes", type=_positive_int, default=None, help="trials per kernel")
     run.add_argument("--threads", type=_positive_int, default=None, help="threads (all-CPU run)")
+    run.add_argument("--duration-s", type=int, default=None, help="idle benchmark: seconds")
     run.add_argument("--cache-dir", type=Path, default=None, help="compiled kernel cache")
     run.add_argument("--imds-timeout", type=float, default=1.0)
 
@@ -108,6 +109,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             array_elements=args.array_size,
             ntimes=args.ntimes,
             threads=args.threads,
+            duration_s=args.duration_s,
             cache_dir=args.cache_dir,
             imds_timeout=args.imds_timeout,
             argv=["agent.pyz", *args_list],

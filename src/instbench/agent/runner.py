@@ -51,6 +51,7 @@ class AgentRequest:
     array_elements: Optional[int] = None
     ntimes: Optional[int] = None
     threads: Optional[int] = None
+    duration_s: Optional[int] = None
     cache_dir: Optional[Path] = None
     imds_timeout: float = 1.0
     argv: List[str] = field(default_factory=list)
@@ -92,8 +93,8 @@ def check_request(req: AgentRequest) -> None:
         raise AgentInputError(f"output directory {parent} is not writable")
 
 
-_REQUEST_PARAMETERS = ("array_elements", "ntimes", "threads")
-"""Agent options (--array-size, --ntimes, --threads) that set the parameter of the same
+_REQUEST_PARAMETERS = ("array_elements", "ntimes", "threads", "duration_s")
+"""Agent options (--array-size, --ntimes, --threads, --duration-s) that set the parameter of the same
 name of every requested benchmark that declares one (today: stream); the others ignore
 them. Any parameter can be set per benchmark through `AgentRequest.params`."""
 

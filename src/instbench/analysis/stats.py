@@ -117,8 +117,10 @@ def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] |
     alpha = 1.0 - confidence
     # Largest k with P(B <= k - 1) <= alpha / 2, B ~ Binomial(n, 1/2).
     cumulative, k = 0.0, 0
+    log_norm = math.lgamma(n + 1) - n * math.log(2.0)
     for i in range(n + 1):
-        cumulative += math.comb(n, i) / 2.0**n
+        # Binomial(n, 1/2) pmf in log space: 2**n overflows a float beyond n = 1023.
+        cumulative += math.exp(log_norm - math.lgamma(i + 1) - math.lgamma(n - i + 1))
         if cumulative > alpha / 2.0:
             k = i
             break

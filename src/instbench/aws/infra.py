@@ -184,9 +184,7 @@ def stack_outputs(session: AwsSession, stack: str) -> dict[str, str]:
         outputs["DashboardName"] = physical["Dashboard"]
     if physical.get("GitHubActionsRole"):
         role = physical["GitHubActionsRole"]
-        outputs["RoleArn"] = (
-            role if role.startswith("arn:") else _role_arn(session, role)
-        )
+        outputs["RoleArn"] = role if role.startswith("arn:") else _role_arn(session, role)
     if physical.get("AgentRepository"):
         repos = session.client("ecr").describe_repositories(
             repositoryNames=[physical["AgentRepository"]]
@@ -616,9 +614,7 @@ def teardown(session: AwsSession, stack: str, force: bool = False) -> TeardownRe
     try:
         cfn.get_waiter("stack_delete_complete").wait(StackName=stack, WaiterConfig=_FAST)
     except WaiterError as exc:
-        raise InfraError(
-            f"stack {stack} was not deleted: {_failure_reason(cfn, stack)}"
-        ) from exc
+        raise InfraError(f"stack {stack} was not deleted: {_failure_reason(cfn, stack)}") from exc
     if bucket and _bucket_exists(s3, bucket):
         try:
             s3.delete_bucket(Bucket=bucket)

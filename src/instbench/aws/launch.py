@@ -23,12 +23,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, WaiterError
 
 from instbench.aws import ami
 from instbench.aws.session import AwsSession
+from instbench.aws.userdata import USER_DATA_LIMIT
 from instbench.errors import CapacityError, LaunchRejected, UserDataTooLarge, UserError
 
 if TYPE_CHECKING:
@@ -43,8 +44,7 @@ RUN_TAG = "instbench:run-id"
 TASK_TAG = "instbench:task"
 EXPIRES_TAG = "instbench:expires-at"
 
-USER_DATA_LIMIT = 16 * 1024
-"""EC2's limit on raw user data (before base64). moto accepts more; we must not."""
+# EC2's limit on raw user data (before base64). moto accepts more; we must not.
 
 ROOT_VOLUME_GIB = (8, 16)
 """Root volume size bounds: room for the OS, a compiler and the agent, no more."""
@@ -129,7 +129,8 @@ class LaunchSpec:
     subnet_id: str | None = None
     availability_zone: str | None = None
     key_name: str | None = None
-    market: Literal["on-demand", "spot"] | str = "on-demand"
+    market: str = "on-demand"
+    """on-demand or spot."""
     spot_max_price: str | None = None
     attempt: int = 0
     extra_tags: Mapping[str, str] = field(default_factory=dict)

@@ -89,6 +89,8 @@ class FleetOutcome:
     bucket: str
     terminated: list[str] = field(default_factory=list)
     interrupted: bool = False
+    leftover_group: str | None = None
+    """The run's security group, when it could not be deleted yet (cleanup sweeps it)."""
 
     @property
     def succeeded(self) -> bool:
@@ -142,6 +144,7 @@ class Fleet:
                     status.instance_id = row.instance_id
         self._agent: AgentArchive | None = None
         self._created_group: str | None = None
+        self.leftover_group: str | None = None
 
     # ------------------------------------------------------------------ status
 
@@ -192,6 +195,7 @@ class Fleet:
             bucket=opts.bucket,
             terminated=terminated,
             interrupted=interrupted,
+            leftover_group=self.leftover_group,
         )
 
     def _prepare(self) -> None:
@@ -474,8 +478,11 @@ class Fleet:
         group = self._created_group or self._journalled_group()
         if group:
             ids = [r.instance_id for r in self.journal.tasks(rid) if r.instance_id]
-            network.delete_security_group(self.session, group, ids)
-            self.journal.set_security_group(rid, None)
+            if network.delete_security_group(self.session, group, ids):
+                self.journal.set_security_group(rid, None)
+            else:
+                # Still in use after waiting: the journal keeps it, cleanup sweeps it later.
+                self.leftover_group = group
         statuses = [self.statuses[t.task_id] for t in self.plan.tasks]
         ok = all(s.state == "result_stored" for s in statuses)
         status = "interrupted" if interrupted else ("succeeded" if ok else "failed")

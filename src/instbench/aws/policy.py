@@ -106,9 +106,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "ec2:CreateTags",
         "EC2 authorises TagSpecifications of RunInstances/CreateSecurityGroup as CreateTags; "
         "every resource of a run is tagged at creation, never afterwards",
-        condition={
-            "StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup"]}
-        },
+        condition={"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup"]}},
         authorization_only=True,
         statement="TagOnCreate",
     ),

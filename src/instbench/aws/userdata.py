@@ -34,7 +34,7 @@ _CONTENT_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
 # backquote, backslash, whitespace, `<>{}|^`. Presigned S3 URLs need none of them.
 _URL_CHARS = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$")
 
-AGENT_OPTIONS = frozenset({"--array-size", "--ntimes", "--threads"})
+AGENT_OPTIONS = frozenset({"--array-size", "--ntimes", "--threads", "--duration-s"})
 """Benchmark options the controller may pass through to the agent (each takes a count)."""
 
 

@@ -530,7 +530,38 @@ def _cpu_info() -> BenchmarkInfo:
     )
 
 
+def _run_idle(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import idle
+
+    seconds = ctx.params.get("duration_s")
+    if seconds is None:
+        seconds = idle.QUICK_SECONDS if ctx.quick else idle.DEFAULT_SECONDS
+    return idle.run_idle(int(seconds), ctx.log)
+
+
+def _idle_info() -> BenchmarkInfo:
+    from instbench.benchmarks import idle
+
+    return BenchmarkInfo(
+        name="idle",
+        version=idle.VERSION,
+        description="Test benchmark: waits a fixed time, measures nothing; never published.",
+        run=_run_idle,
+        parameters=(
+            Parameter(
+                "duration_s",
+                "int",
+                "Seconds to wait.",
+                minimum=0,
+                maximum=86400,
+                default_note=f"{idle.DEFAULT_SECONDS} s (quick: {idle.QUICK_SECONDS} s)",
+            ),
+        ),
+    )
+
+
 _BUILTINS: Dict[str, Callable[[], BenchmarkInfo]] = {
+    "idle": _idle_info,
     "cpu": _cpu_info,
     "latency": _latency_info,
     "linpack": _linpack_info,

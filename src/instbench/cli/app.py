@@ -41,29 +41,29 @@ def _root(
 
 def _mount() -> None:
     """Attach the command modules (imported here so each stays independent)."""
-    from instbench.cli import run_cmd, runs_cmd
+    from instbench.cli import (
+        benchmarks_cmd,
+        data_cmd,
+        infra_cmd,
+        report_cmd,
+        results_cmd,
+        run_cmd,
+        runs_cmd,
+        sandbox_cmd,
+        types_aws_cmd,
+        types_cmd,
+    )
 
     run_cmd.register(app)
     runs_cmd.register(app)
-    from instbench.cli import types_cmd
-
     types_cmd.register(app)
-    from instbench.cli import data_cmd
-
+    types_aws_cmd.register(types_cmd.types_app)
     data_cmd.register(app)
-    from instbench.cli import benchmarks_cmd
-
-    benchmarks_cmd.register(app)
-    from instbench.cli import sandbox_cmd
-
-    sandbox_cmd.register(app)
-    from instbench.cli import infra_cmd
-
-    infra_cmd.register(app)
-    from instbench.cli import report_cmd, results_cmd
-
     report_cmd.register(app)
     results_cmd.register(app)
+    benchmarks_cmd.register(app)
+    sandbox_cmd.register(app)
+    infra_cmd.register(app)
 
 
 _mount()

@@ -168,7 +168,7 @@ def show_cmd(
             "type": _clean(row.as_dict()),
             "summaries": [_clean(s.as_dict()) for s in summaries],
             "machine": machine.as_dict() if machine else None,
-            "raw": sorted({s.key for s in data.samples_of(instance_type)}),
+            "raw": data.raw_keys.get(instance_type, []),
         }
         print(json.dumps(out, indent=2, sort_keys=True))
         return

@@ -354,6 +354,11 @@ def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
         f"{stored}/{len(outcome.statuses)} results stored in {outcome.local_root}/raw/ "
         f"and s3://{outcome.bucket}/raw/"
     )
+    if outcome.leftover_group:
+        ctx.console.print(
+            f"security group {outcome.leftover_group} is still in use; "
+            f"instbench cleanup --run-id {outcome.run_id} removes it later"
+        )
     if outcome.terminated:
         ctx.console.print(f"terminated at the end: {', '.join(outcome.terminated)}")
     for s in outcome.failures:

@@ -40,7 +40,12 @@ def _base(description: str, values: list[dict[str, Any]]) -> Spec:
         "description": description,
         "data": {"values": values},
         "width": _WIDTH,
-        "config": {"font": "system-ui, sans-serif", "axis": {"labelLimit": 240}},
+        # A generic family: the build-time renderer and the browser then measure text alike.
+        "config": {
+            "font": "sans-serif",
+            "axis": {"labelLimit": 240, "titlePadding": 10},
+            "legend": {"titleLimit": 400, "labelLimit": 300},
+        },
     }
 
 
@@ -128,6 +133,7 @@ def per_vcpu_scaling(rows: Sequence[TypeRow]) -> Spec | None:
             "field": "vcpus",
             "type": "quantitative",
             "scale": {"type": "log", "base": 2},
+            "axis": {"values": sorted({v["vcpus"] for v in values}), "format": "d"},
             "title": "Size (vCPUs, log scale)",
         },
         "y": {"field": "per_vcpu", "type": "quantitative", "title": "Triad per vCPU (GB/s)"},

@@ -109,6 +109,8 @@ class ReportData:
     weekly: list[Summary] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     machines: dict[str, Machine] = field(default_factory=dict)
+    raw_keys: dict[str, list[str]] = field(default_factory=dict)
+    """Accepted raw documents behind each type's figures (every benchmark)."""
     ingest: IngestReport | None = None
     excluded: dict[str, int] = field(default_factory=dict)
     prices: PriceSet | None = None
@@ -119,6 +121,11 @@ class ReportData:
     @property
     def empty(self) -> bool:
         return not self.types
+
+    @property
+    def documents(self) -> int:
+        """Result documents behind the figures shown."""
+        return len({k for keys in self.raw_keys.values() for k in keys})
 
     def summaries_of(self, instance_type: str) -> list[Summary]:
         return [s for s in self.summaries if s.instance_type == instance_type]
@@ -283,6 +290,10 @@ def from_dataset(
         )
         for r in result
     ]
+    for itype, key in con.execute(
+        f"SELECT DISTINCT instance_type, key FROM accepted_rows WHERE {where} ORDER BY 1, 2"
+    ).fetchall():
+        data.raw_keys.setdefault(str(itype), []).append(str(key))
     newest = con.execute(
         f"SELECT instance_type, arg_max(key, timestamp) FROM accepted_rows WHERE {where} "
         "GROUP BY instance_type ORDER BY instance_type"

@@ -215,9 +215,9 @@ def build_site(data: ReportData, output: Path) -> Site:
             spread_svg=charts.render_svg(spread, "spread") if spread else None,
             history_svg=charts.render_svg(hist, "history") if hist else None,
             machine=data.machines.get(row.instance_type),
-            raw_keys=sorted({s.key for s in samples}),
+            raw_keys=data.raw_keys.get(row.instance_type, []),
         )
-    raw_keys = sorted({s.key for s in data.samples} | {m.key for m in data.machines.values()})
+    raw_keys = sorted({k for keys in data.raw_keys.values() for k in keys})
     _write_site(output, pages, raw_keys, data.input_dir)
     return Site(output=output, pages=sorted(pages), empty=data.empty)
 

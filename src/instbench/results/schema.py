@@ -539,6 +539,15 @@ class CpuResult(_Model):
 # ------------------------------------------------------------------ performance_data
 
 
+class IdleResult(_Model):
+    """The `idle` test benchmark: a fixed wait used to measure orchestration; it says
+    nothing about the machine and is never published."""
+
+    version: str = Field(description="Version of the idle benchmark.")
+    seconds_requested: int = Field(ge=0, description="Seconds the benchmark was asked to wait.")
+    seconds_elapsed: NonNegFinite = Field(description="Seconds the wait took (monotonic clock).")
+
+
 class PerformanceData(_Model):
     """Measurements, one section per benchmark that ran."""
 
@@ -551,6 +560,9 @@ class PerformanceData(_Model):
     )
     cpu: CpuResult | None = Field(
         default=None, description="Integer (instbench-int), OpenSSL and vector FLOPS rates."
+    )
+    idle: IdleResult | None = Field(
+        default=None, description="Test benchmark (fixed wait); never published."
     )
 
 

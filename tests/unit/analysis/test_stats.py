@@ -49,6 +49,8 @@ def test_median_interval_is_distribution_free_and_covers_at_least_95_percent() -
     assert stats.median_ci_ranks(5) is None  # [min, max] covers only 93.75 %
     assert stats.median_ci_ranks(6) == (1, 6)
     assert stats.median_ci_ranks(20) == (6, 15)
+    lo, hi = stats.median_ci_ranks(25_000) or (0, 0)  # large n: no overflow, ~n/2 ± 1.96·√n/2
+    assert abs(lo - (12_500 - 1.96 * 79.06)) < 2 and lo + hi == 25_001
     rng = random.Random(7)
     hits = 0
     for _ in range(3000):
