@@ -43,7 +43,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
-test: lint typecheck pytest
+test: lint lint-infra typecheck pytest
 
 agent: $(STAMP)
 	$(BIN)/python -m instbench.agentpkg build/agent.pyz

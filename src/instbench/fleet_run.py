@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from instbench.agent.runner import new_run_id
+from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.orchestrator import Fleet, FleetOutcome, PollPolicy, TaskStatus
 from instbench.aws.plan import FleetOptions, Plan, make_plan
 from instbench.aws.session import AwsSession, AwsSettings
@@ -139,6 +140,7 @@ def execute(
     on_change: Callable[[TaskStatus], None],
     sandbox: bool,
     resume: bool = False,
+    metrics: bool = True,
 ) -> FleetOutcome:
     """Journal the plan (unless resuming) and run it."""
     local = LocalStore(output_dir)
@@ -159,5 +161,6 @@ def execute(
         poll=SANDBOX_POLL if sandbox else None,
         on_change=on_change,
         resume=resume,
+        metrics=MetricsPublisher(session, enabled=metrics),
     )
     return fleet.run()

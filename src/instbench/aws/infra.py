@@ -34,7 +34,7 @@ from instbench.errors import AwsConfigError, InstbenchError, UserError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
-    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, WaiterConfigTypeDef
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 EXPIRING_PREFIXES = ("logs/", "artifacts/", "incoming/")
 """Prefixes whose objects are transient (logs, build artifacts, uploads not yet collected)."""
 
-_FAST = {"Delay": 2, "MaxAttempts": 900}
+_FAST: WaiterConfigTypeDef = {"Delay": 2, "MaxAttempts": 900}
 """Waiter pacing: CloudFormation stacks of this size settle in a minute or two."""
 
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
@@ -281,9 +281,11 @@ def setup(session: AwsSession, stack_name: str, params: InfraParams) -> SetupRes
             return SetupResult(stack_name, "unchanged", outputs, enforced)
         raise InfraError(f"change set {name} failed: {reason or exc}") from exc
     cfn.execute_change_set(ChangeSetName=change_set, StackName=stack_name)
-    waiter = "stack_create_complete" if change_type == "CREATE" else "stack_update_complete"
     try:
-        cfn.get_waiter(waiter).wait(StackName=stack_name, WaiterConfig=_FAST)
+        if change_type == "CREATE":
+            cfn.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig=_FAST)
+        else:
+            cfn.get_waiter("stack_update_complete").wait(StackName=stack_name, WaiterConfig=_FAST)
     except WaiterError as exc:
         raise InfraError(
             f"stack {stack_name} did not complete: {_failure_reason(cfn, stack_name)}"
@@ -426,7 +428,12 @@ def _apply(session: AwsSession, name: str, bucket: str, params: InfraParams) -> 
     if name == "public-access-block":
         s3.put_public_access_block(
             Bucket=bucket,
-            PublicAccessBlockConfiguration={k: True for k in _PAB_KEYS},  # type: ignore[misc]
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
         )
     elif name == "encryption":
         s3.put_bucket_encryption(

@@ -29,6 +29,7 @@ from typing import Any
 
 from instbench.agentpkg import AgentArchive, build_agent
 from instbench.aws import launch, network
+from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.plan import Placement, Plan, Task, watchdog_minutes
 from instbench.aws.session import AwsSession
 from instbench.aws.userdata import UserDataParams, render_user_data
@@ -124,8 +125,11 @@ class Fleet:
         poll: PollPolicy | None = None,
         on_change: Callable[[TaskStatus], None] | None = None,
         resume: bool = False,
+        metrics: MetricsPublisher | None = None,
     ) -> None:
         self.session = session
+        self.metrics = metrics or MetricsPublisher(None, enabled=False)
+        self._run_started = time.monotonic()
         self.plan = plan
         self.journal = journal
         self.local = local
@@ -393,6 +397,7 @@ class Fleet:
             finished=time.monotonic(),
             detail="",
         )
+        self.metrics.task_result(doc, self.statuses[task.task_id].elapsed(), True)
         if instance_id:
             self._let_shut_down(instance_id)
             self._terminate_task(instance_id)
@@ -452,6 +457,13 @@ class Fleet:
         if row.state not in {"failed", "result_stored"}:
             self.journal.transition(self.plan.run_id, task.task_id, "failed", reason=reason)
         self._update(task.task_id, state="failed", detail=reason, finished=time.monotonic())
+        self.metrics.task_result(
+            None,
+            self.statuses[task.task_id].elapsed(),
+            False,
+            instance_type=task.instance_type,
+            benchmark=task.benchmark,
+        )
 
     def _terminate_task(self, instance_id: str) -> None:
         launch.terminate_instances(self.session, [instance_id])
@@ -487,6 +499,10 @@ class Fleet:
         ok = all(s.state == "result_stored" for s in statuses)
         status = "interrupted" if interrupted else ("succeeded" if ok else "failed")
         self.journal.set_run_status(rid, status)
+        stored = sum(1 for s in statuses if s.state == "result_stored")
+        self.metrics.run_finished(
+            stored, len(statuses) - stored, time.monotonic() - self._run_started
+        )
         manifest = {
             "run_id": rid,
             "region": self.plan.region,

@@ -113,6 +113,9 @@ def run(
         None, "--threads", min=1, help="Threads for the all-CPU run."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    no_metrics: bool = typer.Option(
+        False, "--no-metrics", help="Do not publish CloudWatch metrics for this run."
+    ),
     resume: str | None = typer.Option(
         None, "--resume", help="Resume a run from the journal: collect, re-attach, launch the rest."
     ),
@@ -180,7 +183,9 @@ def run(
             return
         journal = Journal(journal_path or default_path(ctx.environ))
         try:
-            outcome = _execute_with_view(ctx, session, plan, journal, output_dir, local_cloud)
+            outcome = _execute_with_view(
+                ctx, session, plan, journal, output_dir, local_cloud, metrics=not no_metrics
+            )
         finally:
             journal.close()
     _print_summary(ctx, outcome, as_json)
@@ -297,6 +302,7 @@ def _execute_with_view(
     output_dir: Path,
     sandbox: bool,
     resume: bool = False,
+    metrics: bool = True,
 ) -> FleetOutcome:
     statuses: list[TaskStatus] = []
     if ctx.interactive:
@@ -307,7 +313,7 @@ def _execute_with_view(
                     statuses.append(status)
                 live.update(_status_table(sorted(statuses, key=lambda s: s.task.task_id)))
 
-            return execute(session, plan, journal, output_dir, on_change, sandbox, resume)
+            return execute(session, plan, journal, output_dir, on_change, sandbox, resume, metrics)
 
     def on_line(status: TaskStatus) -> None:
         where = f" {status.instance_id}" if status.instance_id else ""
@@ -317,7 +323,7 @@ def _execute_with_view(
             flush=True,
         )
 
-    return execute(session, plan, journal, output_dir, on_line, sandbox, resume)
+    return execute(session, plan, journal, output_dir, on_line, sandbox, resume, metrics)
 
 
 def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
