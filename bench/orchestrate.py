@@ -113,7 +113,8 @@ def main() -> int:
     efficiency = n * t / (c * wall)
     print(f"tasks={n} concurrency={c} task_seconds={t} stored={stored}/{n}")
     print(
-        f"wall: ours {wall:.1f} s, ideal {ideal_wall:.1f} s, ratio ideal/ours {ideal_wall / wall:.3f}"
+        f"wall: ours {wall:.1f} s, ideal {ideal_wall:.1f} s, "
+        f"ratio ideal/ours {ideal_wall / wall:.3f}"
     )
     print(f"parallel efficiency N*T/(C*wall): {efficiency:.3f}  (goal >= 0.90)")
     print(f"controller CPU: {cpu:.2f} s total, {cpu / n:.3f} s per task  (goal <= 0.2)")

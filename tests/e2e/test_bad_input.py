@@ -64,6 +64,8 @@ class World:
     other_region_subnet: str
     journal: Path
     bucket: str
+    empty_store: Path
+    """A valid local store with no results (publish exits 0 on it)."""
 
 
 def _cases(w: World) -> list[Case]:
@@ -71,6 +73,7 @@ def _cases(w: World) -> list[Case]:
     b = ("--bucket", w.bucket)
     fleet = ("run", *b, *j, "--quick")
     run1 = (*fleet, "-t", "m7i.large")
+    publish = ("publish", "--input", str(w.empty_store), "--output", str(w.empty_store / "pub"))
     return [
         # --- run: what to run and how -------------------------------------------------
         Case("run-nothing", ("run", *j)),
@@ -120,7 +123,12 @@ def _cases(w: World) -> list[Case]:
         Case("fleet-subnet-other-region", (*run1, "--subnet", w.other_region_subnet)),
         Case("fleet-sg-missing", (*run1, "--security-group", "sg-0123456789abcdef0")),
         Case("fleet-sg-malformed", (*run1, "--security-group", "default")),
-        Case("fleet-key-pair-missing", (*run1, "--key-pair", "no-such-key")),
+        Case(
+            "fleet-key-pair-missing",
+            (*run1, "--dry-run", "--key-pair", "no-such-key"),
+            xfail="BUG: a key pair that does not exist passes planning (and --dry-run); "
+            "without --dry-run moto even runs the task, AWS would reject it at launch",
+        ),
         Case("fleet-ami-wrong-arch", (*run1, "--ami", w.arm_ami)),
         Case("fleet-ami-wrong-arch-arm", (*fleet, "-t", "c7g.large", "--ami", w.x86_ami)),
         Case("fleet-ami-missing", (*run1, "--ami", "ami-0123456789abcdef0")),
@@ -155,7 +163,8 @@ def _cases(w: World) -> list[Case]:
         Case("types-parse-empty", ("types", "parse", "")),
         Case("types-parse-shell", ("types", "parse", "m7i.large;rm -rf /")),
         Case("types-parse-no-args", ("types", "parse"), usage=True),
-        Case("types-describe", ("types", "describe", "m7i.large"), usage=True),
+        Case("types-describe-bad-name", ("types", "describe", "m7i.huge")),
+        Case("types-unknown-command", ("types", "explain", "m7i.large"), usage=True),
         Case("benchmarks-describe-nope", ("benchmarks", "describe", "nope")),
         Case("benchmarks-describe-empty", ("benchmarks", "describe", "")),
         Case("benchmarks-unknown-command", ("benchmarks", "run"), usage=True),
@@ -167,8 +176,12 @@ def _cases(w: World) -> list[Case]:
         Case("sync-no-credentials", ("sync", *b), env="nocreds"),
         Case("aggregate-input-missing", ("aggregate", "--input", "/nonexistent")),
         Case("publish-input-missing", ("publish", "--input", "/nonexistent")),
-        Case("publish-prices-missing", ("publish", "--prices", "/nonexistent/prices.json")),
-        Case("publish-price-region-typo", ("publish", "--price-region", "us-east-9")),
+        Case("publish-prices-missing", (*publish, "--prices", "/nonexistent/prices.json")),
+        Case(
+            "publish-price-region-typo",
+            (*publish, "--price-region", "us-east-9"),
+            xfail="BUG: publish accepts --price-region us-east-9 and publishes (exit 0)",
+        ),
         # --- sandbox serve / the root ------------------------------------------------------
         Case("serve-port-too-big", ("sandbox", "serve", "--port", "70000"), usage=True),
         Case("serve-max-parallel-0", ("sandbox", "serve", "--max-parallel", "0"), usage=True),
@@ -184,6 +197,7 @@ class Outcome:
     returncode: int
     stdout: str
     stderr: str
+    seconds: float = 0.0
 
 
 def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
@@ -269,7 +283,9 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
             other_region_subnet=there.ec2().describe_subnets()["Subnets"][0]["SubnetId"],
             journal=root / "journal.sqlite",
             bucket=bucket,
+            empty_store=root / "empty-store",
         )
+        (world.empty_store / "raw").mkdir(parents=True)
         Journal(world.journal).close()  # an existing, empty journal
         before = {name: _snapshot(session(name)) for name in (region, "us-west-2")}
 
@@ -298,6 +314,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
         cwd.mkdir()
 
         def run(case: Case) -> Outcome:
+            start = time.monotonic()
             try:
                 done = subprocess.run(
                     [INSTBENCH, *case.argv],
@@ -311,7 +328,8 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
             except subprocess.TimeoutExpired as exc:
                 err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
                 return Outcome(case, -1, "", f"{err}\n(still running after {exc.timeout}s)")
-            return Outcome(case, done.returncode, done.stdout, done.stderr)
+            took = time.monotonic() - start
+            return Outcome(case, done.returncode, done.stdout, done.stderr, took)
 
         cases = _cases(world)
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -328,7 +346,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
                 proc.wait(timeout=10)
 
 
-_PLACEHOLDER = World("ami-arm", "ami-x86", "subnet-other", Path("/j"), "b")
+_PLACEHOLDER = World("ami-arm", "ami-x86", "subnet-other", Path("/j"), "b", Path("/e"))
 CASES = _cases(_PLACEHOLDER)
 
 

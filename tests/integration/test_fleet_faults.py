@@ -186,7 +186,7 @@ def test_broken_result_is_quarantined_never_stored(cloud: Cloud, kind: str) -> N
         )
 
     session = cloud.session([("before-parameter-build.ec2.RunInstances", _swap_user_data(liar))])
-    outcome, journal = cloud.run(session, ["m7i.large"], timeout_s=60)
+    outcome, _journal = cloud.run(session, ["m7i.large"], timeout_s=60)
 
     [status] = outcome.statuses
     assert status.state == "failed" and "quarantined" in status.detail and reason in status.detail

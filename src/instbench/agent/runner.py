@@ -94,8 +94,8 @@ def check_request(req: AgentRequest) -> None:
 
 
 _REQUEST_PARAMETERS = ("array_elements", "ntimes", "threads", "duration_s")
-"""Agent options (--array-size, --ntimes, --threads, --duration-s) that set the parameter of the same
-name of every requested benchmark that declares one (today: stream); the others ignore
+"""Agent options (--array-size, --ntimes, --threads, --duration-s) that set the parameter of
+the same name of every requested benchmark that declares one (today: stream); the others ignore
 them. Any parameter can be set per benchmark through `AgentRequest.params`."""
 
 
