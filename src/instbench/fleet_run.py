@@ -141,15 +141,22 @@ def execute(
     sandbox: bool,
     resume: bool = False,
     metrics: bool = True,
+    mode: str | None = None,
 ) -> FleetOutcome:
-    """Journal the plan (unless resuming) and run it."""
+    """Journal the plan (unless resuming) and run it.
+
+    `sandbox` picks the fast poll policy (the cloud is on this machine); `mode` is what the
+    journal records: "sandbox" only for the in-process sandbox (it ends with the controller,
+    so such runs cannot be resumed), "endpoint" for a loopback endpoint such as
+    `instbench sandbox serve`, "aws" otherwise.
+    """
     local = LocalStore(output_dir)
     local.check_writable()
     if not resume:
         journal.create_run(
             plan.run_id,
             plan.region,
-            "sandbox" if sandbox else "aws",
+            mode or ("sandbox" if sandbox else "aws"),
             options_to_params(plan.options),
             [(t.task_id, t.instance_type, t.benchmark, t.sample) for t in plan.tasks],
         )

@@ -265,11 +265,6 @@ def test_cleanup_after_sigkill_leaves_no_instance_running(
     assert f"(run {killed.run_id}" in cleaned.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cleanup --run-id deletes the run's security group but the journal keeps its "
-    "id; --resume then relaunches into it: InvalidGroup.NotFound",
-)
 def test_resume_after_cleanup_completes_without_relaunching_stored_tasks(
     killed_then_cleaned: tuple[Killed, subprocess.CompletedProcess[str]],
 ) -> None:

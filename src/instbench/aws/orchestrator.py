@@ -209,17 +209,15 @@ class Fleet:
         with contextlib.suppress(AlreadyExists):
             self.s3.put_new(artifact_key(self._agent.sha256), self._agent.data, "application/zip")
         if self.plan.security_group is None:
-            run = self.journal.run(self.plan.run_id)
-            if run.security_group_id:
-                self.plan.security_group = run.security_group_id
-            else:
-                self.journal.set_security_group(self.plan.run_id, "pending")
-                group = network.create_run_security_group(
-                    self.session, self.plan.run_id, self.plan.vpc_id, self.plan.expires_at
-                )
-                self.journal.set_security_group(self.plan.run_id, group)
-                self.plan.security_group = group
-                self._created_group = group
+            # create_run_security_group reuses the run's own group when it still exists
+            # (a resume), and creates a new one when cleanup has deleted it meanwhile.
+            self.journal.set_security_group(self.plan.run_id, "pending")
+            group = network.create_run_security_group(
+                self.session, self.plan.run_id, self.plan.vpc_id, self.plan.expires_at
+            )
+            self.journal.set_security_group(self.plan.run_id, group)
+            self.plan.security_group = group
+            self._created_group = group
 
     # ---------------------------------------------------------------- one task
 

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from botocore.exceptions import ClientError
+
 from instbench.aws import ami, discovery, network, regions
 from instbench.aws.session import AwsSession
 from instbench.errors import UserError
@@ -125,6 +127,8 @@ def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetim
 
     if opts.security_group:
         network.check_security_group(session, opts.security_group, vpc_id)
+    if opts.key_pair:
+        check_key_pair(session, opts.key_pair)
 
     architectures = sorted({facts[name].architecture for name in opts.instance_types})
     images: dict[str, str] = {}
@@ -163,6 +167,18 @@ def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetim
         expires_at=expires,
         options=opts,
     )
+
+
+def check_key_pair(session: AwsSession, name: str) -> None:
+    """A --key-pair must exist in the region (EC2 would only refuse it at launch)."""
+    try:
+        session.ec2().describe_key_pairs(KeyNames=[name])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in {"InvalidKeyPair.NotFound", "InvalidKeyPair.Malformed"}:
+            raise UserError(
+                f"key pair {name!r} not found in {session.region}: create it or drop --key-pair"
+            ) from exc
+        raise
 
 
 def watchdog_minutes(timeout_s: int) -> int:

@@ -20,6 +20,7 @@ from instbench.analysis.aggregate import Summary, regressions, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
 from instbench.analysis.pricing import CachedPriceSource, FilePriceSource, PriceSet, PriceSource
 from instbench.analysis.publish import check_output, num, publish
+from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
 from instbench.errors import UserError
@@ -282,6 +283,7 @@ def publish_cmd(
     ctx = Context()
     if not input_dir.is_dir():
         raise UserError(f"input directory {input_dir} does not exist")
+    check_region(price_region)
     check_output(output_dir)
     source = _price_source(
         prices, aws_prices, price_region, profile, input_dir / ".instbench" / "prices"

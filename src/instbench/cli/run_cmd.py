@@ -183,8 +183,16 @@ def run(
             return
         journal = Journal(journal_path or default_path(ctx.environ))
         try:
+            mode = "sandbox" if sandbox else ("endpoint" if local_cloud else "aws")
             outcome = _execute_with_view(
-                ctx, session, plan, journal, output_dir, local_cloud, metrics=not no_metrics
+                ctx,
+                session,
+                plan,
+                journal,
+                output_dir,
+                local_cloud,
+                metrics=not no_metrics,
+                mode=mode,
             )
         finally:
             journal.close()
@@ -303,6 +311,7 @@ def _execute_with_view(
     sandbox: bool,
     resume: bool = False,
     metrics: bool = True,
+    mode: str | None = None,
 ) -> FleetOutcome:
     statuses: list[TaskStatus] = []
     if ctx.interactive:
@@ -313,7 +322,9 @@ def _execute_with_view(
                     statuses.append(status)
                 live.update(_status_table(sorted(statuses, key=lambda s: s.task.task_id)))
 
-            return execute(session, plan, journal, output_dir, on_change, sandbox, resume, metrics)
+            return execute(
+                session, plan, journal, output_dir, on_change, sandbox, resume, metrics, mode
+            )
 
     def on_line(status: TaskStatus) -> None:
         where = f" {status.instance_id}" if status.instance_id else ""
@@ -323,7 +334,7 @@ def _execute_with_view(
             flush=True,
         )
 
-    return execute(session, plan, journal, output_dir, on_line, sandbox, resume, metrics)
+    return execute(session, plan, journal, output_dir, on_line, sandbox, resume, metrics, mode)
 
 
 def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
