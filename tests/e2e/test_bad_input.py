@@ -16,12 +16,9 @@ fixture; the parametrized tests then only look at the outcomes.
 from __future__ import annotations
 
 import os
-import queue
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.procs import read_until
 
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.journal import Journal
@@ -197,31 +195,6 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
-    assert proc.stdout is not None
-    stream = proc.stdout
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in iter(stream.readline, ""):
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line.rstrip("\n"))
-        if re.match(pattern, line):
-            return seen
-    raise AssertionError(f"serve printed no {pattern!r}: {seen} (rc={proc.poll()})")
-
-
 def _snapshot(session: AwsSession) -> dict[str, object]:
     """Everything a bad invocation must not create, in every region it could name."""
     s3 = session.s3()
@@ -258,7 +231,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
         text=True,
     )
     try:
-        lines = _read_until(proc, r"^export ", timeout=60)
+        lines = read_until(proc, r"^export ", timeout=60)
         info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
         endpoint, region, bucket = info["endpoint"], info["region"], info["bucket"]
 

@@ -10,18 +10,15 @@ launching the finished tasks again.
 from __future__ import annotations
 
 import os
-import queue
-import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.procs import read_until, wait_for
 
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.journal import Journal, TaskRow
@@ -32,41 +29,6 @@ INSTBENCH = str(Path(sys.executable).parent / "instbench")
 TYPES = "m7i.large,m7a.large,c7g.large"
 RUN_TAG = "instbench:run-id"
 TASK_TAG = "instbench:task"
-
-
-def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
-    """stdout lines up to the first that matches `pattern` (a reader thread drains the rest)."""
-    assert proc.stdout is not None
-    stream = proc.stdout
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in iter(stream.readline, ""):
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line.rstrip("\n"))
-        if re.match(pattern, line):
-            return seen
-    raise AssertionError(f"serve printed no {pattern!r}: {seen} (rc={proc.poll()})")
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         env=env,
     )
     try:
-        lines = _read_until(proc, r"^export ", timeout=60)
+        lines = read_until(proc, r"^export ", timeout=60)
         info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
         aws_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
@@ -184,7 +146,7 @@ def _start_and_kill(env: dict[str, str], tmp: Path) -> Killed:
         return "result_stored" in states and bool(running)
 
     try:
-        _wait(mid_run, 240, "one task stored and one running")
+        wait_for(mid_run, 240, "one task stored and one running")
         controller.send_signal(signal.SIGKILL)
         controller.wait(timeout=30)
     finally:

@@ -9,61 +9,21 @@ SIGTERM then stops the sandbox cleanly, killing what still runs, with exit code 
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.procs import read_until, wait_for
 
 from instbench.aws.session import AwsSession, AwsSettings
 
 INSTBENCH = str(Path(sys.executable).parent / "instbench")
 AL2023_X86 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-
-
-def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> list[str]:
-    """stdout lines up to the first that matches `pattern`; fail after `timeout`.
-
-    A reader thread, because select() cannot see lines already in the pipe's buffer.
-    """
-    assert proc.stdout is not None
-    stream = proc.stdout
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in iter(stream.readline, ""):
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line.rstrip("\n"))
-        if re.match(pattern, line):
-            return seen
-    raise AssertionError(f"serve printed no {pattern!r}: {seen} (rc={proc.poll()})")
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture()
@@ -78,7 +38,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, st
         env=env,
     )
     try:
-        lines = _read_until(proc, r"^export ", timeout=60)
+        lines = read_until(proc, r"^export ", timeout=60)
         info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
         info["export"] = lines[-1]
         yield proc, info
@@ -128,8 +88,8 @@ def test_serve_runs_instances_and_stops_on_sigterm(
     # The controller walks away: the served cloud ends each instance by itself.
     hung = launch("shutdown -h +1 'instbench watchdog'\nsleep 600\n")
     done = launch("echo done\nshutdown -h now\n", behaviour="stop")
-    _wait(lambda: state(hung) == "terminated", 30, "the watchdog to terminate the hung one")
-    _wait(lambda: state(done) == "stopped", 30, "the second to stop itself")
+    wait_for(lambda: state(hung) == "terminated", 30, "the watchdog to terminate the hung one")
+    wait_for(lambda: state(done) == "stopped", 30, "the second to stop itself")
     console = ec2.get_console_output(InstanceId=hung)["Output"]
     assert "watchdog: shutdown time reached" in console
 
@@ -137,14 +97,14 @@ def test_serve_runs_instances_and_stops_on_sigterm(
     workdir = tmp_path / "work"
     sleeper = launch('sleep 600 &\necho $! > "$INSTBENCH_SANDBOX_DIR/../sleep.pid"\nwait\n')
     pid_file = workdir / sleeper / "sleep.pid"
-    _wait(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 30, "sleeper")
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 30, "sleeper")
     pid = int(pid_file.read_text())
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert proc.stderr is not None
     assert "sandbox: stopped" in proc.stderr.read()
-    _wait(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 5, "the script to die")
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 5, "the script to die")
 
 
 def _zombie(pid: int) -> bool:
