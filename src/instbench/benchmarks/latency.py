@@ -54,6 +54,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from instbench.agent.sysinfo import parse_cpu_list, parse_size
 from instbench.benchmarks import compiler as cc
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+from instbench.benchmarks.meminfo import mem_available_bytes as _mem_available_bytes
 
 KERNEL_VERSION = "1.0.0"
 """Version of kernels/latency.c; must equal its IB_KERNEL_VERSION (checked when parsing)."""
@@ -184,17 +185,6 @@ def line_size(cpu: int, root: str = "/") -> int:
     if value < 16 or value > 1024 or value & (value - 1):
         return DEFAULT_STRIDE
     return value
-
-
-def _mem_available_bytes(path: str = "/proc/meminfo") -> Optional[int]:
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _allowed_cpus() -> List[int]:

@@ -39,6 +39,7 @@ from instbench.agent import sysinfo
 from instbench.benchmarks import compiler as cc
 from instbench.benchmarks import isa
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+from instbench.benchmarks.meminfo import mem_available_bytes as _mem_available_bytes
 
 KERNEL_VERSION = "1.0.0"
 """Version of kernels/linpack.c; must equal its IB_KERNEL_VERSION (checked when parsing)."""
@@ -168,17 +169,6 @@ def find_library(
 
 
 # ------------------------------------------------------------------------ sizing
-
-
-def _mem_available_bytes(path: str = "/proc/meminfo") -> Optional[int]:
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def memory_cap_n(mem_available: Optional[int]) -> int:

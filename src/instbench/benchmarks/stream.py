@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 from instbench.benchmarks import compiler as cc
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+from instbench.benchmarks.meminfo import mem_available_bytes as _mem_available_bytes
 
 KERNEL_VERSION = "1.0.0"
 """Version of kernels/stream.c; must equal its IB_KERNEL_VERSION (checked when parsing)."""
@@ -132,19 +133,6 @@ class StreamOptions:
 
 
 # ----------------------------------------------------------------- machine facts
-
-
-def _mem_available_bytes(path: str = "/proc/meminfo") -> int | None:
-    """MemAvailable in bytes, None if the kernel does not report it."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    parts = line.split()
-                    return int(parts[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _parse_cache_size(text: str) -> int | None:
