@@ -22,9 +22,7 @@ from instbench.errors import UserError
 from instbench.journal import Journal, JournalError
 from instbench.storage.local import LocalStore
 
-SANDBOX_POLL = PollPolicy(
-    initial_s=0.2, max_s=1.0, factor=1.3, state_every=3, shutdown_grace_s=15.0
-)
+SANDBOX_POLL = PollPolicy(interval_s=0.5, shutdown_grace_s=15.0)
 
 
 @dataclass
@@ -90,6 +88,10 @@ def options_to_params(opts: FleetOptions) -> dict[str, object]:
         "agent_args": list(opts.agent_args),
         "collection_method": opts.collection_method,
         "market": opts.market,
+        "runtime": opts.runtime,
+        "image": opts.image,
+        "vcpu_budget": opts.vcpu_budget,
+        "max_cost": opts.max_cost,
     }
 
 
@@ -120,6 +122,11 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         agent_args=list(p.get("agent_args", [])),
         collection_method=str(p.get("collection_method", "aws")),
         market=str(p.get("market", "on-demand")),
+        runtime=str(p.get("runtime", "zipapp")),  # runs journalled before the container runtime
+        image=p.get("image"),
+        # absent (None) in runs journalled before --vcpu-budget / --max-cost existed
+        vcpu_budget=None if p.get("vcpu_budget") is None else int(p["vcpu_budget"]),
+        max_cost=None if p.get("max_cost") is None else float(p["max_cost"]),
         run_id=run_id,
     )
     return opts, run.region, run.mode

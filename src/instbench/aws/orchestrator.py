@@ -3,8 +3,9 @@
 Each task runs in a worker thread (at most `max_concurrency` at once):
 
     journal launching -> run_instances (capacity failover across placements)
-    journal running   -> wait for incoming/{run}/{task}/result.json (backoff), watching the
-                         instance's state and the deadline
+    journal running   -> wait for incoming/{run}/{task}/result.json, watching the
+                         instance's state and the deadline (one watcher polls for all
+                         tasks: `aws/watch.py`)
     validate          -> store locally first, then raw/ in S3 (never overwriting)
                          or quarantine with the reason
     terminate         -> whatever is still running
@@ -33,6 +34,7 @@ from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.plan import Placement, Plan, Task, watchdog_minutes
 from instbench.aws.session import AwsSession
 from instbench.aws.userdata import UserDataParams, render_user_data
+from instbench.aws.watch import RunWatcher
 from instbench.errors import CapacityError, InvalidResult
 from instbench.journal import Journal
 from instbench.results.schema import ResultDocument
@@ -47,13 +49,11 @@ URL_MARGIN_S = 30 * 60
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to look for a result: starts fast, backs off to `max_s`."""
+    """How often the run's watcher looks (one round serves every task; see `aws/watch.py`)."""
 
-    initial_s: float = 5.0
-    max_s: float = 20.0
-    factor: float = 1.5
-    state_every: int = 3
-    """Check the instance's state every this many polls (results are checked every poll)."""
+    interval_s: float = 5.0
+    """Seconds between rounds. A round is one DescribeInstances and one ListObjectsV2 for
+    the whole run, so this can stay short without costing more calls as the run grows."""
     shutdown_grace_s: float = 90.0
     """After its result arrives, an instance gets this long to upload its log and power
     itself off before the controller terminates it."""
@@ -102,9 +102,14 @@ class FleetOutcome:
         return [s for s in self.statuses if s.state != "result_stored"]
 
 
+def incoming_prefix(run_id: str) -> str:
+    """Where a run's instances PUT their results before the controller validated them."""
+    return f"incoming/{safe_component(run_id, 'run id')}/"
+
+
 def incoming_key(run_id: str, task_id: str, name: str) -> str:
     """Where an instance PUTs its result before the controller has validated it."""
-    return f"incoming/{safe_component(run_id, 'run id')}/{safe_component(task_id, 'task')}/{name}"
+    return f"{incoming_prefix(run_id)}{safe_component(task_id, 'task')}/{name}"
 
 
 def task_log_key(run_id: str, task_id: str) -> str:
@@ -149,6 +154,12 @@ class Fleet:
         self._agent: AgentArchive | None = None
         self._created_group: str | None = None
         self.leftover_group: str | None = None
+        self.watcher = RunWatcher(
+            lambda ids: launch.instance_states(self.session, ids),
+            lambda: self.s3.keys(incoming_prefix(plan.run_id)),
+            self.poll.interval_s,
+            self.stop,
+        )
 
     # ------------------------------------------------------------------ status
 
@@ -167,6 +178,7 @@ class Fleet:
         interrupted = False
         try:
             self._prepare()
+            self.watcher.start()
             with ThreadPoolExecutor(
                 max_workers=opts.max_concurrency, thread_name_prefix="task"
             ) as pool:
@@ -190,6 +202,7 @@ class Fleet:
             interrupted = True
         finally:
             self.stop.set()
+            self.watcher.close()
             terminated = self._terminate_all()
             self._finish(interrupted)
         return FleetOutcome(
@@ -332,33 +345,38 @@ class Fleet:
         opts = self.plan.options
         key = incoming_key(self.plan.run_id, task.task_id, "result.json")
         deadline = time.monotonic() + opts.timeout_s
-        delay = self.poll.initial_s
-        polls = 0
-        while not self.stop.is_set():
-            if self.s3.head(key) is not None:
-                self._collect(task, instance_id, key)
-                return
-            polls += 1
-            if polls % self.poll.state_every == 0:
-                state, reason = launch.instance_states(self.session, [instance_id]).get(
-                    instance_id, ("unknown", "")
-                )
-                if state in {"shutting-down", "terminated", "stopped", "stopping"}:
-                    # The result PUT precedes shutdown; look once more before judging.
-                    if self.s3.head(key) is not None:
+        self.watcher.track(instance_id)
+        try:
+            seen = self.watcher.latest.round
+            while not self.stop.is_set():
+                remaining = deadline - time.monotonic()
+                snap = self.watcher.next_round(seen, timeout=min(max(remaining, 0.0), 60.0))
+                if snap is not None:
+                    seen = snap.round
+                    if key in snap.keys:
                         self._collect(task, instance_id, key)
                         return
+                    state, reason = snap.states.get(instance_id, ("unknown", ""))
+                    if state in {"shutting-down", "terminated", "stopped", "stopping"}:
+                        # The round listed results after describing instances, and the
+                        # result PUT precedes shutdown; one direct look settles a race
+                        # with a failed round.
+                        if self.s3.head(key) is not None:
+                            self._collect(task, instance_id, key)
+                            return
+                        self._fail(
+                            task,
+                            f"instance {state} without a result ({reason or 'no reason given'})",
+                            instance_id,
+                        )
+                        return
+                if time.monotonic() >= deadline:
                     self._fail(
-                        task,
-                        f"instance {state} without a result ({reason or 'no reason given'})",
-                        instance_id,
+                        task, f"no result within the timeout ({opts.timeout_s}s)", instance_id
                     )
                     return
-            if time.monotonic() >= deadline:
-                self._fail(task, f"no result within the timeout ({opts.timeout_s}s)", instance_id)
-                return
-            self.stop.wait(delay)
-            delay = min(delay * self.poll.factor, self.poll.max_s)
+        finally:
+            self.watcher.untrack(instance_id)
 
     def _collect(self, task: Task, instance_id: str | None, key: str) -> None:
         rid = self.plan.run_id
@@ -403,15 +421,24 @@ class Fleet:
     def _let_shut_down(self, instance_id: str) -> None:
         """Give the instance time to upload its log and power off by itself."""
         deadline = time.monotonic() + self.poll.shutdown_grace_s
-        delay = self.poll.initial_s
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            state = launch.instance_states(self.session, [instance_id]).get(
-                instance_id, ("unknown", "")
-            )[0]
-            if state in {"shutting-down", "terminated", "stopped", "unknown"}:
-                return
-            self.stop.wait(delay)
-            delay = min(delay * self.poll.factor, self.poll.max_s)
+        self.watcher.track(instance_id)
+        try:
+            seen = self.watcher.latest.round
+            while not self.stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                snap = self.watcher.next_round(seen, timeout=remaining)
+                if snap is None:
+                    continue
+                seen = snap.round
+                state = snap.states.get(instance_id, ("unknown", ""))[0]
+                if state in {"shutting-down", "terminated", "stopped"}:
+                    return
+                if instance_id in snap.described and instance_id not in snap.states:
+                    return  # EC2 no longer knows it: long gone
+        finally:
+            self.watcher.untrack(instance_id)
 
     def _check_identity(self, task: Task, doc: ResultDocument) -> None:
         """A result must be the one this task asked for (guards against mix-ups)."""
