@@ -60,6 +60,20 @@ class QuotaExceeded(InstbenchError):
     """The account's vCPU quota (or --vcpu-budget) cannot fit the request."""
 
 
+class CleanupInterrupted(InstbenchError):
+    """A second Ctrl-C while the run was terminating its instances: exit now, tell how
+    to finish (instances may still be running; their watchdogs end them eventually)."""
+
+    exit_code = 130
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"second Ctrl-C: exited before every instance of run {run_id} was terminated; "
+            f"run: instbench cleanup --run-id {run_id}"
+        )
+        self.run_id = run_id
+
+
 class TaskTimeout(InstbenchError):
     """An instance did not report a result before the run's timeout."""
 

@@ -10,12 +10,12 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from instbench.agent.runner import new_run_id
 from instbench.aws.metrics import MetricsPublisher
-from instbench.aws.orchestrator import Fleet, FleetOutcome, PollPolicy, TaskStatus
+from instbench.aws.orchestrator import URL_MARGIN_S, Fleet, FleetOutcome, PollPolicy, TaskStatus
 from instbench.aws.plan import FleetOptions, Plan, make_plan
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
@@ -88,6 +88,8 @@ def options_to_params(opts: FleetOptions) -> dict[str, object]:
         "agent_args": list(opts.agent_args),
         "collection_method": opts.collection_method,
         "market": opts.market,
+        "spot_max_price": opts.spot_max_price,
+        "spot_fallback": opts.spot_fallback,
         "runtime": opts.runtime,
         "image": opts.image,
         "vcpu_budget": opts.vcpu_budget,
@@ -122,6 +124,8 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         agent_args=list(p.get("agent_args", [])),
         collection_method=str(p.get("collection_method", "aws")),
         market=str(p.get("market", "on-demand")),
+        spot_max_price=p.get("spot_max_price"),
+        spot_fallback=p.get("spot_fallback"),
         runtime=str(p.get("runtime", "zipapp")),  # runs journalled before the container runtime
         image=p.get("image"),
         # absent (None) in runs journalled before --vcpu-budget / --max-cost existed
@@ -130,6 +134,26 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         run_id=run_id,
     )
     return opts, run.region, run.mode
+
+
+def credentials_warning(session: AwsSession, plan: Plan, now: datetime) -> str | None:
+    """A warning when the credentials expire before the presigned URLs would.
+
+    An instance uploads its result through a URL signed with the controller's credentials;
+    if those are temporary, the URL dies with them, possibly before the task's timeout.
+    """
+    expiry = session.credentials_expiry()
+    if expiry is None:
+        return None
+    needed = now + timedelta(seconds=plan.options.timeout_s + URL_MARGIN_S)
+    if expiry >= needed:
+        return None
+    return (
+        f"warning: the AWS credentials expire at {expiry:%Y-%m-%d %H:%M:%S %Z}, before the "
+        f"upload URLs need them (until {needed:%H:%M:%S %Z}: --timeout plus "
+        f"{URL_MARGIN_S // 60} min); a task still running then cannot upload its result. "
+        "Use credentials valid for longer (e.g. a longer role session) or a shorter --timeout"
+    )
 
 
 def plan_run(
@@ -149,6 +173,7 @@ def execute(
     resume: bool = False,
     metrics: bool = True,
     mode: str | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> FleetOutcome:
     """Journal the plan (unless resuming) and run it.
 
@@ -176,5 +201,6 @@ def execute(
         on_change=on_change,
         resume=resume,
         metrics=MetricsPublisher(session, enabled=metrics),
+        notice=notice,
     )
     return fleet.run()

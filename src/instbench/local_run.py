@@ -22,6 +22,7 @@ from instbench.results.schema import ResultDocument
 from instbench.results.validate import parse_result
 from instbench.storage.layout import raw_key
 from instbench.storage.local import LocalStore
+from instbench.suites import LoadedSuite, write_artifact
 
 
 @dataclass
@@ -37,6 +38,8 @@ class LocalRunOptions:
     run_id: str | None = None
     instance_type: str | None = None
     extra_agent_args: list[str] = field(default_factory=list)
+    suite: LoadedSuite | None = None
+    """A validated user-defined suite; run after `benchmarks` (which may then be empty)."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,18 @@ def parse_benchmarks(text: str) -> tuple[str, ...]:
         raise InvalidBenchmark(str(exc)) from exc
 
 
-def agent_command(agent: Path, output: Path, opts: LocalRunOptions) -> list[str]:
-    """The agent command line for a local run."""
+def agent_command(
+    agent: Path, output: Path, opts: LocalRunOptions, suite_artifact: Path | None = None
+) -> list[str]:
+    """The agent command line for a local run (the suite goes as a file, never as text)."""
     cmd = [sys.executable, "-I", "-S", str(agent), "run"]
-    cmd += ["--benchmarks", ",".join(opts.benchmarks), "--output", str(output)]
+    if opts.benchmarks:
+        cmd += ["--benchmarks", ",".join(opts.benchmarks)]
+    if opts.suite is not None:
+        if suite_artifact is None:
+            raise ValueError("a suite run needs the path of its written artifact")
+        cmd += ["--suite", str(suite_artifact), "--suite-sha256", opts.suite.artifact_sha256()]
+    cmd += ["--output", str(output)]
     cmd += ["--collection-method", "local"]
     if opts.run_id:
         cmd += ["--run-id", opts.run_id]
@@ -84,8 +95,9 @@ def run_local(opts: LocalRunOptions, on_line: Callable[[str], None]) -> LocalRun
         agent = Path(tmp) / "agent.pyz"
         write_agent(agent)
         output = Path(tmp) / "result.json"
+        artifact = write_artifact(opts.suite, Path(tmp)) if opts.suite is not None else None
         proc = subprocess.Popen(
-            agent_command(agent, output, opts),
+            agent_command(agent, output, opts, artifact),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

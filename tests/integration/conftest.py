@@ -1,11 +1,14 @@
 """Integration fixtures: every AWS operation instbench's controller code calls is recorded.
 
-`aws_session` is overridden so that the session every integration test uses carries a
-botocore `before-call` hook. The hook attributes each call to the first instbench module
+For the whole test session a botocore `before-call` hook is registered process-wide
+(`register_process_hook`), so every `AwsSession` created afterwards carries it: the
+fixtures' sessions and those the code under test builds itself (the fleet, `open_target`,
+fault-injection sessions). The hook attributes each call to the first instbench module
 on the stack; calls made by test code itself, by the simulated instances (`instbench.sandbox`)
 and by the administrator's `infra` commands are not the controller's and are not recorded.
-The union over the session is written to `build/aws-operations[-<worker>].json` for the
-policy audit (tests/integration/test_policy_audit.py has a self-contained audit as well).
+The union over the session is written to `build/aws-operations[-<worker>].json`, and any
+operation in it that the IAM policy does not authorise is reported at the end of the run
+(tests/integration/test_policy_audit.py has a self-contained, failing audit as well).
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from instbench.aws.session import AwsSession
+from instbench.aws.policy import audit
+from instbench.aws.session import AwsSession, register_process_hook, unregister_process_hook
 
+_EVENT = "before-call.*.*"
 _SKIP_PREFIXES = ("botocore.", "boto3.", "s3transfer.", "urllib3.", "instbench.aws.session")
 _NOT_CONTROLLER = ("instbench.sandbox", "instbench.aws.infra", "instbench.cli.infra_cmd")
 
@@ -42,7 +48,8 @@ class OperationRecorder:
             self.calls.setdefault(operation, set()).add(caller)
 
     def attach(self, session: AwsSession) -> AwsSession:
-        session.register_hook("before-call.*.*", self.hook)
+        """Record the calls of one session only (a self-contained audit)."""
+        session.register_hook(_EVENT, self.hook)
         return session
 
     def as_mapping(self) -> dict[str, list[str]]:
@@ -69,16 +76,14 @@ def controller_caller() -> str | None:
 _RECORDER = OperationRecorder()
 
 
-@pytest.fixture(scope="session")
-def operation_recorder() -> OperationRecorder:
-    """The session-wide recorder (one per xdist worker)."""
-    return _RECORDER
-
-
-@pytest.fixture()
-def aws_session(aws_session: AwsSession, operation_recorder: OperationRecorder) -> AwsSession:
-    """The shared fixture's session, with the operation recorder attached."""
-    return operation_recorder.attach(aws_session)
+@pytest.fixture(scope="session", autouse=True)
+def operation_recorder() -> Iterator[OperationRecorder]:
+    """The session-wide recorder (one per xdist worker), on every AwsSession created."""
+    register_process_hook(_EVENT, _RECORDER.hook)
+    try:
+        yield _RECORDER
+    finally:
+        unregister_process_hook(_EVENT, _RECORDER.hook)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -91,3 +96,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = Path(str(session.config.rootpath)) / "build" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(calls, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    # Only what is missing can be judged here: a run of a subset of the tests leaves
+    # permissions unused without anything being wrong.
+    missing = audit(calls).missing
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if missing and reporter is not None:
+        for op, callers in sorted(missing.items()):
+            reporter.write_line(
+                f"policy audit: {op} (called from {', '.join(callers)}) is not in "
+                "instbench.aws.policy; see tests/integration/test_policy_audit.py",
+                red=True,
+            )

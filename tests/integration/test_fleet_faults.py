@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -235,3 +236,135 @@ def test_throttling_storm_on_describe_instances_still_completes(cloud: Cloud) ->
     assert outcome.succeeded, [s.detail for s in outcome.statuses]
     assert len(throttled) >= 6
     assert {s for s, _ in cloud.instance_states().values()} == {"terminated"}
+
+
+# ----------------------------------------------------------------------------- scenario 6
+
+_SPOT_REASON = "Server.SpotInstanceTermination"
+
+
+def _spot_run(
+    cloud: Cloud, session: AwsSession, fallback: str | None, seconds: int = 8
+) -> tuple[FleetOutcome, Journal]:
+    """One idle task on spot: long enough to be interrupted while its agent runs."""
+    opts = FleetOptions(
+        instance_types=["c7g.large"],
+        benchmarks=("idle",),
+        bucket=cloud.sandbox.bucket,
+        collection_method="sandbox",
+        timeout_s=120,
+        agent_args=["--duration-s", str(seconds)],
+        market="spot",
+        spot_fallback=fallback,
+    )
+    plan = plan_run(session, opts, datetime.now(UTC))
+    journal = Journal(cloud.tmp / "journal.sqlite")
+    outcome = execute(session, plan, journal, cloud.tmp / "data", lambda s: None, True)
+    return outcome, journal
+
+
+class _Reclaimer:
+    """Plays EC2 reclaiming spot capacity: once a spot instance's user data is running,
+    moto's backend is told the instance was terminated with the spot state reason."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        from moto.ec2.models import ec2_backends
+
+        account = AwsSession(cloud.sandbox.aws_settings()).sts().get_caller_identity()["Account"]
+        self.backend = ec2_backends[account][cloud.sandbox.region]
+        self.cloudinit = cloud.sandbox.cloudinit
+        self.reclaimed: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Reclaimer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def _watch(self) -> None:
+        from moto.ec2.models.instances import StateReason
+
+        while not self.stop.wait(0.05):
+            for instance in list(self.backend.all_instances()):
+                boot = self.cloudinit.boot(instance.id)
+                if (
+                    instance.lifecycle != "spot"
+                    or instance.id in self.reclaimed
+                    or boot is None
+                    or boot.phase != "running"
+                ):
+                    continue
+                # The reason first, then the state: a reader never sees a terminated
+                # instance without its reason.
+                instance.state_reason = StateReason(
+                    f"{_SPOT_REASON}: Spot instance termination", _SPOT_REASON
+                )
+                instance._reason = f"{_SPOT_REASON}: Spot instance termination"
+                instance._state.code = 48
+                instance._state.name = "terminated"
+                self.reclaimed.append(instance.id)
+
+
+def test_spot_interruption_falls_back_to_on_demand(cloud: Cloud) -> None:
+    session = cloud.session([])
+    with _Reclaimer(cloud) as reclaimer:
+        outcome, journal = _spot_run(cloud, session, "on-demand")
+
+    assert outcome.succeeded, [s.detail for s in outcome.statuses]
+    assert len(reclaimer.reclaimed) == 1
+    [status] = outcome.statuses
+    assert status.interruptions == 1 and status.market == "on-demand"
+    assert status.instance_id not in reclaimer.reclaimed
+    assert status.document is not None
+    meta = status.document.metadata
+    assert meta.market == "on-demand" and meta.spot_interruptions == 1
+    # The journal tells the story; the reclaimed instance's console was kept.
+    events = [e for e in journal.events(outcome.run_id) if "spot interruption" in (e[3] or "")]
+    assert events
+    consoles = list((cloud.tmp / "data" / "logs").rglob(f"*{reclaimer.reclaimed[0]}.console"))
+    assert len(consoles) == 1
+    assert {s for s, _ in cloud.instance_states().values()} == {"terminated"}
+    manifest = json.loads(next((cloud.tmp / "data").rglob("manifest.json")).read_text())
+    assert manifest["tasks"][0]["spot_interruptions"] == 1
+
+
+def test_spot_interruption_without_fallback_fails_the_task(cloud: Cloud) -> None:
+    session = cloud.session([])
+    with _Reclaimer(cloud) as reclaimer:
+        outcome, journal = _spot_run(cloud, session, None)
+
+    assert not outcome.succeeded
+    [status] = outcome.statuses
+    assert status.state == "failed" and "spot interruption" in status.detail
+    assert "no capacity" not in status.detail
+    assert len(reclaimer.reclaimed) == 1 and status.interruptions == 1
+    [row] = journal.tasks(outcome.run_id)
+    assert row.state == "failed"
+    assert {s for s, _ in cloud.instance_states().values()} == {"terminated"}
+
+
+def test_spot_without_capacity_falls_back_to_on_demand(cloud: Cloud) -> None:
+    markets: list[str] = []
+
+    def no_spot(params: dict[str, Any], **_: Any) -> Any:
+        market = params.get("body", {}).get("InstanceMarketOptions.MarketType", "on-demand")
+        markets.append(market)
+        if market == "spot":
+            return _error(500, "InsufficientInstanceCapacity", "no spot capacity")
+        return None
+
+    session = cloud.session([("before-call.ec2.RunInstances", no_spot)])
+    outcome, _journal = _spot_run(cloud, session, "on-demand", seconds=1)
+
+    assert outcome.succeeded, [s.detail for s in outcome.statuses]
+    # Every placement refused spot, then the first on-demand launch went through.
+    assert markets.count("spot") >= 2 and markets[-1] == "on-demand"
+    assert markets.count("on-demand") == 1
+    [status] = outcome.statuses
+    assert status.document is not None
+    assert status.document.metadata.market == "on-demand"
+    assert status.document.metadata.spot_interruptions == 0

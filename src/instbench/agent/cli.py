@@ -1,6 +1,8 @@
 """Command line of the agent (argparse: the agent is stdlib-only).
 
     python3 agent.pyz run --benchmarks stream --output result.json [options]
+    python3 agent.pyz run --suite suite.json --output result.json
+    python3 agent.pyz run --suite-url PRESIGNED_URL --suite-sha256 HEX --output result.json
     python3 agent.pyz upload --url PRESIGNED_URL --file result.json
     python3 agent.pyz sysinfo
     python3 agent.pyz version
@@ -19,6 +21,7 @@ from typing import List, Optional
 
 from instbench import __version__
 from instbench.agent import imds, runner, sysinfo, upload
+from instbench.agent import suite as agent_suite
 from instbench.benchmarks import registry
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
 
@@ -53,7 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     run = sub.add_parser("run", help="run benchmarks and write one result document")
-    run.add_argument("--benchmarks", type=_benchmarks, default=("stream",))
+    run.add_argument(
+        "--benchmarks", type=_benchmarks, default=None, help="default: stream (none with --suite)"
+    )
+    run.add_argument("--suite", type=Path, default=None, help="suite artifact (JSON) to run")
+    run.add_argument("--suite-url", default=None, help="GET the suite artifact from this URL")
+    run.add_argument("--suite-sha256", default=None, help="required sha256 of the artifact")
+    run.add_argument(
+        "--coremark-url",
+        default=None,
+        help="base URL of the pinned CoreMark sources, or 'off' (default: "
+        "$INSTBENCH_COREMARK_URL, else GitHub on EC2 and off elsewhere)",
+    )
     run.add_argument("--output", type=Path, required=True, help="result file (must not exist)")
     run.add_argument("--run-id", default=None, help="run identifier (default: generated)")
     run.add_argument("--sample", type=int, default=0)
@@ -62,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--region", default=None, help="default: from IMDS, else 'local'")
     run.add_argument("--collection-method", choices=("local", "sandbox", "aws"), default="local")
     run.add_argument("--market", choices=("on-demand", "spot"), default=None)
+    run.add_argument("--hourly-price-usd", type=float, default=None, help="launch price, USD/h")
+    run.add_argument("--spot-interruptions", type=int, default=None, help="before this run")
     run.add_argument("--quick", action="store_true", help="small arrays, few trials; tests")
     run.add_argument("--array-size", type=_positive_int, default=None, help="elements/array")
     run.add_argument("--ntimes", type=_positive_int, default=None, help="trials per kernel")
@@ -80,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_suite(args: argparse.Namespace) -> Optional[agent_suite.Suite]:
+    """The suite named by --suite or --suite-url, checked before anything else runs."""
+    if args.suite is not None and args.suite_url is not None:
+        raise agent_suite.SuiteError("give --suite or --suite-url, not both")
+    if args.suite_url is not None:
+        return agent_suite.fetch_artifact(args.suite_url, args.suite_sha256 or "")
+    if args.suite is not None:
+        return agent_suite.load_artifact(args.suite, args.suite_sha256)
+    if args.suite_sha256 is not None:
+        raise agent_suite.SuiteError("--suite-sha256 needs --suite or --suite-url")
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(args_list)
@@ -95,8 +124,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "upload":
             upload.put_file(args.url, args.file, args.content_type)
             return 0
+        suite = _load_suite(args)
+        benchmarks = args.benchmarks
+        if benchmarks is None:
+            benchmarks = () if suite is not None else ("stream",)
         req = runner.AgentRequest(
-            benchmarks=tuple(args.benchmarks),
+            benchmarks=tuple(benchmarks),
+            suite=suite,
+            coremark_url=args.coremark_url,
             output=args.output,
             run_id=args.run_id or runner.new_run_id(),
             sample=args.sample,
@@ -105,6 +140,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             region=args.region,
             collection_method=args.collection_method,
             market=args.market,
+            hourly_price_usd=args.hourly_price_usd,
+            spot_interruptions=args.spot_interruptions,
             quick=args.quick,
             array_elements=args.array_size,
             ntimes=args.ntimes,

@@ -8,22 +8,25 @@ this module's tests validate it too.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from instbench import __version__
 from instbench.agent import imds, sysinfo
-from instbench.benchmarks import registry
+from instbench.agent import suite as agent_suite
+from instbench.benchmarks import coremark, registry
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
 
-DATA_VERSION = "1.0.0"
+DATA_VERSION = "1.1.0"
 """Must equal instbench.results.schema.DATA_VERSION (a test checks); not imported from
 there because the schema module needs pydantic, which the instance does not have."""
 
@@ -47,6 +50,8 @@ class AgentRequest:
     region: Optional[str] = None
     collection_method: str = "local"
     market: Optional[str] = None
+    hourly_price_usd: Optional[float] = None
+    spot_interruptions: Optional[int] = None
     quick: bool = False
     array_elements: Optional[int] = None
     ntimes: Optional[int] = None
@@ -57,6 +62,11 @@ class AgentRequest:
     argv: List[str] = field(default_factory=list)
     params: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     """Per-benchmark parameters, e.g. {"latency": {"max_size_bytes": 2**28}}."""
+    suite: Optional[agent_suite.Suite] = None
+    """A user-defined suite (already validated by agent_suite), run after the benchmarks."""
+    coremark_url: Optional[str] = None
+    """Base URL of the pinned CoreMark sources for `cpu`; None: $INSTBENCH_COREMARK_URL,
+    else the pinned GitHub URL on EC2 (collection method aws) and off elsewhere."""
 
 
 def default_cache_dir() -> Path:
@@ -79,10 +89,17 @@ def check_request(req: AgentRequest) -> None:
         raise AgentInputError(f"invalid task id {req.task_id!r}: use letters, digits, . _ -")
     if req.sample < 0:
         raise AgentInputError("--sample must be >= 0")
+    if not req.benchmarks and req.suite is None:
+        raise AgentInputError("nothing to run: give --benchmarks and/or --suite")
     if req.collection_method not in ("local", "sandbox", "aws"):
         raise AgentInputError("--collection-method must be local, sandbox or aws")
     if req.market not in (None, "on-demand", "spot"):
         raise AgentInputError("--market must be on-demand or spot")
+    price = req.hourly_price_usd
+    if price is not None and not (math.isfinite(price) and price > 0):
+        raise AgentInputError("--hourly-price-usd must be a positive number")
+    if req.spot_interruptions is not None and req.spot_interruptions < 0:
+        raise AgentInputError("--spot-interruptions must be >= 0")
     out = req.output
     if out.exists():
         raise AgentInputError(f"{out} exists; a result file is never overwritten")
@@ -145,12 +162,19 @@ def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
         t0 = time.monotonic()
         log(f"running {name}")
         context = registry.RunContext(params=params, quick=req.quick, cache_dir=cache_dir, log=log)
-        section, build = info.run(context)
+        with _coremark_environment(coremark_url(req) if name == "cpu" else None):
+            section, build = info.run(context)
         performance[name] = section
         builds.append(build)
         durations[name] = time.monotonic() - t0
         if "compile_s" in build:
             durations["compile"] = durations.get("compile", 0.0) + float(build["compile_s"])
+
+    if req.suite is not None:
+        t0 = time.monotonic()
+        log(f"running suite {req.suite.name}")
+        performance["suite"] = agent_suite.run_suite(req.suite, log)
+        durations["suite"] = time.monotonic() - t0
 
     durations["total"] = time.monotonic() - started
     ec2 = system.get("ec2") or {}
@@ -164,12 +188,14 @@ def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
             "instance_type": req.instance_type or ec2.get("instance_type") or "local",
             "region": req.region or ec2.get("region") or "local",
             "availability_zone": ec2.get("availability_zone"),
-            "benchmark_suite": list(req.benchmarks),
+            "benchmark_suite": list(req.benchmarks) + (["suite"] if req.suite else []),
             "data_version": DATA_VERSION,
             "collection_method": req.collection_method,
             "tool_version": __version__,
             "quick": req.quick,
             "market": req.market,
+            "hourly_price_usd": req.hourly_price_usd,
+            "spot_interruptions": req.spot_interruptions,
         },
         "performance_data": performance,
         "system_info": system,
@@ -186,6 +212,39 @@ def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
     write_new(req.output, doc)
     log(f"result written to {req.output}")
     return doc
+
+
+def coremark_url(req: AgentRequest) -> Optional[str]:
+    """Where `cpu` fetches CoreMark from: the request, else the environment, else the
+    pinned GitHub URL on EC2 only (local, sandbox and tests never reach the network
+    unless asked); None or 'off' disables CoreMark."""
+    if req.coremark_url is not None:
+        return req.coremark_url
+    if os.environ.get(coremark.ENV_URL) is not None:
+        return os.environ[coremark.ENV_URL]
+    return coremark.DEFAULT_BASE_URL if req.collection_method == "aws" else None
+
+
+@contextmanager
+def _coremark_environment(url: Optional[str]) -> Iterator[None]:
+    """Hand the CoreMark URL to the cpu benchmark for the duration of its run.
+
+    The registry's cpu entry builds its options from declared parameters only, and
+    $INSTBENCH_COREMARK_URL is the documented override it reads; the previous value is
+    restored so an in-process caller (tests) sees no lasting change.
+    """
+    if url is None:
+        yield
+        return
+    previous = os.environ.get(coremark.ENV_URL)
+    os.environ[coremark.ENV_URL] = url
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(coremark.ENV_URL, None)
+        else:
+            os.environ[coremark.ENV_URL] = previous
 
 
 def write_new(path: Path, doc: Dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from instbench.aws import ami
 from instbench.aws.session import AwsSession
@@ -231,6 +231,20 @@ def build_request(spec: LaunchSpec, root_device: str, root_gib: int) -> RunInsta
     return request
 
 
+def check_market(market: str, spot_max_price: str | None, spot_fallback: str | None) -> None:
+    """The purchase options of a run, checked before anything is planned or created."""
+    if market not in {"on-demand", "spot"}:
+        raise UserError(f"unknown market {market!r}: use on-demand or spot")
+    if market != "spot" and (spot_max_price is not None or spot_fallback is not None):
+        raise UserError("--spot-max-price and --spot-fallback need --spot")
+    if spot_max_price is not None and (
+        not _PRICE.match(spot_max_price) or float(spot_max_price) <= 0
+    ):
+        raise UserError(f"bad --spot-max-price {spot_max_price!r}: USD per hour, e.g. 0.25")
+    if spot_fallback not in {None, "on-demand"}:
+        raise UserError(f"unknown --spot-fallback {spot_fallback!r}: use on-demand")
+
+
 def launch_instance(session: AwsSession, spec: LaunchSpec) -> str:
     """Start the instance of `spec`; its id. CapacityError / LaunchRejected on refusal."""
     device, size = _root_volume(session, spec)
@@ -262,16 +276,60 @@ def _describe(session: AwsSession, filters: list[FilterTypeDef]) -> Iterable[Any
             yield from reservation["Instances"]
 
 
+def _state_reason(inst: Any) -> str:
+    """'Code: message' of the instance's state reason (the code names spot interruptions)."""
+    state_reason = inst.get("StateReason") or {}
+    code, message = state_reason.get("Code", ""), state_reason.get("Message", "")
+    reason = message or inst.get("StateTransitionReason", "") or ""
+    if code and code not in reason:
+        reason = f"{code}: {reason}" if reason else code
+    return str(reason)
+
+
+SPOT_INTERRUPTION_CODES = ("Server.SpotInstanceTermination", "Server.SpotInstanceShutdown")
+"""State reason codes EC2 gives an instance it reclaimed from the spot market."""
+
+
+def is_spot_interruption(reason: str) -> bool:
+    """True when a state reason (from `instance_states`) says spot reclaimed the instance."""
+    return any(code in reason for code in SPOT_INTERRUPTION_CODES)
+
+
+def spot_price_now(session: AwsSession, instance_type: str, zone: str) -> float | None:
+    """The latest Linux spot price of `instance_type` in `zone`, USD/h (None: unknown).
+
+    Recorded in the result's metadata as the price the task ran at; a failure to read it
+    never stops a launch.
+    """
+    try:
+        response = session.ec2().describe_spot_price_history(
+            InstanceTypes=[instance_type],  # type: ignore[list-item]
+            AvailabilityZone=zone,
+            ProductDescriptions=["Linux/UNIX"],
+            MaxResults=10,
+        )
+    except (ClientError, BotoCoreError):
+        return None
+    points = sorted(
+        response.get("SpotPriceHistory", []), key=lambda p: p.get("Timestamp") or 0, reverse=True
+    )
+    for point in points:
+        try:
+            value = float(point.get("SpotPrice", ""))
+        except ValueError:
+            continue
+        if math.isfinite(value) and value > 0:
+            return value
+    return None
+
+
 def instance_states(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """id -> (state, reason); ids EC2 does not (or no longer) know are left out."""
     wanted = list(dict.fromkeys(ids))
     states: dict[str, tuple[str, str]] = {}
     for start in range(0, len(wanted), 200):
         for inst in _describe(session, _ids_filter(wanted[start : start + 200])):
-            reason = inst.get("StateReason", {}).get("Message") or inst.get(
-                "StateTransitionReason", ""
-            )
-            states[inst["InstanceId"]] = (inst["State"]["Name"], reason or "")
+            states[inst["InstanceId"]] = (inst["State"]["Name"], _state_reason(inst))
     return states
 
 

@@ -29,13 +29,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from instbench.agentpkg import AgentArchive, build_agent
-from instbench.aws import launch, network
+from instbench.aws import launch, network, quotas
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.plan import Placement, Plan, Task, watchdog_minutes
 from instbench.aws.session import AwsSession
 from instbench.aws.userdata import UserDataParams, render_user_data
 from instbench.aws.watch import RunWatcher
-from instbench.errors import CapacityError, InvalidResult
+from instbench.errors import CapacityError, CleanupInterrupted, InvalidResult, QuotaExceeded
 from instbench.journal import Journal
 from instbench.results.schema import ResultDocument
 from instbench.results.validate import parse_result
@@ -72,6 +72,10 @@ class TaskStatus:
     detail: str = ""
     result_key: str | None = None
     document: ResultDocument | None = None
+    market: str | None = None
+    """The purchase option of the task's current (or last) instance."""
+    interruptions: int = 0
+    """Spot instances of this task that EC2 reclaimed before it produced a result."""
 
     def elapsed(self, now: float | None = None) -> float:
         if self.started is None:
@@ -131,8 +135,10 @@ class Fleet:
         on_change: Callable[[TaskStatus], None] | None = None,
         resume: bool = False,
         metrics: MetricsPublisher | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.session = session
+        self.notice = notice or (lambda message: None)
         self.metrics = metrics or MetricsPublisher(None, enabled=False)
         self._run_started = time.monotonic()
         self.plan = plan
@@ -154,6 +160,8 @@ class Fleet:
         self._agent: AgentArchive | None = None
         self._created_group: str | None = None
         self.leftover_group: str | None = None
+        # vCPUs held per quota class (and under --vcpu-budget): a big type waits for room.
+        self.pool = quotas.pool_for_plan(plan, markets=self._markets())
         self.watcher = RunWatcher(
             lambda ids: launch.instance_states(self.session, ids),
             lambda: self.s3.keys(incoming_prefix(plan.run_id)),
@@ -195,16 +203,25 @@ class Fleet:
                 except KeyboardInterrupt:
                     interrupted = True
                     self.stop.set()
+                    self.pool.interrupt()
+                    self._notice_interrupt()
                     for fut in pending:
                         fut.cancel()
                     raise
         except KeyboardInterrupt:
+            if not interrupted:
+                self._notice_interrupt()
             interrupted = True
         finally:
             self.stop.set()
-            self.watcher.close()
-            terminated = self._terminate_all()
-            self._finish(interrupted)
+            self.pool.interrupt()
+            try:
+                self.watcher.close()
+                terminated = self._terminate_all()
+                self._finish(interrupted)
+            except KeyboardInterrupt:
+                # The second Ctrl-C: the user wants out now. Say what is left to do.
+                raise CleanupInterrupted(self.plan.run_id) from None
         return FleetOutcome(
             run_id=self.plan.run_id,
             statuses=[self.statuses[t.task_id] for t in self.plan.tasks],
@@ -213,6 +230,13 @@ class Fleet:
             terminated=terminated,
             interrupted=interrupted,
             leftover_group=self.leftover_group,
+        )
+
+    def _notice_interrupt(self) -> None:
+        rid = self.plan.run_id
+        self.notice(
+            f"Ctrl-C: terminating every instance of run {rid} before exiting; "
+            f"Ctrl-C again exits at once (then run: instbench cleanup --run-id {rid})"
         )
 
     def _prepare(self) -> None:
@@ -261,22 +285,73 @@ class Fleet:
                 )[0]
                 if state in {"pending", "running"}:
                     self._update(task.task_id, state="running", instance_id=row.instance_id)
-                    self._await(task, row.instance_id or "")
-                    return
+                    key = quotas.pool_key(task.instance_type, self.plan.options.market)
+                    if not self._acquire(task, key):
+                        return
+                    try:
+                        if not self._await(task, row.instance_id or ""):
+                            return
+                    finally:
+                        self.pool.release(key, task.vcpus)
+                    # Reclaimed by spot while we watched: launch again below.
             if row.state == "failed":
                 self.journal.transition(self.plan.run_id, task.task_id, "planned")
             # A new attempt gets a new ClientToken, so EC2 launches a new instance.
             first_attempt = row.attempt + 1
         reasons: list[str] = []
-        for offset, placement in enumerate(self._placements_for(task)):
-            if self.stop.is_set():
-                return
-            instance_id = self._launch(task, placement, first_attempt + offset, reasons)
-            if instance_id is None:
+        attempt = first_attempt
+        for market in self._markets():
+            key = quotas.pool_key(task.instance_type, market)
+            try:
+                if not self._acquire(task, key):
+                    return  # stopped while waiting for room
+            except QuotaExceeded as exc:
+                reasons.append(f"{market}: {exc}")
                 continue
-            self._await(task, instance_id)
-            return
-        self._fail(task, "no capacity: " + "; ".join(reasons))
+            try:
+                for placement in self._placements_for(task):
+                    if self.stop.is_set():
+                        return
+                    instance_id = self._launch(task, placement, attempt, reasons, market)
+                    attempt += 1
+                    if instance_id is None:
+                        continue
+                    if not self._await(task, instance_id):
+                        return  # concluded: result stored or failed
+                    # Interrupted: EC2 reclaimed the spot instance before the result came.
+                    reasons.append(f"spot interruption in {placement.availability_zone}")
+                    break  # the next market (on-demand), when --spot-fallback allows one
+            finally:
+                self.pool.release(key, task.vcpus)
+        capacity = any("interruption" not in r for r in reasons)
+        self._fail(task, ("no capacity: " if capacity else "") + "; ".join(reasons))
+
+    def _acquire(self, task: Task, key: str) -> bool:
+        """Hold the task's vCPUs under its quota class and the budget, waiting for room."""
+        if self.pool.limit(key) is not None or self.plan.options.vcpu_budget is not None:
+            self._update(task.task_id, detail=f"waiting for {task.vcpus} vCPUs ({key})")
+        granted = self.pool.acquire(key, task.vcpus, self.stop)
+        if granted:
+            self._update(task.task_id, detail="")
+        return granted
+
+    def _markets(self) -> list[str]:
+        """The purchase options to try, in order (spot, then on-demand with the fallback)."""
+        opts = self.plan.options
+        if opts.market == "spot" and opts.spot_fallback == "on-demand":
+            return ["spot", "on-demand"]
+        return [opts.market]
+
+    def _hourly_price(self, task: Task, market: str, zone: str) -> float | None:
+        """What the instance costs per hour as launched (recorded in its result)."""
+        if market == "spot":
+            return launch.spot_price_now(self.session, task.instance_type, zone)
+        estimate = self.plan.cost
+        if estimate is not None:
+            for cost in estimate.tasks:
+                if cost.task_id == task.task_id and cost.market == market:
+                    return cost.hourly_usd
+        return None
 
     def _placements_for(self, task: Task) -> list[Placement]:
         """Every placement, starting at a different one per task to spread load."""
@@ -284,8 +359,17 @@ class Fleet:
         start = zlib.crc32(task.task_id.encode()) % len(places)
         return places[start:] + places[:start]
 
-    def _launch(self, task: Task, place: Placement, attempt: int, reasons: list[str]) -> str | None:
+    def _launch(
+        self, task: Task, place: Placement, attempt: int, reasons: list[str], market: str
+    ) -> str | None:
         opts = self.plan.options
+        status = self.statuses[task.task_id]
+        agent_args = list(opts.agent_args)
+        price = self._hourly_price(task, market, place.availability_zone)
+        if price is not None:
+            agent_args += ["--hourly-price-usd", f"{price:.6g}"]
+        if opts.market == "spot":
+            agent_args += ["--spot-interruptions", str(status.interruptions)]
         assert self._agent is not None and self.plan.security_group is not None
         expires_s = opts.timeout_s + URL_MARGIN_S
         rid = self.plan.run_id
@@ -298,7 +382,7 @@ class Fleet:
             benchmarks=(task.benchmark,),
             collection_method=opts.collection_method,
             quick=opts.quick,
-            market=opts.market,
+            market=market,
             agent_url=self.s3.presign_get(artifact_key(self._agent.sha256), expires_s),
             agent_sha256=self._agent.sha256,
             result_url=self.s3.presign_put(
@@ -306,7 +390,9 @@ class Fleet:
             ),
             log_url=self.s3.presign_put(task_log_key(rid, task.task_id), expires_s, "text/plain"),
             watchdog_minutes=watchdog_minutes(opts.timeout_s),
-            agent_args=tuple(opts.agent_args),
+            agent_args=tuple(agent_args),
+            runtime=opts.runtime,
+            image=opts.image,
         )
         spec = launch.LaunchSpec(
             run_id=rid,
@@ -319,7 +405,8 @@ class Fleet:
             key_name=opts.key_pair,
             user_data=render_user_data(params),
             expires_at=self.plan.expires_at,
-            market=opts.market,
+            market=market,
+            spot_max_price=opts.spot_max_price if market == "spot" else None,
             attempt=attempt,
         )
         self.journal.transition(
@@ -329,19 +416,27 @@ class Fleet:
             attempt=attempt,
             availability_zone=place.availability_zone,
         )
-        self._update(task.task_id, state="launching", availability_zone=place.availability_zone)
+        self._update(
+            task.task_id,
+            state="launching",
+            availability_zone=place.availability_zone,
+            market=market,
+        )
         try:
             instance_id = launch.launch_instance(self.session, spec)
         except CapacityError as exc:
-            reasons.append(f"{place.availability_zone}: {exc.code}")
+            reasons.append(f"{market} {place.availability_zone}: {exc.code}")
             self._update(task.task_id, detail=f"{exc.code} in {place.availability_zone}")
             return None
         self.journal.transition(rid, task.task_id, "running", instance_id=instance_id)
         self._update(task.task_id, state="running", instance_id=instance_id, detail="")
         return instance_id
 
-    def _await(self, task: Task, instance_id: str) -> None:
-        """Wait for the result, the instance's end, or the deadline; then conclude."""
+    def _await(self, task: Task, instance_id: str) -> bool:
+        """Wait for the result, the instance's end, or the deadline; then conclude.
+
+        True when spot reclaimed the instance before its result: not concluded, the caller
+        decides whether the task runs again (see `_markets`)."""
         opts = self.plan.options
         key = incoming_key(self.plan.run_id, task.task_id, "result.json")
         deadline = time.monotonic() + opts.timeout_s
@@ -355,7 +450,7 @@ class Fleet:
                     seen = snap.round
                     if key in snap.keys:
                         self._collect(task, instance_id, key)
-                        return
+                        return False
                     state, reason = snap.states.get(instance_id, ("unknown", ""))
                     if state in {"shutting-down", "terminated", "stopped", "stopping"}:
                         # The round listed results after describing instances, and the
@@ -363,20 +458,41 @@ class Fleet:
                         # with a failed round.
                         if self.s3.head(key) is not None:
                             self._collect(task, instance_id, key)
-                            return
+                            return False
+                        if launch.is_spot_interruption(reason):
+                            self._interrupted(task, instance_id, reason)
+                            return True
                         self._fail(
                             task,
                             f"instance {state} without a result ({reason or 'no reason given'})",
                             instance_id,
                         )
-                        return
+                        return False
                 if time.monotonic() >= deadline:
                     self._fail(
                         task, f"no result within the timeout ({opts.timeout_s}s)", instance_id
                     )
-                    return
+                    return False
         finally:
             self.watcher.untrack(instance_id)
+        return False
+
+    def _interrupted(self, task: Task, instance_id: str, reason: str) -> None:
+        """Record a spot interruption: console kept, journal told, the count raised."""
+        self._save_console(task, instance_id)
+        self._terminate_task(instance_id)
+        status = self.statuses[task.task_id]
+        self._update(
+            task.task_id,
+            interruptions=status.interruptions + 1,
+            detail=f"spot interruption ({reason})",
+        )
+        self.journal.transition(
+            self.plan.run_id,
+            task.task_id,
+            "running",
+            reason=f"spot interruption {status.interruptions}: {reason}",
+        )
 
     def _collect(self, task: Task, instance_id: str | None, key: str) -> None:
         rid = self.plan.run_id
@@ -468,15 +584,18 @@ class Fleet:
     def _s3_put(self, key: str, data: bytes) -> None:
         self.s3.put_new(key, data, "application/octet-stream")
 
+    def _save_console(self, task: Task, instance_id: str) -> None:
+        console = launch.console_output(self.session, instance_id)
+        if console:
+            with contextlib.suppress(AlreadyExists):
+                self.local.put_new(
+                    f"logs/{self.plan.run_id}/{task.task_id}-{instance_id}.console",
+                    console.encode(),
+                )
+
     def _fail(self, task: Task, reason: str, instance_id: str | None = None) -> None:
         if instance_id:
-            console = launch.console_output(self.session, instance_id)
-            if console:
-                with contextlib.suppress(AlreadyExists):
-                    self.local.put_new(
-                        f"logs/{self.plan.run_id}/{task.task_id}-{instance_id}.console",
-                        console.encode(),
-                    )
+            self._save_console(task, instance_id)
             self._terminate_task(instance_id)
         row = self.journal.task(self.plan.run_id, task.task_id)
         if row.state not in {"failed", "result_stored"}:
@@ -544,6 +663,8 @@ class Fleet:
                     "state": s.state,
                     "instance_id": s.instance_id,
                     "availability_zone": s.availability_zone,
+                    "market": s.market,
+                    "spot_interruptions": s.interruptions,
                     "result_key": s.result_key,
                     "reason": s.detail or None,
                 }

@@ -15,8 +15,12 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
-from instbench.aws import ami, discovery, network, regions
+from instbench.analysis.pricing import PriceSource
+from instbench.aws import ami, cost, discovery, launch, network, quotas, regions
+from instbench.aws.cost import CostEstimate
+from instbench.aws.quotas import QuotaSource
 from instbench.aws.session import AwsSession
+from instbench.aws.userdata import check_runtime
 from instbench.errors import UserError
 from instbench.instance_types import parse_instance_type
 from instbench.storage.s3 import S3Store
@@ -65,6 +69,25 @@ class FleetOptions:
     collection_method: str = "aws"
     market: str = "on-demand"
     run_id: str | None = None
+    spot_max_price: str | None = None
+    """--spot-max-price: the most to pay per hour for spot, USD (None: up to on-demand)."""
+    spot_fallback: str | None = None
+    """--spot-fallback on-demand: when spot has no capacity or interrupts the task, run it
+    on-demand instead of failing it."""
+    runtime: str = "zipapp"
+    """How instances run the agent: "zipapp" (fetched by presigned URL) or "container"."""
+    image: str | None = None
+    """The public agent image for the container runtime (see aws.userdata.check_image)."""
+    vcpu_budget: int | None = None
+    """--vcpu-budget: most vCPUs the run may hold at once, over all types (None: no cap)."""
+    max_cost: float | None = None
+    """--max-cost: USD ceiling on the plan's upper-bound cost (None: not checked)."""
+
+    def __post_init__(self) -> None:
+        # Checked when the options are made (CLI, journal, library), so a runtime that
+        # cannot work fails before the sandbox starts or anything is planned.
+        check_runtime(self.runtime, self.image)
+        launch.check_market(self.market, self.spot_max_price, self.spot_fallback)
 
 
 @dataclass
@@ -80,6 +103,10 @@ class Plan:
     images: dict[str, str]
     expires_at: datetime
     options: FleetOptions
+    vcpu_limits: dict[str, int | None] = field(default_factory=dict)
+    """vCPU quota per pool key (aws.quotas.pool_key) read at plan time; None: unknown."""
+    cost: CostEstimate | None = None
+    """The upper-bound cost, when it was estimated at plan time (--max-cost)."""
 
     @property
     def total_vcpus(self) -> int:
@@ -91,12 +118,27 @@ def task_id(instance_type: str, benchmark: str, sample: int) -> str:
     return f"{instance_type}-{benchmark}-{sample}"
 
 
-def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetime) -> Plan:
-    """Validate the request against AWS (read-only calls) and expand it into tasks."""
+def make_plan(
+    session: AwsSession,
+    opts: FleetOptions,
+    run_id: str,
+    now: datetime,
+    quota_source: QuotaSource | None = None,
+    price_source: PriceSource | None = None,
+) -> Plan:
+    """Validate the request against AWS (read-only calls) and expand it into tasks.
+
+    `quota_source` and `price_source` default to AWS (Service Quotas, the Pricing API)
+    or, for the sandbox, to no limits and zero prices; tests pass their own.
+    """
     if opts.samples < 1:
         raise UserError("--samples must be at least 1")
     if opts.max_concurrency < 1:
         raise UserError("--max-concurrency must be at least 1")
+    if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
+        raise UserError("--vcpu-budget must be at least 1")
+    launch.check_market(opts.market, opts.spot_max_price, opts.spot_fallback)
+    cost.check_max_cost_value(opts.max_cost)
     if not opts.instance_types:
         raise UserError("no instance types given: pass --instance-types m7i.large,...")
     for name in opts.instance_types:
@@ -105,6 +147,15 @@ def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetim
     regions.check_credentials(session)
 
     facts = discovery.describe_types(session, opts.instance_types)
+    # A type that can never fit under its vCPU quota or the budget fails now, not after
+    # the rest of the run has been launched.
+    vcpu_limits = quotas.plan_limits(
+        {name: facts[name].vcpus for name in opts.instance_types},
+        opts.market,
+        quota_source or quotas.default_source(session, opts),
+        opts.vcpu_budget,
+        region,
+    )
 
     if opts.subnets:
         subnets = network.resolve_subnets(session, opts.subnets)
@@ -156,7 +207,7 @@ def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetim
         for sample in range(opts.samples)
     ]
     expires = now + timedelta(seconds=opts.timeout_s) + EXPIRY_MARGIN
-    return Plan(
+    plan = Plan(
         run_id=run_id,
         region=region,
         tasks=tasks,
@@ -166,7 +217,12 @@ def make_plan(session: AwsSession, opts: FleetOptions, run_id: str, now: datetim
         images=images,
         expires_at=expires,
         options=opts,
+        vcpu_limits=vcpu_limits,
     )
+    if opts.max_cost is not None:
+        plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))
+        cost.enforce_max_cost(plan.cost, opts.max_cost)
+    return plan
 
 
 def check_key_pair(session: AwsSession, name: str) -> None:

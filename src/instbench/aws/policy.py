@@ -72,8 +72,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("ec2:DescribeSubnets", "pick a subnet in an AZ that offers the type"),
     Permission(
         "ec2:DescribeSpotPriceHistory",
-        "spot prices for price-performance in `instbench publish` (AwsPriceSource)",
-        unobserved="called by publish together with pricing:GetProducts, which moto lacks",
+        "spot prices for price-performance in `instbench publish` and for the cost estimate "
+        "of `instbench run --dry-run/--max-cost` (AwsPriceSource)",
+        unobserved="called together with pricing:GetProducts, which moto lacks; the sandbox "
+        "prices runs at zero without calling AWS",
     ),
     Permission(
         "ec2:GetSpotPlacementScores",
@@ -82,8 +84,23 @@ PERMISSIONS: tuple[Permission, ...] = (
     ),
     Permission(
         "pricing:GetProducts",
-        "on-demand prices for price-performance in `instbench publish`",
+        "on-demand prices for price-performance in `instbench publish` and for the cost "
+        "estimate of `instbench run --dry-run/--max-cost`",
         unobserved="moto does not implement the Pricing API",
+    ),
+    Permission(
+        "servicequotas:GetServiceQuota",
+        "the account's running-instance vCPU quota per instance class and market: the plan "
+        "refuses a type that can never fit, the scheduler waits for room",
+        unobserved="moto serves no EC2 vCPU quotas and the sandbox has none; tests inject "
+        "recorded responses (tests/integration/test_quota_source.py)",
+    ),
+    Permission(
+        "servicequotas:GetAWSDefaultServiceQuota",
+        "the default vCPU quota, for a class whose quota the account never changed (no "
+        "applied value)",
+        unobserved="moto serves no EC2 vCPU quotas and the sandbox has none; tests inject "
+        "recorded responses (tests/integration/test_quota_source.py)",
     ),
     # ------------------------------------------------------------------ launch
     Permission(
@@ -122,15 +139,19 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "ec2:GetConsoleOutput",
         "keep the console log of an instance that failed, for diagnosis",
-        unobserved="only on a failed task; moto returns a canned console output",
+        unobserved="called only for a failed task (Fleet._fail), and the audited run "
+        "succeeds; tests/unit/test_audit_hook.py calls it through the controller's code "
+        "and checks that this permission covers it",
     ),
     Permission(
         "ec2:TerminateInstances",
         "terminate leftovers at the end of a run and in cleanup (only the run's instances)",
         scope="run-tagged",
         condition=_TAGGED,
-        unobserved="instances terminate themselves (shutdown behaviour terminate); the "
-        "controller terminates only leftovers of failed or interrupted tasks",
+        unobserved="instances terminate themselves (shutdown behaviour terminate), so the "
+        "audited run never terminates one; the controller terminates only leftovers of "
+        "failed or interrupted tasks and in cleanup, which tests/unit/test_audit_hook.py "
+        "calls through the controller's code and checks that this permission covers",
     ),
     Permission(
         "ec2:DeleteSecurityGroup",
@@ -185,8 +206,19 @@ NO_PERMISSION_NEEDED: Mapping[str, str] = {
 S3_BUCKET_PLACEHOLDER = "${ResultsBucket}"
 
 
+IAM_SERVICE_PREFIX: Mapping[str, str] = {"service-quotas": "servicequotas"}
+"""botocore service names whose IAM action prefix differs (others are the same)."""
+
+
+def iam_operation(operation: str) -> str:
+    """`operation` (botocore spelling, service:OperationName) with the IAM service prefix."""
+    service, _, name = operation.partition(":")
+    return f"{IAM_SERVICE_PREFIX.get(service, service)}:{name}"
+
+
 def permission_for(operation: str) -> Permission | None:
     """The permission that authorises an API operation (service:OperationName), if any."""
+    operation = iam_operation(operation)
     for perm in PERMISSIONS:
         if operation in perm.authorises():
             return perm

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -38,6 +39,29 @@ def _botocore_session() -> botocore.session.Session:
     core = botocore.session.Session()
     core.register_component("data_loader", _LOADER)
     return core
+
+
+_PROCESS_HOOKS: list[tuple[str, Callable[..., Any]]] = []
+_PROCESS_HOOKS_LOCK = threading.Lock()
+
+
+def register_process_hook(event_name: str, handler: Callable[..., Any]) -> None:
+    """Register a botocore event handler on every `AwsSession` created from now on.
+
+    For observers that must see every AWS call of the process, including those made
+    through sessions the code builds itself (the fleet, the sandbox): the test suite's
+    audit of the operations the IAM policy must allow. Use `AwsSession.register_hook`
+    for one session.
+    """
+    with _PROCESS_HOOKS_LOCK:
+        _PROCESS_HOOKS.append((event_name, handler))
+
+
+def unregister_process_hook(event_name: str, handler: Callable[..., Any]) -> None:
+    """Stop adding `handler` to new sessions (sessions already built keep it)."""
+    with _PROCESS_HOOKS_LOCK:
+        if (event_name, handler) in _PROCESS_HOOKS:
+            _PROCESS_HOOKS.remove((event_name, handler))
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,9 @@ class AwsSession:
             ) from exc
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        with _PROCESS_HOOKS_LOCK:
+            for event_name, handler in _PROCESS_HOOKS:
+                self._session.events.register(event_name, handler)
         self._config = botocore.config.Config(
             retries={"mode": "adaptive", "max_attempts": settings.max_attempts},
             connect_timeout=10,
@@ -135,3 +162,17 @@ class AwsSession:
     def has_credentials(self) -> bool:
         """True when the boto3 chain finds credentials (no network call is made)."""
         return self._session.get_credentials() is not None
+
+    def credentials_expiry(self) -> datetime | None:
+        """When the credentials expire, if they are temporary and say so (else None).
+
+        Presigned URLs signed with temporary credentials stop working when those expire,
+        whatever their own expiry: the run warns when that is sooner than its instances
+        may need them. botocore keeps the time on refreshable credentials (an assumed
+        role, SSO, or AWS_CREDENTIAL_EXPIRATION beside a session token).
+        """
+        credentials = self._session.get_credentials()
+        expiry = getattr(credentials, "_expiry_time", None)
+        if not isinstance(expiry, datetime):
+            return None
+        return expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)

@@ -6,6 +6,18 @@ every value is validated against a strict pattern first, and then shell-quoted w
 `shlex.quote` by the template's `shq` filter; the Jinja environment refuses to output
 any expression that did not go through `shq`, so a template edit cannot forget it.
 The result must fit EC2's 16 KB limit, checked here because moto does not check it.
+
+Two runtimes run the same agent with the same arguments and upload the same result:
+
+- ``zipapp`` (the default): the script installs a compiler and python3, fetches agent.pyz
+  by presigned GET, checks its sha256 and runs it.
+- ``container``: the script installs and starts docker, pulls ``image`` (the Dockerfile's
+  agent image: the agent as ENTRYPOINT, the compiler inside) and runs it with the work
+  directory mounted at ``/work``. The instance has no credentials (DESIGN principle 2: no
+  instance profile), so the image must be pullable anonymously: a public registry such as
+  ECR Public (``public.ecr.aws/ALIAS/REPO:TAG``). A private ECR URI
+  (``ACCOUNT.dkr.ecr.REGION.amazonaws.com/...``) is refused up front with that reason,
+  rather than failing on the instance at `docker pull` after it has been paid for.
 """
 
 from __future__ import annotations
@@ -33,9 +45,40 @@ _CONTENT_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
 # RFC 3986 characters minus the ones a shell or a header could act on: quotes, `$`,
 # backquote, backslash, whitespace, `<>{}|^`. Presigned S3 URLs need none of them.
 _URL_CHARS = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$")
+# An image reference, fully qualified: registry/repository[:tag][@sha256:digest]. The
+# registry is a lowercase DNS name with a dot (optionally :port), so a bare Docker Hub
+# name cannot be mistaken for a registry; path components follow the OCI distribution
+# spec. Nothing a shell or docker's own option parser could act on can match (no
+# whitespace, quotes, `$`, `;`, and no leading `-`).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?P<registry>{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?)"
+    rf"/(?P<repository>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
+)
+_IMAGE_MAX = 255 + 1 + 128 + 1 + 71
+"""docker's limit on a name (255) plus the longest tag and digest."""
+_PRIVATE_ECR = re.compile(r"\d{12}\.dkr\.ecr(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?")
 
-AGENT_OPTIONS = frozenset({"--array-size", "--ntimes", "--threads", "--duration-s"})
-"""Benchmark options the controller may pass through to the agent (each takes a count)."""
+RUNTIMES = ("zipapp", "container")
+"""How the instance runs the agent: the zipapp fetched by presigned URL, or an image."""
+
+_COUNT = re.compile(r"^[1-9][0-9]{0,11}$")
+_COUNT0 = re.compile(r"^(0|[1-9][0-9]{0,5})$")
+_PRICE_VALUE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,9})?(e-?[0-9]{1,2})?$")
+
+AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
+    "--array-size": _COUNT,
+    "--ntimes": _COUNT,
+    "--threads": _COUNT,
+    "--duration-s": _COUNT,
+    "--hourly-price-usd": _PRICE_VALUE,
+    "--spot-interruptions": _COUNT0,
+}
+"""Options the controller may pass through to the agent, each with the only form its value
+may take: benchmark counts, and the launch price and spot interruptions it records."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +103,10 @@ class UserDataParams:
     result_content_type: str = "application/json"
     log_content_type: str = "text/plain"
     """Must match the content types the URLs were presigned with (they are signed)."""
+    runtime: str = "zipapp"
+    """`RUNTIMES`; the zipapp default renders exactly the script it always did."""
+    image: str | None = None
+    """The agent image for the container runtime (`check_image`); None for the zipapp."""
 
 
 class _Quoted(str):
@@ -114,6 +161,45 @@ def _check_count(value: object, what: str, low: int, high: int) -> None:
         raise UserError(f"invalid {what} for user data: {value!r} (expected {low}..{high})")
 
 
+def check_image(image: object) -> str:
+    """The image reference if the instance can pull it; UserError (one line) otherwise.
+
+    Strict on purpose: the reference ends up in a root shell script and on docker's
+    command line, so only the documented reference grammar is accepted; and a private ECR
+    registry is refused because the instance has no credentials to log in with.
+    """
+    # fullmatch, not match: `$` would also accept a trailing newline.
+    match = _IMAGE.fullmatch(image) if isinstance(image, str) else None
+    if match is None or len(match[0]) > _IMAGE_MAX:
+        raise UserError(
+            f"invalid --image {image!r}: expected REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST], "
+            "e.g. public.ecr.aws/ALIAS/instbench-agent:1.0"
+        )
+    if _PRIVATE_ECR.fullmatch(match["registry"]):
+        raise UserError(
+            f"--image {image} is in a private ECR registry, which needs credentials the "
+            "instances do not have (they run without an instance profile); push the image "
+            "to a public registry such as ECR Public (public.ecr.aws/ALIAS/REPO:TAG)"
+        )
+    return match[0]
+
+
+def check_runtime(runtime: object, image: object) -> None:
+    """UserError (one line) unless (runtime, image) is a combination that can run.
+
+    The container runtime needs an image and the zipapp runtime takes none: an `--image`
+    that would silently be ignored is a mistake the user should hear about.
+    """
+    if runtime not in RUNTIMES:
+        raise UserError(f"invalid --runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
+    if runtime == "container":
+        if image is None:
+            raise UserError("--runtime container needs --image REGISTRY/REPOSITORY[:TAG]")
+        check_image(image)
+    elif image is not None:
+        raise UserError("--image is only used with --runtime container")
+
+
 def validate(params: UserDataParams) -> None:
     """UserError (one line) for the first value that is not what it must be."""
     _check(_ID, params.run_id, "run id")
@@ -139,6 +225,7 @@ def validate(params: UserDataParams) -> None:
         raise UserError(f"invalid collection method for user data: {params.collection_method!r}")
     if params.market not in {None, "on-demand", "spot"}:
         raise UserError(f"invalid market for user data: {params.market!r}")
+    check_runtime(params.runtime, params.image)
     args = params.agent_args
     if len(args) % 2:
         raise UserError(f"agent options must be OPTION VALUE pairs: {args!r}")
@@ -146,9 +233,8 @@ def validate(params: UserDataParams) -> None:
         if option not in AGENT_OPTIONS:
             allowed = ", ".join(sorted(AGENT_OPTIONS))
             raise UserError(f"agent option {option!r} is not allowed; allowed: {allowed}")
-        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
-            raise UserError(f"agent option {option} needs a positive integer, not {value!r}")
-        _check_count(int(value), option, 1, 10**12)
+        if not isinstance(value, str) or not AGENT_OPTIONS[option].fullmatch(value):
+            raise UserError(f"agent option {option}: invalid value {value!r}")
 
 
 def _render(params: UserDataParams) -> str:

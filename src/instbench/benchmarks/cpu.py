@@ -2,13 +2,19 @@
 
 Assembles `performance_data.cpu` (`CpuResult` in instbench/results/schema.py).
 
-* Integer score. CoreMark cannot be fetched where instbench is built and tested (no
-  network), so the integer score comes from our own kernel, kernels/cpu_int.c, published
-  as `instbench-int` and never as CoreMark: list processing, a small integer matrix
+* CoreMark (coremark.py): the real EEMBC CoreMark, fetched at run time at a pinned
+  commit, every file checked against its pinned sha256, built with the machine's compiler
+  and run single-thread and all-threads; published as `coremark` with score per MHz. It
+  is fetched only when a source URL is configured (`CpuOptions.coremark_url`, else
+  $INSTBENCH_COREMARK_URL; the agent sets the pinned GitHub URL on EC2), so local,
+  sandbox and test runs never touch the network unless asked. When it cannot be
+  fetched, verified, built or validly run, `coremark` is null and `coremark_note` says
+  why.
+* Integer score of our own, always measured (it is the one figure every collection
+  method, the offline sandbox included, can produce): kernels/cpu_int.c, published as
+  `instbench-int` and never as CoreMark: list processing, a small integer matrix
   product, a number-format state machine and CRC-32, validated by the CRC of a fixed
   set of iterations (EXPECTED_CHECKSUM) on every thread. Scores are iterations per second.
-  A real-CoreMark path (fetch at a pinned version and sha256 at run time) is not
-  implemented: it could not be tested here.
 * Single-thread and all-threads runs (one OpenMP thread per CPU the agent may use):
   scaling = all / single; parallel efficiency = all / (single x threads); SMT yield =
   (all / physical cores) / single, i.e. what one whole core with all its hardware threads
@@ -37,7 +43,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from instbench.agent import sysinfo
 from instbench.benchmarks import compiler as cc
-from instbench.benchmarks import isa
+from instbench.benchmarks import coremark, isa
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
 
 KERNEL_VERSION = "1.0.0"
@@ -79,12 +85,19 @@ class CpuOptions:
     threads: Optional[int] = None
     openssl: bool = True
     vector: bool = True
+    coremark_url: Optional[str] = None
+    """Base URL of the pinned CoreMark sources; None: $INSTBENCH_COREMARK_URL, else off."""
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise BenchmarkInputError on values no run could honour."""
+        if self.coremark_url is not None:
+            try:
+                coremark.base_url(self.coremark_url, {})
+            except BenchmarkError as exc:
+                raise BenchmarkInputError(str(exc)) from None
         if self.duration_ms is not None and not 10.0 <= self.duration_ms <= 600000.0:
             raise BenchmarkInputError(f"duration_ms must be 10..600000, got {self.duration_ms}")
         if self.threads is not None and not 1 <= self.threads <= 4096:
@@ -303,6 +316,22 @@ def run_cpu(
         **summary,
     }
 
+    try:
+        url = coremark.base_url(options.coremark_url)
+    except BenchmarkError as exc:
+        raise BenchmarkInputError(str(exc)) from None
+    max_mhz = cpu.get("max_mhz")
+    real = coremark.measure(
+        compiler,
+        url,
+        threads,
+        min(physical, threads),
+        float(max_mhz) if max_mhz else None,
+        options.quick,
+        log,
+    )
+    compile_s += real.compile_s
+
     crypto = run_openssl(options.quick, log) if options.openssl else None
     flags_offered = isa.offered(cpu.get("flags") or [])
     vector: Dict[str, Any] = {"offered": flags_offered, "measured": [], "note": ""}
@@ -327,7 +356,8 @@ def run_cpu(
         "kernel_version": KERNEL_VERSION,
         "cflags": list(flags),
         "integer": integer,
-        "coremark": None,
+        "coremark": real.section,
+        "coremark_note": real.note,
         "openssl": crypto,
         "vector": vector,
     }

@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from instbench.aws import cost
 from instbench.aws.orchestrator import FleetOutcome, TaskStatus
 from instbench.aws.plan import FleetOptions, Plan
 from instbench.aws.session import AwsSession, AwsSettings
@@ -21,6 +22,7 @@ from instbench.context import Context
 from instbench.errors import UserError
 from instbench.fleet_run import (
     Target,
+    credentials_warning,
     execute,
     is_loopback_endpoint,
     open_target,
@@ -31,6 +33,7 @@ from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
 from instbench.results.schema import ResultDocument
+from instbench.suites import LoadedSuite, load_suite
 
 _DURATION = re.compile(r"^(\d+)([smh]?)$")
 
@@ -84,9 +87,34 @@ def run(
     ami: str | None = typer.Option(
         None, "--ami", help="AMI id (default: latest Amazon Linux 2023)."
     ),
+    runtime: str = typer.Option(
+        "zipapp",
+        "--runtime",
+        metavar="[zipapp|container]",
+        help="How instances run the agent: zipapp (fetched by presigned URL, the default) "
+        "or container (docker pulls and runs --image).",
+    ),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        metavar="URI",
+        help="Agent image for --runtime container: REGISTRY/REPO[:TAG][@sha256:DIGEST], "
+        "built from the Dockerfile. Must be public (e.g. public.ecr.aws/ALIAS/REPO:TAG): "
+        "instances have no credentials, so private ECR images are refused.",
+    ),
     max_concurrency: int = typer.Option(5, "--max-concurrency", min=1, help="Instances at once."),
     benchmarks: str = typer.Option(
         "stream", "--benchmarks", "-b", help="Comma-separated benchmarks."
+    ),
+    suite: Path | None = typer.Option(
+        None,
+        "--suite",
+        metavar="FILE.toml",
+        help="Run the user-defined suite in FILE.toml instead of --benchmarks (with --local "
+        "for now): commands as argv lists (a shell only with shell = true), each value read "
+        "from JSON output or a regex named group, with unit, higher_is_better, timeout_s, "
+        "repeats and requirements. The file is validated before anything runs; see "
+        "examples/suites/.",
     ),
     samples: int = typer.Option(
         1, "--samples", min=1, help="Instances per type (independent samples)."
@@ -96,6 +124,37 @@ def run(
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate and print the plan; launch nothing."
+    ),
+    vcpu_budget: int | None = typer.Option(
+        None,
+        "--vcpu-budget",
+        min=1,
+        help="Most vCPUs running at once, over all types (the account's quotas apply too).",
+    ),
+    max_cost: float | None = typer.Option(
+        None,
+        "--max-cost",
+        metavar="USD",
+        help="Refuse the run if its estimated upper-bound cost is above this (see --dry-run).",
+    ),
+    spot: bool = typer.Option(
+        False,
+        "--spot",
+        help="Launch spot instances. Interruptions are detected (state reason) and recorded "
+        "in each result with the hourly price.",
+    ),
+    spot_max_price: str | None = typer.Option(
+        None,
+        "--spot-max-price",
+        metavar="USD",
+        help="With --spot: most to pay per instance-hour (default: up to the on-demand price).",
+    ),
+    spot_fallback: str | None = typer.Option(
+        None,
+        "--spot-fallback",
+        metavar="on-demand",
+        help="With --spot: when spot has no capacity or reclaims the instance, run the task "
+        "on-demand instead of failing it.",
     ),
     output_dir: Path = typer.Option(
         Path("data"), "--output-dir", "-o", help="Local store (the bucket's mirror)."
@@ -132,17 +191,32 @@ def run(
     its result; the controller validates and stores it, and terminates every instance.
     """
     ctx = Context()
+    if resume and (spot or spot_max_price is not None or spot_fallback is not None):
+        raise UserError("--resume keeps the run's spot options: pass only --resume ID")
+    if resume and (vcpu_budget is not None or max_cost is not None):
+        raise UserError(
+            "--resume keeps the run's --vcpu-budget and --max-cost: pass only --resume ID"
+        )
     if resume:
-        if local or sandbox or instance_types:
+        if local or sandbox or instance_types or runtime != "zipapp" or image:
             raise UserError("--resume takes its options from the journal: pass only --resume ID")
         _resume(ctx, resume, profile, output_dir, as_json, journal_path)
         return
     benches = parse_benchmarks(benchmarks)
     timeout_s = parse_duration(timeout)
+    loaded_suite = load_suite(suite) if suite is not None else None
+    if loaded_suite is not None and not local:
+        raise UserError(
+            "--suite runs with --local for now; fleet runs (EC2, --sandbox) do not ship suites yet"
+        )
     if local:
         if instance_types or sandbox:
             raise UserError("--local benchmarks this machine: drop --instance-types/--sandbox")
-        _run_local(ctx, output_dir, benches, quick, array_size, ntimes, threads, as_json)
+        if runtime != "zipapp" or image:
+            raise UserError("--local runs the agent here directly: drop --runtime/--image")
+        _run_local(
+            ctx, output_dir, benches, quick, array_size, ntimes, threads, as_json, loaded_suite
+        )
         return
     if not instance_types:
         raise UserError("pass --instance-types m7i.large,... (or --local for this machine)")
@@ -164,7 +238,14 @@ def run(
         timeout_s=timeout_s,
         quick=quick,
         agent_args=_agent_args(array_size, ntimes, threads),
+        vcpu_budget=vcpu_budget,
+        max_cost=max_cost,
         collection_method="sandbox" if sandbox else "aws",
+        runtime=runtime,
+        image=image,
+        market="spot" if spot else "on-demand",
+        spot_max_price=spot_max_price,
+        spot_fallback=spot_fallback,
     )
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
@@ -179,8 +260,12 @@ def run(
         plan = plan_run(session, opts, ctx.clock())
         _print_plan(ctx, plan)
         if dry_run:
+            _print_cost(ctx, session, plan)
             ctx.console.print("dry run: nothing launched")
             return
+        warning = credentials_warning(session, plan, ctx.clock())
+        if warning:
+            _notice(warning)
         journal = Journal(journal_path or default_path(ctx.environ))
         try:
             mode = "sandbox" if sandbox else ("endpoint" if local_cloud else "aws")
@@ -246,18 +331,24 @@ def _run_local(
     ntimes: int | None,
     threads: int | None,
     as_json: bool,
+    suite: LoadedSuite | None = None,
 ) -> None:
-    """One agent run per benchmark (as on EC2: one document per benchmark)."""
+    """One agent run per benchmark (as on EC2: one document per benchmark); with a suite,
+    one agent run of the suite instead."""
     docs = []
     echo = ctx.err_console.print if as_json else ctx.console.print
-    for bench in benches:
+    runs: list[tuple[tuple[str, ...], LoadedSuite | None]] = (
+        [((), suite)] if suite is not None else [((bench,), None) for bench in benches]
+    )
+    for names, run_suite in runs:
         opts = LocalRunOptions(
             output_dir=output_dir,
-            benchmarks=(bench,),
+            benchmarks=names,
             quick=quick,
             array_elements=array_size,
             ntimes=ntimes,
             threads=threads,
+            suite=run_suite,
         )
         result = run_local(opts, on_line=lambda line: echo(line, markup=False, highlight=False))
         docs.append(result.document.model_dump(mode="json"))
@@ -283,6 +374,53 @@ def _print_plan(ctx: Context, plan: Plan) -> None:
         f"{len(plan.tasks)} tasks, {plan.total_vcpus} vCPUs in all, at most "
         f"{plan.options.max_concurrency} at once; zones: {zones}; bucket: {plan.options.bucket}"
     )
+
+
+def _usd(value: float) -> str:
+    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
+
+
+def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
+    """The dry run's price tag and vCPU limits: per task and in all (see aws.cost)."""
+    estimate = plan.cost or cost.estimate_plan(
+        plan, cost.price_source(session, plan.options, ctx.environ)
+    )
+    table = Table(title=f"estimated cost, upper bound ({plan.options.market}, {plan.region})")
+    for col in ("task", "type", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"):
+        table.add_column(col, justify="left" if col in ("task", "type") else "right")
+    for t in estimate.tasks:
+        cost_usd = t.cost_usd
+        table.add_row(
+            t.task_id,
+            t.instance_type,
+            str(t.vcpus),
+            f"{t.seconds / 60:.0f} min",
+            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd),
+            "price unknown" if cost_usd is None else _usd(cost_usd),
+        )
+    ctx.console.print(table)
+    total = estimate.total_usd
+    if estimate.free:
+        line = f"estimated cost: 0 USD ({cost.SANDBOX_SOURCE})"
+    elif total is None:
+        line = (
+            f"estimated cost: price unknown for {', '.join(estimate.unknown_types)} "
+            f"({estimate.unknown_reason}); the priced tasks cost at most "
+            f"{_usd(estimate.known_usd)} USD"
+        )
+    else:
+        line = (
+            f"estimated cost: at most {_usd(total)} USD in all ({estimate.basis}; "
+            f"prices of {estimate.as_of} from {estimate.source})"
+        )
+    ctx.console.print(line, soft_wrap=True, markup=False, highlight=False)
+    limits = [
+        f"{key} quota {'none known' if limit is None else limit}"
+        for key, limit in sorted(plan.vcpu_limits.items())
+    ]
+    if plan.options.vcpu_budget is not None:
+        limits.append(f"--vcpu-budget {plan.options.vcpu_budget}")
+    ctx.console.print(f"vCPU limits: {'; '.join(limits)}", soft_wrap=True, markup=False)
 
 
 def _status_table(statuses: list[TaskStatus]) -> Table:
@@ -323,7 +461,16 @@ def _execute_with_view(
                 live.update(_status_table(sorted(statuses, key=lambda s: s.task.task_id)))
 
             return execute(
-                session, plan, journal, output_dir, on_change, sandbox, resume, metrics, mode
+                session,
+                plan,
+                journal,
+                output_dir,
+                on_change,
+                sandbox,
+                resume,
+                metrics,
+                mode,
+                notice=_notice,
             )
 
     def on_line(status: TaskStatus) -> None:
@@ -334,7 +481,14 @@ def _execute_with_view(
             flush=True,
         )
 
-    return execute(session, plan, journal, output_dir, on_line, sandbox, resume, metrics, mode)
+    return execute(
+        session, plan, journal, output_dir, on_line, sandbox, resume, metrics, mode, _notice
+    )
+
+
+def _notice(message: str) -> None:
+    """Messages that must reach the user at once, whatever the view (stderr, flushed)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.0.0"
+DATA_VERSION = "1.1.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -100,6 +100,18 @@ class Metadata(_Model):
     )
     market: Literal["on-demand", "spot"] | None = Field(
         default=None, description="Purchase option of the instance; null outside EC2."
+    )
+    hourly_price_usd: PositiveFinite | None = Field(
+        default=None,
+        description="Hourly price of the instance when it was launched, USD (spot: the "
+        "zone's latest spot price; on-demand: the list price). Null when unknown. Since 1.1.0.",
+    )
+    spot_interruptions: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many spot instances of this task were interrupted before this "
+        "result was measured (the result itself comes from an uninterrupted instance, "
+        "possibly on-demand after --spot-fallback). Null outside fleet runs. Since 1.1.0.",
     )
 
 
@@ -519,21 +531,149 @@ class CpuVector(_Model):
     note: str = Field(description="Extensions offered but not measured, and why.")
 
 
+class CoremarkRun(_Model):
+    """One CoreMark performance run, as CoreMark reported it (valid runs only)."""
+
+    threads: int = Field(ge=1, description="Contexts (pthreads) CoreMark ran.")
+    score: PositiveFinite = Field(
+        description="CoreMark score: iterations per second over all contexts."
+    )
+    iterations: int = Field(ge=1, description="Iterations over all contexts.")
+    total_time_s: PositiveFinite = Field(description="Timed run, seconds (at least 10).")
+    compiler_version: str | None = Field(description="CoreMark's 'Compiler version' line.")
+    compiler_flags: str | None = Field(description="CoreMark's 'Compiler flags' line.")
+    parallel_method: str | None = Field(
+        description="'PThreads' for a multi-context build, null for a single-thread one."
+    )
+    report_line: str = Field(description="The 'CoreMark 1.0 : ...' line verbatim.")
+
+
+class CpuCoremark(_Model):
+    """Real EEMBC CoreMark, fetched at run time at a pinned commit, every source file
+    checked against a pinned sha256, built on the machine (linux64 port, -O2, as
+    CoreMark's Makefile does) and validated by CoreMark's own CRC checks."""
+
+    name: Literal["coremark"] = Field(description="Always coremark.")
+    version: str = Field(description="CoreMark version the binary reports (1.0).")
+    repository: str = Field(description="Public repository the sources come from.")
+    tag: str = Field(description="Release tag pinned.")
+    commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="Commit pinned.")
+    base_url: str = Field(description="Base URL the files were fetched from.")
+    files_sha256: dict[str, str] = Field(description="Each source file and its verified sha256.")
+    port: str = Field(description="CoreMark port directory built (linux64).")
+    compiler: CompilerInfo = Field(description="Compiler that built CoreMark.")
+    cflags: list[str] = Field(description="Flags of the single-thread build.")
+    all_threads_cflags: list[str] = Field(description="Flags of the all-threads build.")
+    threads: int = Field(ge=1, description="Contexts of the all-threads run.")
+    physical_cores: int = Field(ge=1, description="Physical cores used (at most threads).")
+    single_thread: CoremarkRun = Field(description="Single-thread performance run.")
+    all_threads: CoremarkRun = Field(
+        description="All-threads performance run (the single-thread run when threads is 1)."
+    )
+    validation_run: dict[str, bool] | None = Field(
+        description="CoreMark's 2K validation run ({'valid': true}); null in quick mode."
+    )
+    single_thread_score: PositiveFinite = Field(description="CoreMark, one thread.")
+    all_threads_score: PositiveFinite = Field(description="CoreMark, all threads.")
+    scaling: PositiveFinite = Field(description="all_threads_score / single_thread_score.")
+    smt_yield: PositiveFinite = Field(
+        description="all_threads_score / physical cores / single_thread_score."
+    )
+    mhz: PositiveFinite | None = Field(description="Maximum MHz the OS reports; null if none.")
+    single_thread_score_per_mhz: PositiveFinite | None = Field(
+        description="single_thread_score / mhz (CoreMark/MHz); null without a frequency."
+    )
+    all_threads_score_per_mhz: PositiveFinite | None = Field(
+        description="all_threads_score / mhz; null without a frequency."
+    )
+
+
 class CpuResult(_Model):
     """The CPU benchmark: integer throughput, crypto rates, vector FLOPS."""
 
     kernel_version: str = Field(description="Version of instbench's CPU kernels.")
     cflags: list[str] = Field(description="Flags instbench-int was compiled with.")
     integer: CpuInteger = Field(description="instbench-int scores and scaling.")
-    coremark: None = Field(
+    coremark: CpuCoremark | None = Field(
         default=None,
-        description="Reserved for real CoreMark; always null (fetching CoreMark at run time "
-        "is not implemented).",
+        description="Real CoreMark; null when it was not fetched, failed its checksum, "
+        "build or validation (the reason is in coremark_note).",
+    )
+    coremark_note: str | None = Field(
+        default=None,
+        description="Why coremark is null (not configured, fetch error, checksum mismatch, "
+        "build failure, invalid run); null when CoreMark ran.",
     )
     openssl: CpuOpenssl | None = Field(
         default=None, description="OpenSSL rates; null when openssl is absent or disabled."
     )
     vector: CpuVector = Field(description="Vector extensions and their FLOPS.")
+
+
+# ------------------------------------------------------------------- suite results
+
+
+class SuiteRepeat(_Model):
+    """One execution of a suite benchmark's command."""
+
+    index: int = Field(ge=0, description="Repeat number, 0-based, in run order.")
+    exit_code: int | None = Field(description="Exit status; null when killed for its timeout.")
+    wall_s: NonNegFinite = Field(description="Wall time of the command, seconds.")
+    timed_out: bool = Field(description="The command hit timeout_s; its process group was killed.")
+    value: Finite | None = Field(description="Value parsed from its output; null on failure.")
+
+
+class SuiteBenchmarkResult(_Model):
+    """One benchmark of a user-defined suite: the command, how it was read, its values."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Benchmark name.")
+    description: str = Field(description="The suite's description of it.")
+    command: list[str] = Field(min_length=1, description="argv as given in the suite.")
+    shell: bool = Field(description="True when run by /bin/sh -c (the suite said so).")
+    parse: dict[str, str] = Field(description="How the value was read (json path or regex).")
+    unit: str = Field(description="Unit of value, as the suite declares it.")
+    higher_is_better: bool = Field(description="Direction of improvement.")
+    timeout_s: PositiveFinite = Field(description="Per-repeat timeout, seconds.")
+    repeats_requested: int = Field(ge=1, description="Repeats the suite asked for.")
+    repeats: list[SuiteRepeat] = Field(
+        description="Every repeat that ran (a failed repeat stops the benchmark)."
+    )
+    value: Finite | None = Field(
+        description="Median of the repeats' values; null when the benchmark failed."
+    )
+    status: Literal["ok", "failed"] = Field(description="ok: every repeat gave a value.")
+    error: str | None = Field(description="Why it failed; null when ok.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SuiteBenchmarkResult:
+        if self.status == "ok" and (self.value is None or self.error is not None):
+            raise ValueError("an ok suite benchmark needs a value and no error")
+        if self.status == "failed" and (self.value is not None or not self.error):
+            raise ValueError("a failed suite benchmark has no value and says why")
+        return self
+
+
+class SuiteResult(_Model):
+    """A user-defined suite (--suite FILE.toml): commands, units and measured values."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Suite name.")
+    version: str = Field(description="Suite version, as the file declares it.")
+    description: str = Field(description="The suite's description.")
+    format: Literal["instbench-suite/1"] = Field(description="Suite artifact format.")
+    source_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the suite TOML file."
+    )
+    artifact_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the validated JSON artifact the agent ran.",
+    )
+    aggregate: Literal["median"] = Field(description="How repeats become value.")
+    requirements: dict[str, Any] = Field(
+        description="Declared commands/packages and where the commands were found."
+    )
+    benchmarks: list[SuiteBenchmarkResult] = Field(
+        min_length=1, description="One entry per benchmark, in suite order."
+    )
 
 
 # ------------------------------------------------------------------ performance_data
@@ -563,6 +703,9 @@ class PerformanceData(_Model):
     )
     idle: IdleResult | None = Field(
         default=None, description="Test benchmark (fixed wait); never published."
+    )
+    suite: SuiteResult | None = Field(
+        default=None, description="A user-defined suite's measurements (run --suite)."
     )
 
 

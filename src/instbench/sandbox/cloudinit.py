@@ -54,6 +54,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -83,6 +84,8 @@ SHIM_COMMANDS: dict[str, str] = {
     "apt-get": "pkg",
     "sudo": "sudo",
     "mktemp": "mktemp",
+    "docker": "docker",
+    "systemctl": "systemctl",
 }
 """Command on the script's PATH -> shim file in the package (one shim plays several)."""
 
@@ -369,6 +372,8 @@ class CloudInit:
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"{self._imds_endpoint}/{iid}/",
             "INSTBENCH_SANDBOX_DIR": str(slot.sandbox_dir),
             "INSTBENCH_SANDBOX_HOST_PATH": host_path,
+            # The docker shim plays the agent image with the agent of this installation.
+            "INSTBENCH_SANDBOX_PYTHON": sys.executable,
             **self.extra_env,
         }
         self._console_line(slot, "running user data")

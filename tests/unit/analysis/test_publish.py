@@ -150,7 +150,7 @@ def test_publication_matches_the_golden_files(tmp_path: Path) -> None:
     assert (latest / "schemas" / "result-v1.schema.json").read_bytes() == SCHEMA_PATH.read_bytes()
     _golden("index.json", (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     _golden("aggregates.csv", (latest / "aggregates.csv").read_bytes())
-    # Complete or absent: no type has latency figures yet, so none is in the contract file,
+    # Complete or absent: this set has STREAM only (no latency), so no type is in the file,
     # and each is listed with exactly what it lacks; the tidy export has every row.
     memory = json.loads((latest / "memory-benchmarks.json").read_text())
     assert memory["instances"] == {}
@@ -233,6 +233,7 @@ def test_a_type_with_every_field_measured_enters_the_memory_file() -> None:
         rows.append(summary("latency", level, "single", "latency", ns))
         rows.append(summary("latency", level, "single", "bandwidth", gbps))
     rows.append(summary("latency", "memory", "single", "latency", 85.0))
+    rows.append(summary("latency", "numa-local", "single", "bandwidth", 12.5))
     fig = TypeFigures("m7i.large", rows)
     entry, missing = build_entry(fig, MEMORY_FIELDS)
     assert missing == [] and entry is not None
@@ -243,9 +244,12 @@ def test_a_type_with_every_field_measured_enters_the_memory_file() -> None:
         (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(),
     )
     numa = doc["instances"]["m7i.large"]["numa"]
-    assert (numa["socketCount"], numa["localBandwidth"], numa["remoteBandwidth"]) == (1, 41.9, 0)
+    # One socket: the count from the machine, local = single-thread read of local memory
+    # (measured), nothing remote (0 by convention).
+    assert (numa["socketCount"], numa["localBandwidth"], numa["remoteBandwidth"]) == (1, 12.5, 0)
+    assert numa["interSocketLatency"] == 0
     # Without the memory latency it is held back again, naming the field.
-    _, missing = build_entry(TypeFigures("m7i.large", rows[:-1]), MEMORY_FIELDS)
+    _, missing = build_entry(TypeFigures("m7i.large", rows[:-2] + rows[-1:]), MEMORY_FIELDS)
     assert missing == ["cache.memory.latency"]
 
 

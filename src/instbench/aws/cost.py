@@ -1,0 +1,260 @@
+"""What a run will cost, at most, before it is launched.
+
+A benchmark run that costs more than its user expected is a bug of the tool. So the plan
+can be priced (`instbench run --dry-run` shows it) and refused above a ceiling
+(`--max-cost USD`), before anything is created.
+
+The estimate is an upper bound: each task is billed for its whole timeout (the controller
+and the on-instance watchdog end the instance then; the watchdog rounds up to whole
+minutes) plus `BOOT_MARGIN_S` of boot before the watchdog is armed. The benchmark
+registry records no typical durations, so nothing shorter can be promised; most tasks
+finish well before their timeout. EBS root volumes (a few cents per month, pro rata) and
+data transfer are not counted.
+
+Prices are USD per instance-hour from a `PriceSource` (analysis/pricing.py): on AWS the
+Pricing API's on-demand price and EC2's current spot price (aws/pricing.py), cached on
+disk per region and day under the user's cache directory, so the estimate shows the date
+the prices were read and a second dry run on the same day makes no Pricing call. The
+sandbox bills nothing, so its prices are zero. When prices cannot be read (no permission,
+the Pricing API unreachable, moto, which does not serve it), the estimate says which
+prices are unknown and why; `--max-cost` then refuses the run, since a ceiling that
+cannot be checked is no ceiling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import botocore.exceptions
+
+from instbench.analysis.pricing import CachedPriceSource, InstancePrice, PriceSet, PriceSource
+from instbench.aws.pricing import PRICING_REGION, AwsPriceSource
+from instbench.aws.session import AwsSession
+from instbench.errors import AwsConfigError, UserError
+
+if TYPE_CHECKING:
+    from instbench.aws.plan import FleetOptions, Plan
+
+BOOT_MARGIN_S = 120
+"""Billed seconds before the on-instance watchdog is armed (boot, cloud-init start)."""
+
+MIN_BILLED_S = 60
+"""EC2 bills Linux instances per second with a one-minute minimum."""
+
+PRICING_ATTEMPTS = 3
+"""Attempts per Pricing API call: an estimate is not worth a minute of retries."""
+
+SANDBOX_SOURCE = "sandbox: nothing is billed"
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$XDG_CACHE_HOME/instbench/prices, else ~/.cache/instbench/prices."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "instbench" / "prices"
+
+
+class SandboxPrices:
+    """`PriceSource` of the sandbox: every type costs nothing (no account is billed)."""
+
+    def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
+        free = InstancePrice(on_demand=0.0, spot_current=0.0)
+        return PriceSet(
+            region=region,
+            as_of=datetime.now(UTC).date(),
+            source=SANDBOX_SOURCE,
+            instances={t: free for t in instance_types},
+        )
+
+
+def price_source(
+    session: AwsSession, opts: FleetOptions, environ: Mapping[str, str] | None = None
+) -> PriceSource:
+    """Where a plan's prices come from: free in the sandbox, else AWS behind a dated cache.
+
+    The Pricing API is served from PRICING_REGION only, hence a session of its own (same
+    credentials and endpoint settings, fewer retries).
+    """
+    if opts.collection_method == "sandbox":
+        return SandboxPrices()
+    pricing = AwsSession(
+        dataclasses.replace(session.settings, region=PRICING_REGION, max_attempts=PRICING_ATTEMPTS)
+    )
+    return CachedPriceSource(AwsPriceSource(pricing, session), default_cache_dir(environ))
+
+
+def billed_seconds(timeout_s: int) -> int:
+    """Upper bound on the billed seconds of one task with this timeout."""
+    from instbench.aws.plan import watchdog_minutes  # plan imports this module
+
+    return max(MIN_BILLED_S, watchdog_minutes(timeout_s) * 60 + BOOT_MARGIN_S)
+
+
+def hourly_price(
+    price: InstancePrice | None,
+    market: str,
+    spot_max_price: float | None = None,
+    fallback_on_demand: bool = False,
+) -> float | None:
+    """USD per hour of one task in `market`.
+
+    Spot is priced at the current spot price. When that is unknown, the most a spot
+    instance can cost stands in: --spot-max-price, else on-demand (the default maximum
+    price). With --spot-fallback on-demand the task may end up on-demand, so it is priced
+    on-demand.
+    """
+    if price is None:
+        return None
+    if market != "spot" or fallback_on_demand:
+        return price.on_demand
+    if price.spot_current is not None:
+        return price.spot_current
+    return spot_max_price if spot_max_price is not None else price.on_demand
+
+
+@dataclass(frozen=True)
+class TaskCost:
+    """The most one task can cost."""
+
+    task_id: str
+    instance_type: str
+    market: str
+    vcpus: int
+    seconds: int
+    """Upper bound on billed seconds (`billed_seconds`)."""
+    hourly_usd: float | None
+    """None: price unknown."""
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.hourly_usd is None:
+            return None
+        return self.hourly_usd * self.seconds / 3600
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Upper-bound cost of a plan, with where and when its prices were read."""
+
+    region: str
+    tasks: tuple[TaskCost, ...]
+    as_of: date | None
+    """The day the prices were read (None when none could be read)."""
+    source: str
+    basis: str
+    """How durations were bounded, in words (shown beside the total)."""
+    unknown_reason: str | None = None
+    """Why some prices are unknown, when they are."""
+
+    @property
+    def unknown_types(self) -> list[str]:
+        """Types whose price is unknown."""
+        return sorted({t.instance_type for t in self.tasks if t.hourly_usd is None})
+
+    @property
+    def known_usd(self) -> float:
+        """Sum over the tasks whose price is known."""
+        return sum(c for t in self.tasks if (c := t.cost_usd) is not None)
+
+    @property
+    def total_usd(self) -> float | None:
+        """Upper bound of the whole plan; None when any price is unknown."""
+        return None if self.unknown_types else self.known_usd
+
+    @property
+    def free(self) -> bool:
+        """True in the sandbox."""
+        return self.source == SANDBOX_SOURCE
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(error.get("Code") or status)
+        return f"AWS price APIs answered {'HTTP ' if code.isdigit() else ''}{code}"
+    if isinstance(exc, AwsConfigError):
+        return str(exc)
+    return f"AWS price APIs unreachable ({type(exc).__name__})"
+
+
+def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
+    """Price every task of `plan` (one `prices` call for all its types).
+
+    An AWS error while reading prices leaves them unknown, with the reason: an estimate
+    must never stop a dry run. Errors the user must fix (an unwritable cache) propagate.
+    """
+    types = sorted({t.instance_type for t in plan.tasks})
+    opts = plan.options
+    market = opts.market
+    max_price = float(opts.spot_max_price) if opts.spot_max_price else None
+    fallback = opts.spot_fallback == "on-demand"
+    reason: str | None = None
+    price_set: PriceSet | None = None
+    try:
+        price_set = source.prices(types, plan.region)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        reason = _reason(exc)
+    except AwsConfigError as exc:
+        reason = _reason(exc)
+    prices = price_set.instances if price_set else {}
+    seconds = billed_seconds(plan.options.timeout_s)
+    tasks = tuple(
+        TaskCost(
+            task_id=t.task_id,
+            instance_type=t.instance_type,
+            market=market,
+            vcpus=t.vcpus,
+            seconds=seconds,
+            hourly_usd=hourly_price(prices.get(t.instance_type), market, max_price, fallback),
+        )
+        for t in plan.tasks
+    )
+    if reason is None and any(t.hourly_usd is None for t in tasks):
+        reason = f"no {market} price listed"
+    minutes = seconds / 60
+    return CostEstimate(
+        region=plan.region,
+        tasks=tasks,
+        as_of=price_set.as_of if price_set else None,
+        source=price_set.source if price_set else "none",
+        basis=(
+            f"upper bound: each task billed {minutes:.0f} min, its timeout plus "
+            f"{BOOT_MARGIN_S // 60} min boot"
+        ),
+        unknown_reason=reason,
+    )
+
+
+def check_max_cost_value(max_cost: float | None) -> None:
+    """--max-cost must be a positive, finite amount of USD (checked before any call)."""
+    if max_cost is not None and (not math.isfinite(max_cost) or max_cost <= 0):
+        raise UserError(f"--max-cost must be a positive amount in USD, got {max_cost}")
+
+
+class CostTooHigh(UserError):
+    """The plan's upper-bound cost is above --max-cost, or cannot be known."""
+
+
+def enforce_max_cost(estimate: CostEstimate, max_cost: float) -> None:
+    """Refuse a plan that may cost more than `max_cost`, or whose cost is unknown."""
+    total = estimate.total_usd
+    if total is None:
+        raise CostTooHigh(
+            f"--max-cost {max_cost:.2f} USD cannot be checked: price unknown for "
+            f"{', '.join(estimate.unknown_types)} ({estimate.unknown_reason}); "
+            "drop --max-cost to run without a cost ceiling"
+        )
+    if total > max_cost:
+        raise CostTooHigh(
+            f"estimated cost up to {total:.2f} USD is above --max-cost {max_cost:.2f} USD "
+            f"({len(estimate.tasks)} tasks, {estimate.basis}); "
+            "use fewer types or samples, or a shorter --timeout"
+        )

@@ -1,0 +1,459 @@
+"""vCPU quotas: how many vCPUs the account may run per instance class, and a pool that
+keeps a run under them (and under `--vcpu-budget`).
+
+EC2 limits running instances in vCPUs per *quota class* and market: all Standard types
+(A, C, D, H, I, M, R, T, Z) share one on-demand quota and one spot quota, G and VT share
+another, and so on. Asking EC2 for more fails the launch (VcpuLimitExceeded); a benchmark
+run would then fail tasks that only had to wait. So:
+
+  - at plan time, a type whose vCPUs exceed min(its class quota, --vcpu-budget) can never
+    run, and the plan refuses it, naming the number it needs (`plan_limits`);
+  - at run time, each launch first takes its vCPUs from a `VcpuPool`, which blocks until
+    they fit under the class quota and the budget, and gives them back when the instance
+    is gone. A big type waits for room instead of failing.
+
+Quotas come from a `QuotaSource`. `ServiceQuotasSource` reads them from AWS Service
+Quotas (GetServiceQuota, falling back to GetAWSDefaultServiceQuota when no applied value
+exists); an account that denies the call, or a region without the service, yields
+"unknown" (None, with a warning), never a crash: the budget, and EC2 itself, still apply.
+`StaticQuotaSource` serves fixed limits (none at all for the sandbox, which has no quotas;
+moto implements none of these codes either, so tests of the AWS source inject recorded
+responses through botocore event hooks).
+
+The quota is an account-wide limit: instances running outside this run use it too. The
+pool only knows what this run holds; EC2's VcpuLimitExceeded remains the last word.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import botocore.exceptions
+
+from instbench.aws.session import AwsSession
+from instbench.errors import InvalidInstanceType, QuotaExceeded, UserError
+from instbench.instance_types import parse_instance_type
+
+if TYPE_CHECKING:
+    from instbench.aws.plan import FleetOptions, Plan
+
+log = logging.getLogger(__name__)
+
+MARKETS = ("on-demand", "spot")
+SERVICE_CODE = "ec2"
+"""Service Quotas' code for EC2."""
+
+
+@dataclass(frozen=True)
+class QuotaClass:
+    """One EC2 running-instance vCPU quota class and its Service Quotas codes."""
+
+    name: str
+    on_demand_code: str
+    on_demand_name: str
+    spot_code: str | None
+    """None where AWS sells no spot capacity for the class (HPC, High Memory)."""
+    spot_name: str | None
+
+    def code(self, market: str) -> str | None:
+        """The quota code for `market` ("on-demand" or "spot"), None if there is none."""
+        if market == "on-demand":
+            return self.on_demand_code
+        if market == "spot":
+            return self.spot_code
+        return None
+
+    def quota_name(self, market: str) -> str:
+        """The quota's name as the Service Quotas console shows it."""
+        name = self.on_demand_name if market == "on-demand" else self.spot_name
+        return name or f"{self.name} {market}"
+
+
+def _std(name: str) -> str:
+    return f"Running On-Demand {name} instances"
+
+
+def _spot(name: str) -> str:
+    return f"All {name} Spot Instance Requests"
+
+
+# Codes as Service Quotas lists them for service code "ec2" (same code in every region).
+QUOTA_CLASSES: dict[str, QuotaClass] = {
+    c.name: c
+    for c in (
+        QuotaClass(
+            "Standard",
+            "L-1216C47A",
+            _std("Standard (A, C, D, H, I, M, R, T, Z)"),
+            "L-34B43A08",
+            _spot("Standard (A, C, D, H, I, M, R, T, Z)"),
+        ),
+        QuotaClass("F", "L-74FC7D96", _std("F"), "L-88CF9481", _spot("F")),
+        QuotaClass("G and VT", "L-DB2E81BA", _std("G and VT"), "L-3819A6DF", _spot("G and VT")),
+        QuotaClass("Inf", "L-1945791B", _std("Inf"), "L-B5D1601B", _spot("Inf")),
+        QuotaClass("P", "L-417A185B", _std("P"), "L-7212CCBC", _spot("P")),
+        QuotaClass("X", "L-7295265B", _std("X"), "L-E3A00192", _spot("X")),
+        QuotaClass("Trn", "L-2C3B7624", _std("Trn"), "L-6B0D517C", _spot("Trn")),
+        QuotaClass("DL", "L-6E869C2A", _std("DL"), "L-85EED4F7", _spot("DL")),
+        QuotaClass("HPC", "L-F7808C92", _std("HPC"), None, None),
+        QuotaClass("High Memory", "L-43DA4232", _std("High Memory"), None, None),
+    )
+}
+
+_SERIES_CLASS: dict[str, str] = {
+    **{
+        s: "Standard"
+        for s in ("a", "c", "cc", "cr", "d", "h", "hi", "hs", "i", "im", "is", "m", "r", "t", "z")
+    },
+    "f": "F",
+    "g": "G and VT",
+    "gr": "G and VT",
+    "cg": "G and VT",
+    "vt": "G and VT",
+    "inf": "Inf",
+    "p": "P",
+    "x": "X",
+    "trn": "Trn",
+    "dl": "DL",
+    "hpc": "HPC",
+    "u": "High Memory",
+}
+"""Series (the letters before the generation, instance_types.SERIES) -> quota class.
+`mac` is absent: mac instances run on dedicated hosts, which have per-host quotas."""
+
+
+def quota_class(instance_type: str) -> QuotaClass | None:
+    """The vCPU quota class an instance type counts against; None if it has none (mac)."""
+    try:
+        series = parse_instance_type(instance_type).series
+    except InvalidInstanceType:
+        return None
+    name = _SERIES_CLASS.get(series)
+    return QUOTA_CLASSES[name] if name else None
+
+
+def pool_key(instance_type: str, market: str) -> str:
+    """The `VcpuPool` key of a launch: its quota class and market, e.g. "Standard/spot".
+
+    Types without a quota class get a key of their own ("mac2.metal/on-demand"), which is
+    limited by the budget only.
+    """
+    cls = quota_class(instance_type)
+    return f"{cls.name if cls else instance_type}/{market}"
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+class QuotaSource(Protocol):
+    """Where vCPU limits come from (AWS Service Quotas, or a fixed table)."""
+
+    def vcpu_limit(self, quota_class: QuotaClass, market: str) -> int | None:
+        """The account's vCPU limit for the class and market; None when unknown/unlimited."""
+        ...
+
+
+class StaticQuotaSource:
+    """Fixed limits, keyed by (class name, market). Empty means no limit anywhere: the
+    sandbox's source (moto enforces no vCPU quota, and the sandbox costs nothing)."""
+
+    def __init__(self, limits: Mapping[tuple[str, str], int] | None = None) -> None:
+        self.limits = dict(limits or {})
+
+    def vcpu_limit(self, quota_class: QuotaClass, market: str) -> int | None:
+        return self.limits.get((quota_class.name, market))
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class ServiceQuotasSource:
+    """Limits read from AWS Service Quotas in the session's region, once per code.
+
+    GetServiceQuota returns the applied value; for a quota never changed in the account
+    AWS may have no applied value (NoSuchResourceException), and the AWS default then
+    applies (GetAWSDefaultServiceQuota). Any other failure (AccessDenied, the service not
+    offered in the region, an unreachable endpoint) makes the limit unknown: a warning is
+    logged and passed to `warn`, and the run goes on without that limit.
+    """
+
+    def __init__(self, session: AwsSession, warn: Callable[[str], None] | None = None) -> None:
+        self.session = session
+        self.warn = warn
+        self.warnings: list[str] = []
+        self._cache: dict[str, int | None] = {}
+        self._lock = threading.Lock()
+
+    def vcpu_limit(self, quota_class: QuotaClass, market: str) -> int | None:
+        code = quota_class.code(market)
+        if code is None:
+            return None
+        with self._lock:
+            if code not in self._cache:
+                self._cache[code] = self._read(code, quota_class.quota_name(market))
+            return self._cache[code]
+
+    def _read(self, code: str, name: str) -> int | None:
+        client: Any = self.session.client("service-quotas")
+        try:
+            try:
+                response = client.get_service_quota(ServiceCode=SERVICE_CODE, QuotaCode=code)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) != "NoSuchResourceException":
+                    raise
+                response = client.get_aws_default_service_quota(
+                    ServiceCode=SERVICE_CODE, QuotaCode=code
+                )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            reason = _code(exc) if isinstance(exc, botocore.exceptions.ClientError) else ""
+            self._warn(
+                f"vCPU quota {code} ({name}) unknown in {self.session.region}: "
+                f"{reason or type(exc).__name__}; launches are not limited by it"
+            )
+            return None
+        value = response.get("Quota", {}).get("Value")
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            self._warn(f"vCPU quota {code} ({name}) has no usable value: {value!r}")
+            return None
+        return int(value)
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self.warnings.append(message)
+        if self.warn is not None:
+            self.warn(message)
+
+
+def default_source(session: AwsSession, opts: FleetOptions) -> QuotaSource:
+    """Service Quotas for AWS; no limits for the sandbox (moto has no EC2 quotas)."""
+    if opts.collection_method == "sandbox":
+        return StaticQuotaSource()
+    return ServiceQuotasSource(session)
+
+
+# --------------------------------------------------------------------------- plan check
+
+
+class QuotaTooSmall(UserError):
+    """A type needs more vCPUs than its quota (or the budget) will ever allow."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The tightest vCPU limit on one pool key, and what imposes it (for messages)."""
+
+    vcpus: int
+    what: str
+
+
+def plan_limits(
+    vcpus_by_type: Mapping[str, int],
+    market: str,
+    source: QuotaSource,
+    budget: int | None,
+    region: str,
+) -> dict[str, int | None]:
+    """Quota limit per pool key for the types of a plan; UserError for a type that can
+    never fit under min(its class quota, budget), naming what it needs and the limit.
+
+    Checked at plan time so that a run never launches half its types and then waits
+    forever for room that cannot exist.
+    """
+    if budget is not None and budget < 1:
+        raise UserError("--vcpu-budget must be at least 1")
+    limits: dict[str, int | None] = {}
+    for name, vcpus in vcpus_by_type.items():
+        cls = quota_class(name)
+        key = pool_key(name, market)
+        quota = source.vcpu_limit(cls, market) if cls is not None else None
+        limits[key] = quota
+        binding: Limit | None = None
+        if quota is not None and cls is not None:
+            code = cls.code(market)
+            binding = Limit(
+                quota, f"the {cls.quota_name(market)} quota ({code}) in {region} is {quota}"
+            )
+        if budget is not None and (binding is None or budget < binding.vcpus):
+            binding = Limit(budget, f"--vcpu-budget is {budget}")
+        if binding is not None and vcpus > binding.vcpus:
+            hint = (
+                "raise the budget or drop the type"
+                if binding.what.startswith("--vcpu-budget")
+                else "request a quota increase in Service Quotas or drop the type"
+            )
+            raise QuotaTooSmall(
+                f"{name} needs {vcpus} vCPUs but {binding.what}: it can never run; {hint}"
+            )
+    return limits
+
+
+# --------------------------------------------------------------------------------- pool
+
+
+class _Waiter:
+    __slots__ = ("granted", "key", "vcpus")
+
+    def __init__(self, key: str, vcpus: int) -> None:
+        self.key = key
+        self.vcpus = vcpus
+        self.granted = False
+
+
+_GLOBAL = "\0budget"
+
+
+class VcpuPool:
+    """vCPUs a run may hold at once, per quota key and in all; thread-safe.
+
+    `limits` maps a pool key (`pool_key`) to its vCPU limit (None: no limit; keys not in
+    the mapping have none either); `budget` caps the sum over all keys (None: no cap).
+
+    Fairness: first come, first served per resource. Requests are considered in arrival
+    order; a request that does not fit reserves the resources it is short of (its key's
+    quota, the global budget), and no later request may take from a reserved resource
+    until the earlier one is served. So a 192-vCPU type waiting for room is never
+    overtaken by a stream of 2-vCPU types on the same quota (no starvation), while a
+    request on another quota with room to spare, and that does not need a reserved
+    budget, goes ahead (no needless head-of-line blocking).
+    """
+
+    poll_s = 0.25
+    """How often a waiting `acquire` re-checks its stop event if nobody calls `interrupt`."""
+
+    def __init__(self, limits: Mapping[str, int | None], budget: int | None = None) -> None:
+        if budget is not None and budget < 1:
+            raise ValueError("budget must be at least 1")
+        self._limits = {k: v for k, v in limits.items() if v is not None}
+        self.budget = budget
+        self._held: dict[str, int] = {}
+        self._queue: list[_Waiter] = []
+        self._cond = threading.Condition()
+
+    def limit(self, key: str) -> int | None:
+        """The quota limit on `key` (None: none)."""
+        return self._limits.get(key)
+
+    def held(self, key: str | None = None) -> int:
+        """vCPUs held now, on `key` or in all."""
+        with self._cond:
+            if key is None:
+                return sum(self._held.values())
+            return self._held.get(key, 0)
+
+    def waiting(self) -> int:
+        """How many `acquire` calls are waiting for room."""
+        with self._cond:
+            return len(self._queue)
+
+    def max_fit(self, key: str) -> int | None:
+        """The most vCPUs one request on `key` can ever get (None: unlimited)."""
+        bounds = [b for b in (self._limits.get(key), self.budget) if b is not None]
+        return min(bounds) if bounds else None
+
+    def acquire(self, key: str, vcpus: int, stop: threading.Event) -> bool:
+        """Block until `vcpus` fit under `key`'s limit and the budget, then hold them.
+
+        True: the vCPUs are held, give them back with `release`. False: `stop` was set
+        first, nothing is held. A request that can never fit raises QuotaExceeded at once
+        (the plan refuses such types, so this is a caller's bug or a changed quota).
+        """
+        if vcpus < 1:
+            raise ValueError(f"vcpus must be at least 1, got {vcpus}")
+        most = self.max_fit(key)
+        if most is not None and vcpus > most:
+            raise QuotaExceeded(f"{vcpus} vCPUs on {key} can never fit under {most}")
+        waiter = _Waiter(key, vcpus)
+        with self._cond:
+            self._queue.append(waiter)
+            self._dispatch()
+            while not waiter.granted:
+                if stop.is_set():
+                    self._queue.remove(waiter)
+                    self._dispatch()  # it may have been reserving room others can use
+                    self._cond.notify_all()
+                    return False
+                self._cond.wait(self.poll_s)
+            return True
+
+    def release(self, key: str, vcpus: int) -> None:
+        """Give back vCPUs taken with `acquire` (once per successful acquire)."""
+        with self._cond:
+            held = self._held.get(key, 0)
+            if vcpus < 1 or vcpus > held:
+                raise ValueError(f"release of {vcpus} vCPUs on {key}, which holds {held}")
+            self._held[key] = held - vcpus
+            self._dispatch()
+            self._cond.notify_all()
+
+    def interrupt(self) -> None:
+        """Wake every waiting `acquire` now, so that those whose stop event is set return."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _dispatch(self) -> None:
+        """Grant, in arrival order, every waiter that fits and is not behind a reservation.
+
+        Called with the lock held.
+        """
+        reserved: set[str] = set()
+        total = sum(self._held.values())
+        granted_any = False
+        for waiter in list(self._queue):
+            needs = self._needs(waiter.key)
+            short = set()
+            limit = self._limits.get(waiter.key)
+            if limit is not None and self._held.get(waiter.key, 0) + waiter.vcpus > limit:
+                short.add(waiter.key)
+            if self.budget is not None and total + waiter.vcpus > self.budget:
+                short.add(_GLOBAL)
+            if short or needs & reserved:
+                reserved |= short
+                continue
+            self._held[waiter.key] = self._held.get(waiter.key, 0) + waiter.vcpus
+            total += waiter.vcpus
+            waiter.granted = True
+            self._queue.remove(waiter)
+            granted_any = True
+        if granted_any:
+            self._cond.notify_all()
+
+    def _needs(self, key: str) -> set[str]:
+        needs: set[str] = set()
+        if key in self._limits:
+            needs.add(key)
+        if self.budget is not None:
+            needs.add(_GLOBAL)
+        return needs
+
+
+def pool_for_plan(
+    plan: Plan,
+    quota_source: QuotaSource | None = None,
+    markets: Iterable[str] | None = None,
+) -> VcpuPool:
+    """The pool a run of `plan` takes its vCPUs from.
+
+    Limits are those read at plan time (`plan.vcpu_limits`) unless `quota_source` is
+    given; `markets` (default: the plan's market) adds the keys of other markets a task
+    may fall back to, e.g. ("spot", "on-demand") for a spot run with on-demand fallback.
+    The budget is the plan's --vcpu-budget.
+    """
+    wanted = tuple(markets) if markets is not None else (plan.options.market,)
+    limits: dict[str, int | None] = {}
+    for task in plan.tasks:
+        cls = quota_class(task.instance_type)
+        for market in wanted:
+            key = pool_key(task.instance_type, market)
+            if key in limits:
+                continue
+            if quota_source is not None:
+                limits[key] = quota_source.vcpu_limit(cls, market) if cls else None
+            else:
+                limits[key] = plan.vcpu_limits.get(key)
+    return VcpuPool(limits, plan.options.vcpu_budget)
