@@ -15,6 +15,7 @@ a rejected result is impossible rather than merely surprising.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 from instbench.errors import InvalidInstanceType, InvalidResult
@@ -38,6 +39,33 @@ PER_SOCKET_CEILING_GBPS = 1200.0
 
 RATE_TOLERANCE = 1e-6
 """Relative tolerance between a stored bandwidth and bytes / time recomputed from it."""
+
+# Latency ranges (ns). A pointer chase measures load-to-use latency; these bounds are what
+# hardware can physically do, kept wide so that only a broken measurement falls outside.
+L1_LATENCY_NS = (0.3, 10.0)
+"""L1 hits take 3-5 core cycles on every server core since 2010 (4-5 on Xeon and EPYC, 4
+on Neoverse): 0.6-2 ns at 2.5-6 GHz. Below 0.3 ns would be under one cycle at 6 GHz plus
+a pipeline that does not exist; above 10 ns is not a cache a load could hit in 5 cycles
+at any clock a server runs (0.5 GHz)."""
+
+MEMORY_LATENCY_NS = (30.0, 1000.0)
+"""DRAM load-to-use latency: DDR4/DDR5 row access plus the on-chip fabric is 60-130 ns
+idle on servers (~50 ns on desktop parts), 150-300 ns across sockets or with base-page
+TLB misses. Under 30 ns is faster than a DRAM row cycle (tRC ~45 ns); over 1000 ns is a
+machine that is swapping or a timer that is wrong."""
+
+LEVEL_LATENCY_NS = (L1_LATENCY_NS[0], MEMORY_LATENCY_NS[1])
+"""Any level of the hierarchy (points of the sweep, L2, L3, NUMA figures) lies between
+the fastest L1 and the slowest DRAM."""
+
+CACHE_BANDWIDTH_CEILING_GBPS = 2000.0
+"""One thread reading a cache: at most 2-3 loads of 32-64 bytes per cycle (2 x 64 B with
+AVX-512, 3 x 32 B on Golden Cove) at <= 6 GHz, i.e. <= 768 GB/s; the ceiling is about
+2.5x that. The memory level and NUMA figures use PER_THREAD_CEILING_GBPS instead."""
+
+LATENCY_ORDER_TOLERANCE = 0.05
+"""Plateaus must not get faster further from the core; 5 % allows for the noise of two
+medians that are nearly equal (e.g. a large L2 whose far end reaches L3 latency)."""
 
 
 def bandwidth_ceiling(threads: int, sockets: int) -> float:
@@ -100,6 +128,116 @@ def check_stream(doc: ResultDocument) -> None:
                 )
 
 
+def _in_range(what: str, value: float, bounds: tuple[float, float], why: str) -> None:
+    low, high = bounds
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InvalidResult(f"{what} {value:g} ns is outside {low:g}-{high:g} ns ({why})")
+
+
+def check_latency(doc: ResultDocument) -> None:
+    """The latency sweep: sane latencies, plateaus in order, figures that follow from points.
+
+    Rules (docs/statistics.md, "Plausibility"):
+      - every point's latency lies in LEVEL_LATENCY_NS and its best figures are the best
+        of its samples (lowest latency, highest bandwidth): a point cannot be faster than
+        every measurement behind it;
+      - L1 in L1_LATENCY_NS and memory in MEMORY_LATENCY_NS; L2, L3 and NUMA figures in
+        LEVEL_LATENCY_NS;
+      - plateaus ordered l1 <= l2 <= l3 <= memory by latency (within
+        LATENCY_ORDER_TOLERANCE) and by working-set size (a level further from the core
+        starts where the previous one ended or later);
+      - a level's latency and bandwidth lie within the points of its size range (they
+        are medians of those points);
+      - single-thread bandwidth at most CACHE_BANDWIDTH_CEILING_GBPS in caches and
+        PER_THREAD_CEILING_GBPS from memory;
+      - NUMA: the figures are positive finite (schema) and within the DRAM range; the
+        socket count the benchmark read agrees with system_info.
+    """
+    latency = doc.performance_data.latency
+    if latency is None:
+        return
+    for p in latency.points:
+        where = f"latency point {p.size_bytes} B"
+        _in_range(
+            where, p.latency_ns, LEVEL_LATENCY_NS, "no load is faster than L1 or slower than DRAM"
+        )
+        if not _close(p.latency_ns, min(p.latency_samples_ns)):
+            raise InvalidResult(f"{where}: latency_ns is not the lowest of its samples")
+        if not _close(p.bandwidth_gbps, max(p.bandwidth_samples_gbps)):
+            raise InvalidResult(f"{where}: bandwidth_gbps is not the highest of its samples")
+        if p.bandwidth_gbps > CACHE_BANDWIDTH_CEILING_GBPS:
+            raise InvalidResult(
+                f"{where}: {p.bandwidth_gbps:.0f} GB/s is above the single-thread ceiling "
+                f"{CACHE_BANDWIDTH_CEILING_GBPS:.0f} GB/s"
+            )
+    levels = latency.levels
+    found = [(name, getattr(levels, name)) for name in ("l1", "l2", "l3", "memory")]
+    found = [(name, level) for name, level in found if level is not None]
+    bounds = {
+        "l1": (L1_LATENCY_NS, "an L1 hit is 3-5 cycles"),
+        "memory": (MEMORY_LATENCY_NS, "DRAM is 50-300 ns"),
+    }
+    for name, level in found:
+        where = f"latency {name}"
+        limits, why = bounds.get(name, (LEVEL_LATENCY_NS, "between L1 and DRAM"))
+        _in_range(where, level.latency_ns, limits, why)
+        ceiling = PER_THREAD_CEILING_GBPS if name == "memory" else CACHE_BANDWIDTH_CEILING_GBPS
+        if level.bandwidth_gbps > ceiling:
+            raise InvalidResult(
+                f"{where}: {level.bandwidth_gbps:.1f} GB/s is above the single-thread ceiling "
+                f"{ceiling:.0f} GB/s"
+            )
+        lo, hi = level.size_range_bytes
+        on_plateau = [p for p in latency.points if lo <= p.size_bytes <= hi]
+        if not on_plateau:
+            raise InvalidResult(f"{where}: no sweep point in its size range {lo}-{hi} B")
+        for metric, values in (
+            ("latency_ns", [p.latency_ns for p in on_plateau]),
+            ("bandwidth_gbps", [p.bandwidth_gbps for p in on_plateau]),
+        ):
+            value = getattr(level, metric)
+            if not (
+                min(values) * (1 - RATE_TOLERANCE) <= value <= max(values) * (1 + RATE_TOLERANCE)
+            ):
+                raise InvalidResult(
+                    f"{where}: {metric} {value:g} is not within the points of its plateau "
+                    f"({min(values):g}-{max(values):g})"
+                )
+    for (near_name, near), (far_name, far) in itertools.pairwise(found):
+        if far.latency_ns < near.latency_ns * (1 - LATENCY_ORDER_TOLERANCE):
+            raise InvalidResult(
+                f"latency levels out of order: {far_name} {far.latency_ns:.2f} ns is faster "
+                f"than {near_name} {near.latency_ns:.2f} ns"
+            )
+        if far.size_range_bytes[0] < near.size_range_bytes[1]:
+            raise InvalidResult(
+                f"latency levels out of order: {far_name} starts at "
+                f"{far.size_range_bytes[0]} B, inside {near_name} (up to "
+                f"{near.size_range_bytes[1]} B)"
+            )
+    numa = latency.numa
+    if numa is None:
+        return
+    sockets = doc.system_info.cpu.sockets
+    if numa.socket_count != sockets:
+        raise InvalidResult(
+            f"latency numa: {numa.socket_count} socket(s), but system_info reports {sockets}"
+        )
+    for name in ("local_latency_ns", "remote_latency_ns", "inter_socket_latency_ns"):
+        value = getattr(numa, name)
+        if value is not None:
+            _in_range(f"latency numa {name}", value, MEMORY_LATENCY_NS, "DRAM is 50-300 ns")
+    for name in ("local_bandwidth_gbps", "remote_bandwidth_gbps"):
+        value = getattr(numa, name)
+        if value is not None and value > PER_THREAD_CEILING_GBPS:
+            raise InvalidResult(
+                f"latency numa {name}: {value:.1f} GB/s is above the single-thread ceiling "
+                f"{PER_THREAD_CEILING_GBPS:.0f} GB/s"
+            )
+    if numa.inter_socket_latency_ns is not None and sockets < 2:
+        raise InvalidResult("latency numa: an inter-socket latency on a one-socket machine")
+
+
 def check_identity(doc: ResultDocument, key: str) -> None:
     """The document belongs where it is stored, and its machine matches its type name."""
     meta = doc.metadata
@@ -148,3 +286,4 @@ def check_document(doc: ResultDocument, key: str) -> None:
     """Every plausibility rule for an instbench document stored under `key`."""
     check_identity(doc, key)
     check_stream(doc)
+    check_latency(doc)

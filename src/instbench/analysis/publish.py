@@ -48,7 +48,7 @@ from typing import Any
 import duckdb
 
 from instbench import __version__
-from instbench.analysis import stats
+from instbench.analysis import compass_schema, stats
 from instbench.analysis.aggregate import (
     SUMMARY_FIELDS,
     Regression,
@@ -70,9 +70,9 @@ PUBLICATION_VERSION = "1.0.0"
 
 SIGNIFICANT_DIGITS = 6
 
-MEMORY_FILE = "memory-benchmarks.json"
-CPU_FILE = "cpu-benchmarks.json"
-PRICE_FILE = "price-performance.json"
+MEMORY_FILE = compass_schema.MEMORY_FILE
+CPU_FILE = compass_schema.CPU_FILE
+PRICE_FILE = compass_schema.PRICE_FILE
 
 _WINDOW_DIR = re.compile(r"^\d{4}-(W\d{2}|\d{2})$")
 
@@ -133,42 +133,61 @@ class TypeFigures:
         return None
 
 
+FigureValue = Summary | int | float | None
+"""What a field's source yields: a summary (published as its mean, with stats), a number
+fixed by the machine or a documented convention, or None (not measured)."""
+
+
 @dataclass(frozen=True)
 class Field:
-    """One field the app reads: its path in the type's object and where its value comes from."""
+    """One field the app reads: its path in the type's object and where its value comes from.
+
+    `source` names a summary (benchmark, test, thread mode, metric); `machine` computes
+    the value from the type's figures when it is not one summary (a machine property, a
+    convention, a choice between summaries). `integer` publishes a summary's median
+    rounded to an integer (a count such as LINPACK's n, where a mean of sizes is no size).
+    """
 
     path: tuple[str, ...]
     source: SummaryKey | None = None
-    machine: Callable[[TypeFigures], Any] | None = None
+    machine: Callable[[TypeFigures], FigureValue] | None = None
+    integer: bool = False
 
     @property
     def name(self) -> str:
         return ".".join(self.path)
 
+    def value(self, fig: TypeFigures) -> FigureValue:
+        """The field's value for `fig`, or None when it was not measured."""
+        if self.source is not None:
+            return fig.get(self.source)
+        assert self.machine is not None
+        return self.machine(fig)
 
-def _single_socket(fig: TypeFigures) -> bool | None:
+
+def _sockets(fig: TypeFigures) -> int | None:
     sockets = fig.machine("sockets")
-    return None if sockets is None else sockets == 1
+    return None if sockets is None else int(sockets)
 
 
-def _numa_field(name: str) -> Field:
-    """Remote NUMA figures: 0 on one socket (documented convention), measured otherwise."""
+def _remote(metric: str) -> Callable[[TypeFigures], FigureValue]:
+    """Remote NUMA figure: 0 on one socket (documented convention), measured otherwise.
 
-    def value(fig: TypeFigures) -> Any:
-        single = _single_socket(fig)
-        if single:
+    On two or more sockets only a measurement against memory of *another socket*
+    (tidy test `numa-remote-socket`) counts; a same-package node (sub-NUMA clustering)
+    is not what the app's remoteBandwidth / interSocketLatency mean, and nothing is
+    derived from the socket count: without the measurement the type is held back.
+    """
+
+    def value(fig: TypeFigures) -> FigureValue:
+        sockets = _sockets(fig)
+        if sockets is None:
+            return None
+        if sockets == 1:
             return 0
-        return None  # a NUMA benchmark does not exist yet: absent on 2+ sockets
+        return fig.get(("latency", "numa-remote-socket", "single", metric))
 
-    return Field(("numa", name), machine=value)
-
-
-def _local_bandwidth(fig: TypeFigures) -> Any:
-    # On one socket all memory is local: STREAM triad over every CPU *is* the local figure.
-    if _single_socket(fig):
-        s = fig.get(("stream", "triad", "all", "bandwidth"))
-        return s
-    return None
+    return value
 
 
 MEMORY_FIELDS: tuple[Field, ...] = (
@@ -179,40 +198,94 @@ MEMORY_FIELDS: tuple[Field, ...] = (
         for metric in ("latency", "bandwidth")
     ),
     Field(("cache", "memory", "latency"), ("latency", "memory", None, "latency")),
-    Field(("numa", "socketCount"), machine=lambda fig: fig.machine("sockets")),
-    Field(("numa", "localBandwidth"), machine=_local_bandwidth),
-    _numa_field("remoteBandwidth"),
-    _numa_field("interSocketLatency"),
+    Field(("numa", "socketCount"), machine=_sockets),
+    Field(("numa", "localBandwidth"), ("latency", "numa-local", "single", "bandwidth")),
+    Field(("numa", "remoteBandwidth"), machine=_remote("bandwidth")),
+    Field(("numa", "interSocketLatency"), machine=_remote("latency")),
 )
 """Every field of memory-benchmarks.json the app reads, and its source.
 
 Cache figures come from the latency benchmark's rows (tidy._latency_rows): benchmark
-'latency', test l1/l2/l3/memory, metrics latency (ns) and bandwidth (GB/s)."""
+'latency', test l1/l2/l3/memory, metrics latency (ns) and bandwidth (GB/s). NUMA
+bandwidths are single-thread reads of local and of another socket's memory
+(tidy._numa_rows), the same method on every type so that local and remote compare."""
+
+_MEMORY_CONSTANTS: dict[tuple[str, ...], dict[str, str]] = {
+    **{("stream", k): {"unit": "GB/s"} for k in STREAM_KERNELS},
+    **{("cache", level): {"unit": "ns|GB/s"} for level in ("l1", "l2", "l3")},
+    ("cache", "memory"): {"unit": "ns"},
+}
+"""Constant keys added to a complete entry (units the app displays)."""
+
+COMPASS_VECTOR_EXTENSIONS: dict[str, str] = {
+    "sse2": "sse2",
+    "avx2": "avx2",
+    "avx512": "avx512f",
+    "neon": "neon",
+    "sve": "sve",
+}
+"""ComputeCompass's vectorization keys -> the extension names the CPU benchmark uses."""
+
+
+def _vector(extension: str) -> Callable[[TypeFigures], FigureValue]:
+    """All-threads GFLOPS of `extension`; 0 when no sample's CPU offers it.
+
+    0 is read from the machine (the CPU flags), like socketCount: a CPU without AVX-512
+    delivers no AVX-512 FLOPS. When the extension is offered, every sample that offers
+    it must have measured it (a CPU offering SVE, which no kernel targets yet, leaves
+    the type held back); when samples disagree on whether it is offered (mixed CPU
+    models under one type), nothing is published for it either.
+    """
+
+    def value(fig: TypeFigures) -> FigureValue:
+        offered = fig.get(("cpu", f"vector-{extension}", "all", "offered"))
+        if offered is None:
+            return None
+        if offered.max == 0:
+            return 0
+        measured = fig.get(("cpu", f"vector-{extension}", "all", "gflops"))
+        if offered.min == 1 and measured is not None and measured.n == offered.n:
+            return measured
+        return None
+
+    return value
+
 
 CPU_FIELDS: tuple[Field, ...] = (
     Field(("linpack", "gflops"), ("linpack", "hpl", "all", "gflops")),
     Field(("linpack", "efficiency"), ("linpack", "hpl", "all", "efficiency")),
-    Field(("linpack", "problemSize"), ("linpack", "hpl", "all", "problem_size")),
+    Field(("linpack", "problemSize"), ("linpack", "hpl", "all", "problem_size"), integer=True),
+    *(
+        Field(("vectorization", key), machine=_vector(ext))
+        for key, ext in COMPASS_VECTOR_EXTENSIONS.items()
+    ),
+    Field(("scaling", "singleThread"), ("cpu", "instbench-int", "single", "score")),
+    Field(("scaling", "allCores"), ("cpu", "instbench-int", "all", "score")),
+    Field(("scaling", "smtEfficiency"), ("cpu", "instbench-int", "all", "smt_yield")),
+)
+"""Every field of cpu-benchmarks.json a type needs to enter the file, and its source.
+
+LINPACK: gflops, efficiency (gflops / estimated peak; a type whose peak could not be
+estimated is held back), the matrix order n. Vectorization: the all-threads GFLOPS of
+the multiply-add kernel built for each extension (`_vector`). Scaling: instbench-int,
+our own integer kernel, one thread and all threads, and its SMT yield. instbench-int is
+never published as CoreMark: see `COREMARK_FIELDS`."""
+
+COREMARK_FIELDS: tuple[Field, ...] = (
     Field(("coremark", "score"), ("coremark", "coremark", "all", "score")),
     Field(("coremark", "coremarkMhz"), ("coremark", "coremark", "all", "score_per_mhz")),
-    *(
-        Field(("vectorization", isa), ("cpu", f"vector-{isa}", "single", "gflops"))
-        for isa in ("sse2", "avx2", "avx512", "neon", "sve")
-    ),
-    Field(("scaling", "singleThread"), ("cpu", "scaling", "single", "score")),
-    Field(("scaling", "allCores"), ("cpu", "scaling", "all", "score")),
-    Field(("scaling", "smtEfficiency"), ("cpu", "smt", "all", "efficiency")),
 )
-"""Every field of cpu-benchmarks.json the app reads, and the tidy rows it will come from
-once the CPU benchmarks exist (proposed: benchmark/test/thread_mode/metric as listed; an
-instruction set the machine lacks is reported by the benchmark as 0)."""
+"""The optional `coremark` object: real EEMBC CoreMark only (tidy._coremark_rows reads
+it only from a result section that names itself CoreMark), all threads, and its score
+per MHz of the OS-reported maximum clock. A type without it still enters the file, with
+no `coremark` object (never our kernel's score in its place); index.json `omitted` lists
+such types."""
 
-_UNITS = {
-    ("stream",): "GB/s",
-    ("cache", "l1"): "ns|GB/s",
-    ("cache", "l2"): "ns|GB/s",
-    ("cache", "l3"): "ns|GB/s",
-    ("cache", "memory"): "ns",
+_CPU_CONSTANTS: dict[tuple[str, ...], dict[str, str]] = {
+    ("linpack",): {"unit": "GFLOPS"},
+    ("coremark",): {"unit": "iterations/s", "kernel": "EEMBC CoreMark"},
+    ("vectorization",): {"unit": "GFLOPS"},
+    ("scaling",): {"unit": "iterations/s", "kernel": "instbench-int"},
 }
 
 
@@ -222,39 +295,60 @@ def _set(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     target[path[-1]] = value
 
 
-def build_entry(
-    fig: TypeFigures, fields: Iterable[Field]
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """(the type's object, []) when every field is known, else (None, missing fields)."""
-    entry: dict[str, Any] = {}
+def _lookup(entry: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = entry
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _values(fig: TypeFigures, fields: Iterable[Field]) -> tuple[dict[Field, Any], list[str]]:
+    found: dict[Field, Any] = {}
     missing: list[str] = []
     for f in fields:
-        value: Any
-        if f.source is not None:
-            value = fig.get(f.source)
-        else:
-            assert f.machine is not None
-            value = f.machine(fig)
+        value = f.value(fig)
         if value is None:
             missing.append(f.name)
-            continue
+        else:
+            found[f] = value
+    return found, missing
+
+
+def _fill(entry: dict[str, Any], found: Mapping[Field, Any]) -> None:
+    for f, value in found.items():
         if isinstance(value, Summary):
-            _set(entry, f.path, num(value.mean))
+            figure = round(value.median) if f.integer else num(value.mean)
+            _set(entry, f.path, figure)
             _set(entry, (*f.path[:-1], "stats", f.path[-1]), _stats(value))
         else:
             _set(entry, f.path, value)
+
+
+def build_entry(
+    fig: TypeFigures,
+    fields: Iterable[Field],
+    constants: Mapping[tuple[str, ...], Mapping[str, str]] | None = None,
+    optional: Iterable[tuple[Field, ...]] = (),
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the type's object, []) when every field is known, else (None, missing fields).
+
+    `optional` groups are added whole when every field of the group is known and left
+    out entirely otherwise (never half an object). `constants` adds fixed keys (units)
+    to the objects that exist.
+    """
+    found, missing = _values(fig, fields)
     if missing:
         return None, missing
-    for prefix, unit in _UNITS.items():
-        parent: Any = entry
-        for part in prefix:
-            parent = parent.get(part) if isinstance(parent, dict) else None
+    entry: dict[str, Any] = {}
+    _fill(entry, found)
+    for group in optional:
+        group_found, group_missing = _values(fig, group)
+        if not group_missing:
+            _fill(entry, group_found)
+    for path, keys in (constants if constants is not None else _MEMORY_CONSTANTS).items():
+        parent = _lookup(entry, path)
         if isinstance(parent, dict):
-            if len(prefix) == 1:
-                for child in parent.values():
-                    child["unit"] = unit
-            else:
-                parent["unit"] = unit
+            parent.update(keys)
     return entry, []
 
 
@@ -332,18 +426,30 @@ def memory_document(
     return doc, held
 
 
-def cpu_document(
-    figures: Mapping[str, TypeFigures], meta: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """cpu-benchmarks.json and the held-back types."""
+@dataclass(frozen=True)
+class CpuPublication:
+    """cpu-benchmarks.json, the types held back (with what they lack), and the types
+    published without a `coremark` object (with the CoreMark fields they lack)."""
+
+    document: dict[str, Any]
+    held: dict[str, list[str]]
+    omitted: dict[str, list[str]]
+
+
+def cpu_document(figures: Mapping[str, TypeFigures], meta: dict[str, Any]) -> CpuPublication:
+    """cpu-benchmarks.json: LINPACK, vectorization, scaling; real CoreMark where measured."""
     instances: dict[str, Any] = {}
     held: dict[str, list[str]] = {}
+    omitted: dict[str, list[str]] = {}
     for itype in sorted(figures):
-        entry, missing = build_entry(figures[itype], CPU_FIELDS)
+        fig = figures[itype]
+        entry, missing = build_entry(fig, CPU_FIELDS, _CPU_CONSTANTS, (COREMARK_FIELDS,))
         if entry is None:
             held[itype] = missing
-        else:
-            instances[itype] = entry
+            continue
+        instances[itype] = entry
+        if "coremark" not in entry:
+            omitted[itype] = _values(fig, COREMARK_FIELDS)[1]
     peak = sorted(
         (
             {
@@ -363,17 +469,21 @@ def cpu_document(
                 "architecture": _architecture(figures[t]),
             }
             for t, e in instances.items()
+            if "coremark" in e
         ),
         key=lambda r: (-r["score"], r["instanceType"]),
     )
     doc = {
         **meta,
-        "description": "CPU performance of AWS EC2 instance types: LINPACK, CoreMark, "
-        "vector units, scaling; means over independent instances.",
+        "description": "CPU performance of AWS EC2 instance types: LINPACK GFLOPS and "
+        "efficiency, multiply-add GFLOPS per vector extension, integer throughput scaling "
+        "(instbench-int, our own kernel) and, only where real EEMBC CoreMark ran and "
+        "validated, a coremark object; means over independent instances with 95 % "
+        "confidence intervals.",
         "instances": instances,
         "rankings": {"peak_gflops": peak, "coremark_score": coremark},
     }
-    return doc, held
+    return CpuPublication(doc, held, omitted)
 
 
 def price_document(
@@ -498,6 +608,16 @@ def datacard(index: dict[str, Any]) -> str:
         "each instance's best-of-trials value; its 95 % interval is a Student t interval of",
         "that mean (docs/statistics.md explains the choice).",
         "",
+        "## ComputeCompass files",
+        "",
+        "memory-benchmarks.json, cpu-benchmarks.json and price-performance.json are validated",
+        "against the JSON Schemas in schemas/ (computecompass-*-v1.schema.json) before they",
+        "are written. A type appears in one only when every field the app reads was measured;",
+        "index.json `heldBack` lists the others with what they lack. The cpu file's `coremark`",
+        "object comes only from real EEMBC CoreMark; `scaling` is instbench-int, our own",
+        "integer kernel, and is never labelled CoreMark (index.json `omitted` lists the",
+        "types published without CoreMark).",
+        "",
         "## Counts",
         "",
         f"- files under raw/: {index['ingest']['files']}",
@@ -583,6 +703,46 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _distinct(
+    con: duckdb.DuckDBPyConnection,
+    column: str,
+    benchmarks: tuple[str, ...],
+    include_sandbox: bool,
+) -> list[str]:
+    names = ", ".join(f"'{b}'" for b in benchmarks)
+    rows = con.execute(
+        f"SELECT DISTINCT {column} FROM accepted_rows WHERE {column} IS NOT NULL AND "
+        f"benchmark IN ({names}) AND {publishable_filter(include_sandbox)} ORDER BY 1"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _methodology(
+    con: duckdb.DuckDBPyConnection,
+    summaries: Iterable[Summary],
+    include_sandbox: bool,
+    benchmarks: tuple[str, ...],
+    tool: str,
+) -> dict[str, Any]:
+    """The `methodology` of one file, from the rows of the benchmarks it publishes.
+
+    Compilers and flags are those of the published results of these benchmarks only (a
+    file about STREAM does not list LINPACK's flags); `runs` is the middle of the
+    distinct counted-trial numbers, the typical number of trials behind one sample.
+    """
+    trials = sorted(
+        {s.trials for s in summaries if s.trials is not None and s.benchmark in benchmarks}
+    )
+    return {
+        "tool": tool,
+        "compiler": "; ".join(_distinct(con, "compiler", benchmarks, include_sandbox)) or None,
+        "optimization": "; ".join(_distinct(con, "cflags", benchmarks, include_sandbox)) or None,
+        "runs": trials[len(trials) // 2] if trials else None,
+        "confidence": stats.CONFIDENCE,
+        "samples": "figures are means over independent instances; stats.n counts them",
+    }
+
+
 def publish(
     dataset: Dataset,
     output: Path,
@@ -604,46 +764,65 @@ def publish(
         by_type.setdefault(s.instance_type, []).append(s)
     figures = {t: TypeFigures(t, ss) for t, ss in by_type.items()}
     last = max((s.last for s in summaries), default=None)
-    trials = sorted(
-        {s.trials for s in summaries if s.trials is not None and s.benchmark == "stream"}
-    )
-    compilers = [
-        str(r[0])
-        for r in con.execute(
-            f"SELECT DISTINCT compiler FROM accepted_rows WHERE compiler IS NOT NULL AND "
-            f"{publishable_filter(include_sandbox)} ORDER BY 1"
-        ).fetchall()
-    ]
-    flags = [
-        str(r[0])
-        for r in con.execute(
-            f"SELECT DISTINCT cflags FROM accepted_rows WHERE cflags IS NOT NULL AND "
-            f"{publishable_filter(include_sandbox)} ORDER BY 1"
-        ).fetchall()
-    ]
-    meta = {
-        "version": last[:10].replace("-", ".") if last else None,
-        "lastUpdated": last,
+    header = {"version": last[:10].replace("-", ".") if last else None, "lastUpdated": last}
+    memory_meta = {
+        **header,
+        "methodology": _methodology(
+            con,
+            summaries,
+            include_sandbox,
+            ("stream", "latency"),
+            "STREAM (instbench kernel; best of counted trials after a discarded first); "
+            "cache and memory latency: single-thread dependent pointer chase over a "
+            "working-set sweep, levels read off the curve's plateaus; NUMA: single-thread "
+            "reads of local and of another socket's memory",
+        ),
+    }
+    cpu_meta = {
+        **header,
         "methodology": {
-            "tool": "STREAM (instbench kernel; best of counted trials after a discarded first)",
-            "compiler": "; ".join(compilers) or None,
-            "optimization": "; ".join(flags) or None,
-            "runs": trials[len(trials) // 2] if trials else None,
-            "confidence": stats.CONFIDENCE,
-            "samples": "figures are means over independent instances; stats.n counts them",
+            **_methodology(
+                con,
+                summaries,
+                include_sandbox,
+                ("linpack", "cpu", "coremark"),
+                "LINPACK: LU with partial pivoting (LAPACK dgetrf + dgetrs), double "
+                "precision, HPL operation count, best of the timed solves; vectorization: "
+                "multiply-add kernel built per extension, all threads; scaling: "
+                "instbench-int, our own integer kernel (not CoreMark)",
+            ),
+            "coremark": "present only for types where real EEMBC CoreMark 1.0 (fetched at a "
+            "pinned commit, checksummed, validated run) was measured; otherwise the type has "
+            "no coremark object. instbench-int scores are never published as CoreMark.",
         },
     }
-    memory_doc, memory_held = memory_document(figures, meta)
-    cpu_doc, cpu_held = cpu_document(figures, meta)
-    price_doc, price_held = price_document(figures, cpu_doc["instances"], prices, meta)
+    price_meta = {
+        **header,
+        "methodology": _methodology(
+            con,
+            summaries,
+            include_sandbox,
+            ("stream", "linpack"),
+            "AWS prices (on-demand, reserved, spot history and placement score) divided "
+            "by the measured all-threads STREAM triad and LINPACK GFLOPS",
+        ),
+    }
+    memory_doc, memory_held = memory_document(figures, memory_meta)
+    cpu = cpu_document(figures, cpu_meta)
+    cpu_doc, cpu_held = cpu.document, cpu.held
+    price_doc, price_held = price_document(figures, cpu_doc["instances"], prices, price_meta)
+    contract = {MEMORY_FILE: memory_doc, CPU_FILE: cpu_doc, PRICE_FILE: price_doc}
+    for name, document in contract.items():
+        compass_schema.validate(name, document)
 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
     try:
         latest = staging / "latest"
         latest.mkdir()
-        _write(latest / MEMORY_FILE, dumps(memory_doc))
-        _write(latest / CPU_FILE, dumps(cpu_doc))
-        _write(latest / PRICE_FILE, dumps(price_doc))
+        for name, document in contract.items():
+            _write(latest / name, dumps(document))
+            schema_name = compass_schema.SCHEMA_FILES[name]
+            _write(latest / "schemas" / schema_name, compass_schema.schema_bytes(name))
         where = publishable_filter(include_sandbox)
         tidy_rows = _copy_exports(con, where, latest)
         summary_rows = _summary_rows(summaries)
@@ -700,7 +879,7 @@ def publish(
             "quarantine.csv": {"rows": len(report.rejections)},
         }
         index = {
-            "version": meta["version"],
+            "version": header["version"],
             "lastUpdated": last,
             "publicationFormat": PUBLICATION_VERSION,
             "dataVersion": DATA_VERSION,
@@ -716,6 +895,14 @@ def publish(
                 for p in files
             ],
             "heldBack": {MEMORY_FILE: memory_held, CPU_FILE: cpu_held, PRICE_FILE: price_held},
+            "omitted": {CPU_FILE: cpu.omitted},
+            "schemas": {
+                name: {
+                    "path": f"schemas/{compass_schema.SCHEMA_FILES[name]}",
+                    "version": compass_schema.SCHEMA_VERSION,
+                }
+                for name in contract
+            },
             "ingest": {
                 "files": report.files,
                 "accepted": report.accepted,

@@ -65,8 +65,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("numa_nodes", "INTEGER", "NUMA nodes online."),
     Column("compiler", "VARCHAR", "Compiler version line that built the kernel."),
     Column("cflags", "VARCHAR", "Compiler flags, space-separated."),
-    Column("benchmark", "VARCHAR", "Benchmark: stream (later: latency, linpack, cpu)."),
-    Column("test", "VARCHAR", "Part of the benchmark: STREAM kernel (copy/scale/add/triad), ..."),
+    Column("benchmark", "VARCHAR", "Benchmark: stream, latency, linpack, cpu, coremark."),
+    Column(
+        "test",
+        "VARCHAR",
+        "Part of the benchmark: STREAM kernel (copy/scale/add/triad); latency level "
+        "(l1/l2/l3/memory) or NUMA figure (numa-local, numa-remote-socket, "
+        "numa-remote-node); hpl (LINPACK); instbench-int, vector-{extension} (cpu); "
+        "coremark (real EEMBC CoreMark only).",
+    ),
     Column("thread_mode", "VARCHAR", "all (every online CPU) or single (one thread)."),
     Column("threads", "INTEGER", "Threads used."),
     Column("metric", "VARCHAR", "What `value` measures (see the metrics table)."),
@@ -108,6 +115,43 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("latency", "ns", False, "Load-to-use latency of a pointer chase, nanoseconds."),
         Metric("gflops", "GFLOPS", True, "Double-precision floating-point rate."),
+        Metric(
+            "efficiency",
+            "ratio",
+            True,
+            "LINPACK GFLOPS / the estimated theoretical peak (cores x OS-reported max GHz x "
+            "DP FLOPs per cycle of the widest extension); an estimate, may exceed 1 when "
+            "the cores run above the reported clock.",
+        ),
+        Metric("problem_size", "n", True, "LINPACK matrix order n of the timed solves."),
+        Metric(
+            "score",
+            "iterations/s",
+            True,
+            "Integer throughput: iterations per second of the test's kernel (instbench-int "
+            "or, under benchmark 'coremark', real EEMBC CoreMark). The two are not comparable.",
+        ),
+        Metric(
+            "score_per_mhz",
+            "iterations/s/MHz",
+            True,
+            "CoreMark score / the OS-reported maximum frequency, MHz (CoreMark/MHz).",
+        ),
+        Metric(
+            "smt_yield",
+            "ratio",
+            True,
+            "(all-threads score / physical cores) / single-thread score: what one whole core "
+            "with its SMT siblings gives relative to one thread (about 1 without SMT).",
+        ),
+        Metric("scaling", "ratio", True, "All-threads score / single-thread score."),
+        Metric(
+            "offered",
+            "flag",
+            True,
+            "1 when the CPU flags offer the vector extension, 0 when they do not (read from "
+            "the machine, not measured).",
+        ),
     )
 }
 
@@ -195,7 +239,193 @@ def _latency_rows(section: Any, base: Row) -> Iterator[Row]:
             }
 
 
-EXTRACTORS: dict[str, Extractor] = {"stream": _stream_rows, "latency": _latency_rows}
+def _numa_rows(section: Any, base: Row) -> Iterator[Row]:
+    """NUMA rows of the latency benchmark (`performance_data.latency.numa`).
+
+    Tests: `numa-local` (memory on the measuring CPU's node) and, when measured, either
+    `numa-remote-socket` (the remote node is on another CPU package: its latency *is*
+    the inter-socket latency) or `numa-remote-node` (another node of the same package,
+    e.g. sub-NUMA clustering; not an inter-socket figure). Metrics latency (ns) and
+    bandwidth (GB/s), single thread. Why two remote names: ComputeCompass's
+    `remoteBandwidth`/`interSocketLatency` mean another socket, and a same-package node
+    must not stand in for it.
+
+    With no NUMA section (the measurement was switched off) on a machine with one NUMA
+    node, the local figures are the memory level's, exactly as the benchmark itself
+    reports them on one node; on several nodes nothing is derived.
+    """
+    numa = getattr(section, "numa", None)
+    if numa is None:
+        memory = getattr(section, "memory", None)
+        if base.get("numa_nodes") == 1 and memory is not None:
+            yield from _numa_pair(
+                base, "numa-local", memory.latency_ns, getattr(memory, "bandwidth_gbps", None)
+            )
+        return
+    yield from _numa_pair(base, "numa-local", numa.local_latency_ns, numa.local_bandwidth_gbps)
+    inter = numa.inter_socket_latency_ns is not None
+    yield from _numa_pair(
+        base,
+        "numa-remote-socket" if inter else "numa-remote-node",
+        numa.remote_latency_ns,
+        numa.remote_bandwidth_gbps,
+    )
+
+
+def _numa_pair(
+    base: Row, test: str, latency_ns: float | None, bandwidth_gbps: float | None
+) -> Iterator[Row]:
+    for metric, value, unit in (
+        ("latency", latency_ns, "ns"),
+        ("bandwidth", bandwidth_gbps, "GB/s"),
+    ):
+        if value is None:
+            continue
+        yield {
+            **base,
+            "benchmark": "latency",
+            "test": test,
+            "thread_mode": "single",
+            "threads": 1,
+            "metric": metric,
+            "unit": unit,
+            "value": float(value),
+            "trials": None,
+            "trial_mean": None,
+            "trial_sd": None,
+        }
+
+
+def _figure(
+    base: Row,
+    benchmark: str,
+    test: str,
+    mode: str,
+    threads: int | None,
+    metric: str,
+    value: float | None,
+    trials: list[float] | None = None,
+) -> Iterator[Row]:
+    """One row (none when `value` is None); `trials` gives the within-instance spread."""
+    if value is None:
+        return
+    mean, sd = mean_sd(trials) if trials else (None, None)
+    yield {
+        **base,
+        "benchmark": benchmark,
+        "test": test,
+        "thread_mode": mode,
+        "threads": threads,
+        "metric": metric,
+        "unit": METRICS[metric].unit,
+        "value": float(value),
+        "trials": len(trials) if trials else None,
+        "trial_mean": mean,
+        "trial_sd": sd,
+    }
+
+
+def _linpack_rows(section: Any, base: Row) -> Iterator[Row]:
+    """LINPACK: GFLOPS (trials: the per-solve rates), efficiency, problem size n.
+
+    The solve runs on every CPU (the BLAS library's threads), hence thread mode 'all'.
+    Efficiency is absent when the peak could not be estimated (no frequency reported).
+    """
+    flops = 2.0 / 3.0 * section.n**3 + 2.0 * section.n**2
+    rates = [flops / t / 1e9 for t in section.times_s]
+    threads = section.library_threads or base.get("vcpus")
+    yield from _figure(base, "linpack", "hpl", "all", threads, "gflops", section.gflops, rates)
+    yield from _figure(base, "linpack", "hpl", "all", threads, "efficiency", section.efficiency)
+    yield from _figure(base, "linpack", "hpl", "all", threads, "problem_size", float(section.n))
+
+
+VECTOR_EXTENSIONS = ("sse2", "avx", "avx2", "avx512f", "neon", "sve")
+"""Vector extensions the CPU benchmark knows (benchmarks/isa.py EXTENSIONS)."""
+
+
+def _cpu_rows(section: Any, base: Row) -> Iterator[Row]:
+    """The CPU benchmark: instbench-int scores, vector extensions offered and their FLOPS.
+
+    instbench-int is our own integer kernel: its rows carry test 'instbench-int' and are
+    never labelled CoreMark. Real CoreMark, when the result holds it, becomes rows of
+    benchmark 'coremark' (`_coremark_rows`). Per extension: an `offered` row (1/0, read
+    from the CPU flags) and, when measured, GFLOPS single thread and all threads.
+    """
+    integer = section.integer
+    threads = integer.threads
+    test = integer.name  # always "instbench-int" (the schema allows nothing else)
+    yield from _figure(base, "cpu", test, "single", 1, "score", integer.single_thread_score)
+    yield from _figure(base, "cpu", test, "all", threads, "score", integer.all_threads_score)
+    yield from _figure(base, "cpu", test, "all", threads, "scaling", integer.scaling)
+    yield from _figure(base, "cpu", test, "all", threads, "smt_yield", integer.smt_yield)
+    vector = section.vector
+    offered = set(vector.offered)
+    for ext in VECTOR_EXTENSIONS:
+        yield from _figure(
+            base, "cpu", f"vector-{ext}", "all", None, "offered", 1.0 if ext in offered else 0.0
+        )
+    for rate in sorted(vector.measured, key=lambda r: r.extension):
+        ext_test = f"vector-{rate.extension}"
+        yield from _figure(base, "cpu", ext_test, "single", 1, "gflops", rate.single_thread_gflops)
+        yield from _figure(base, "cpu", ext_test, "all", threads, "gflops", rate.all_threads_gflops)
+    yield from _coremark_rows(getattr(section, "coremark", None), base)
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Attribute or key `name` of a model or a plain mapping (None when absent)."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _coremark_rows(coremark: Any, base: Row) -> Iterator[Row]:
+    """Real EEMBC CoreMark rows, only when the result says it is real CoreMark.
+
+    The section must name itself `coremark` and carry CoreMark's scores; anything else
+    (no section, our own kernel, a section without scores) yields no row, so the
+    `coremark` object of cpu-benchmarks.json is omitted rather than filled with
+    something that is not CoreMark.
+    """
+    if coremark is None or _get(coremark, "name") != "coremark":
+        return
+    single = _get(coremark, "single_thread_score")
+    total = _get(coremark, "all_threads_score")
+    if single is None or total is None:
+        return
+    threads = _get(coremark, "threads")
+    yield from _figure(base, "coremark", "coremark", "single", 1, "score", single)
+    yield from _figure(base, "coremark", "coremark", "all", threads, "score", total)
+    yield from _figure(
+        base,
+        "coremark",
+        "coremark",
+        "single",
+        1,
+        "score_per_mhz",
+        _get(coremark, "single_thread_score_per_mhz"),
+    )
+    yield from _figure(
+        base,
+        "coremark",
+        "coremark",
+        "all",
+        threads,
+        "score_per_mhz",
+        _get(coremark, "all_threads_score_per_mhz"),
+    )
+
+
+def _latency_and_numa_rows(section: Any, base: Row) -> Iterator[Row]:
+    yield from _latency_rows(section, base)
+    yield from _numa_rows(section, base)
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    "stream": _stream_rows,
+    "latency": _latency_and_numa_rows,
+    "linpack": _linpack_rows,
+    "cpu": _cpu_rows,
+}
 """performance_data section name -> extractor. Add one line per new benchmark."""
 
 

@@ -12,11 +12,10 @@ stores anything. The data_version policy is in docs/data-version.md.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATA_VERSION = "1.1.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
@@ -28,15 +27,11 @@ STREAM_BYTES_PER_ELEMENT = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
 """STREAM byte counting: bytes moved per array element by each kernel (reads + writes)."""
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-Finite = Annotated[float, AfterValidator(_finite)]
-PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(_finite)]
-NonNegFinite = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+# allow_inf_nan=False is checked inside pydantic-core: a Python validator per number cost
+# a third of ingest's validation time (hundreds of numbers per document).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):

@@ -176,7 +176,9 @@ def linpack_section(gflops: float, *, n: int = 20000, peak_gflops: float | None)
     }
 
 
-def coremark_section(single: float, total: float, *, threads: int, mhz: float | None) -> dict:
+def coremark_section(
+    single: float, total: float, *, threads: int, mhz: float | None
+) -> dict[str, Any]:
     """A real CoreMark section (as benchmarks/coremark.py writes it) with these scores."""
 
     def run(score: float, n: int) -> dict[str, Any]:
