@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import duckdb
@@ -191,7 +191,8 @@ class Regression:
     flagged: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Flat record: a shallow dict (dataclasses.asdict deep-copies, 10x slower).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def regressions(

@@ -293,9 +293,9 @@ def default_workers() -> int:
 class Dataset:
     """The ingested mirror: an open DuckDB connection with `rows` and `file_status`.
 
-    `file_status` (a view) says for each file: ok, duplicate or rejected, with the reason.
-    `accepted_rows` (a view) holds the rows of ok files only: every published number is
-    computed from it.
+    `file_status` (a temp table) says for each file: ok, duplicate or rejected, with the
+    reason. `accepted_rows` (a temp table) holds the rows of ok files only: every published
+    number is computed from it.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
@@ -312,8 +312,10 @@ class Dataset:
         self.close()
 
 
+# Both are materialised once per ingest (temp tables, not views): publication reads them
+# a dozen times, and as views each read re-ran the window functions and the join.
 _STATUS_VIEW = """
-CREATE OR REPLACE TEMP VIEW file_status AS
+CREATE OR REPLACE TEMP TABLE file_status AS
 WITH ok AS (
     SELECT *, row_number() OVER (PARTITION BY sha256 ORDER BY key) AS dup_rank
     FROM files WHERE status = 'ok'
@@ -337,7 +339,7 @@ SELECT key, NULL, NULL, 'rejected', reason FROM files WHERE status = 'rejected'
 """
 
 _ACCEPTED_VIEW = """
-CREATE OR REPLACE TEMP VIEW accepted_rows AS
+CREATE OR REPLACE TEMP TABLE accepted_rows AS
 SELECT r.* FROM rows r JOIN file_status s ON s.key = r.key AND s.status = 'ok'
 """
 
