@@ -21,6 +21,7 @@ from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
 from instbench.journal import Journal, JournalError
 from instbench.storage.local import LocalStore
+from instbench.suites import SuiteArtifact
 
 SANDBOX_POLL = PollPolicy(interval_s=0.5, shutdown_grace_s=15.0)
 
@@ -72,7 +73,11 @@ def is_loopback_endpoint(settings: AwsSettings, environ: Mapping[str, str]) -> b
 
 
 def options_to_params(opts: FleetOptions) -> dict[str, object]:
-    """What the journal keeps of a run's options, so `--resume` can rebuild them."""
+    """What the journal keeps of a run's options, so `--resume` can rebuild them.
+
+    A suite is kept as its artifact text and sha256, never as the TOML path: a resumed
+    run must launch the suite it was planned with, whatever the file says by then.
+    """
     return {
         "instance_types": list(opts.instance_types),
         "benchmarks": list(opts.benchmarks),
@@ -94,6 +99,7 @@ def options_to_params(opts: FleetOptions) -> dict[str, object]:
         "image": opts.image,
         "vcpu_budget": opts.vcpu_budget,
         "max_cost": opts.max_cost,
+        "suite": opts.suite.as_params() if opts.suite is not None else None,
     }
 
 
@@ -109,6 +115,8 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
             "sandbox runs that must survive the controller use instbench sandbox serve"
         )
     p = run.params
+    # absent in runs journalled before fleet suites existed
+    suite = p.get("suite")
     opts = FleetOptions(
         instance_types=list(p["instance_types"]),
         benchmarks=tuple(p["benchmarks"]),
@@ -131,6 +139,7 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         # absent (None) in runs journalled before --vcpu-budget / --max-cost existed
         vcpu_budget=None if p.get("vcpu_budget") is None else int(p["vcpu_budget"]),
         max_cost=None if p.get("max_cost") is None else float(p["max_cost"]),
+        suite=None if suite is None else SuiteArtifact.from_params(suite, f"journal of {run_id}"),
         run_id=run_id,
     )
     return opts, run.region, run.mode

@@ -23,9 +23,10 @@ here gives precise messages and the schema, the agent's copy guards whatever pat
 JSON took.
 
 The validated suite becomes a JSON artifact (`to_artifact`) carrying the sha256 of the
-TOML file: `run --local` hands the agent a file; the fleet is meant to upload it next to
-agent.pyz and let the instance fetch it by presigned GET with its sha256, so suite text
-never reaches the user data or a shell.
+TOML file: `run --local` hands the agent a file; a fleet run (`SuiteArtifact`) uploads it
+once per run as artifacts/{sha256}.json next to agent.pyz, and each suite task's instance
+fetches it by presigned GET and checks its sha256 (`--suite-url`, `--suite-sha256`), so
+suite text never reaches the user data or a shell.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import hashlib
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -201,6 +203,64 @@ class LoadedSuite(_Model):
         return hashlib.sha256(self.to_artifact()).hexdigest()
 
 
+@dataclass(frozen=True)
+class SuiteArtifact:
+    """A validated suite as a fleet run ships it: the exact artifact bytes and their sha256.
+
+    A fleet keeps the bytes, not the TOML path: the journal stores them (`as_params`), so
+    `--resume` launches the very suite the run was planned and partly run with, even when
+    the file has changed or gone since; and the digest the instances check is the digest
+    of these bytes, whichever process computed them.
+    """
+
+    name: str
+    version: str
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedSuite) -> SuiteArtifact:
+        """The artifact of a suite file validated by `load_suite`."""
+        data = loaded.to_artifact()
+        return cls(
+            name=loaded.suite.name,
+            version=loaded.suite.version,
+            data=data,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, sha256: str, origin: str = "<artifact>") -> SuiteArtifact:
+        """Rebuild from stored bytes (the journal): the digest must match and the artifact
+        must pass the agent's check again; UserError (one line) otherwise."""
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise UserError(f"suite {origin}: invalid artifact sha256 {sha256!r}")
+        try:
+            suite = agent_suite.suite_from_artifact(data, sha256)
+        except agent_suite.SuiteError as exc:
+            raise UserError(f"suite {origin}: {str(exc).removeprefix('suite: ')}") from None
+        return cls(name=suite.name, version=suite.version, data=data, sha256=sha256)
+
+    def as_params(self) -> dict[str, str]:
+        """JSON-ready form for the run journal (the artifact is ASCII JSON text)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "artifact": self.data.decode("utf-8"),
+        }
+
+    @classmethod
+    def from_params(cls, params: object, origin: str = "journal") -> SuiteArtifact:
+        """Inverse of `as_params`; UserError (one line) on anything else."""
+        if not isinstance(params, dict):
+            raise UserError(f"suite in the {origin} is not an object")
+        text, digest = params.get("artifact"), params.get("sha256")
+        if not isinstance(text, str) or not isinstance(digest, str):
+            raise UserError(f"suite in the {origin} lacks its artifact or sha256")
+        return cls.from_bytes(text.encode("utf-8"), digest, origin)
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -280,6 +340,7 @@ __all__ = [
     "JsonParse",
     "LoadedSuite",
     "RegexParse",
+    "SuiteArtifact",
     "SuiteBenchmarkModel",
     "SuiteModel",
     "SuiteRequirements",

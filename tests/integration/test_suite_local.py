@@ -116,19 +116,25 @@ def test_cli_rejects_a_bad_suite_before_running_anything(tmp_path: Path) -> None
     assert not marker.exists() and not (tmp_path / "d" / "raw").exists()
 
 
-def test_cli_suite_is_refused_for_fleet_runs(tmp_path: Path) -> None:
+def test_cli_fleet_plans_the_suite_as_a_task_per_type(tmp_path: Path) -> None:
+    # Fleet runs ship suites now (tests/integration/test_fleet_suite.py runs one): with
+    # --benchmarks, those stay tasks of their own and the suite is one more.
     proc = _cli(
         "run",
         "--sandbox",
+        "--dry-run",
         "--instance-types",
         "m7i.large",
+        "--benchmarks",
+        "stream",
         "--suite",
         str(EXAMPLES / "shell-regex.toml"),
         "--output-dir",
         str(tmp_path),
     )
-    assert proc.returncode == 2
-    assert "--suite runs with --local for now" in proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "m7i.large-stream-0" in proc.stdout and "m7i.large-suite-0" in proc.stdout
+    assert "2 tasks" in proc.stdout and "dry run: nothing launched" in proc.stdout
 
 
 def test_help_describes_suite() -> None:

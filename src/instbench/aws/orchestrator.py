@@ -31,10 +31,11 @@ from typing import Any
 from instbench.agentpkg import AgentArchive, build_agent
 from instbench.aws import launch, network, quotas
 from instbench.aws.metrics import MetricsPublisher
-from instbench.aws.plan import Placement, Plan, Task, watchdog_minutes
+from instbench.aws.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
 from instbench.aws.session import AwsSession
 from instbench.aws.userdata import UserDataParams, render_user_data
 from instbench.aws.watch import RunWatcher
+from instbench.benchmarks import registry
 from instbench.errors import CapacityError, CleanupInterrupted, InvalidResult, QuotaExceeded
 from instbench.journal import Journal
 from instbench.results.schema import ResultDocument
@@ -240,11 +241,17 @@ class Fleet:
         )
 
     def _prepare(self) -> None:
-        """Upload the agent once per run; create the run's security group if none was given."""
+        """Upload the agent (and the suite artifact) once per run; create the run's
+        security group if none was given."""
         self._agent = build_agent()
         # AlreadyExists: same sha256, same bytes, uploaded by an earlier run.
         with contextlib.suppress(AlreadyExists):
             self.s3.put_new(artifact_key(self._agent.sha256), self._agent.data, "application/zip")
+        suite = self.plan.options.suite
+        if suite is not None:
+            # Named by its digest like the agent; the instance checks the digest anyway.
+            with contextlib.suppress(AlreadyExists):
+                self.s3.put_new(artifact_key(suite.sha256, "json"), suite.data, "application/json")
         if self.plan.security_group is None:
             # create_run_security_group reuses the run's own group when it still exists
             # (a resume), and creates a new one when cleanup has deleted it meanwhile.
@@ -373,13 +380,25 @@ class Fleet:
         assert self._agent is not None and self.plan.security_group is not None
         expires_s = opts.timeout_s + URL_MARGIN_S
         rid = self.plan.run_id
+        if task.benchmark == SUITE_BENCHMARK:
+            # Only the artifact's URL and digest reach the user data, never the suite.
+            assert opts.suite is not None
+            benchmarks: tuple[str, ...] = ()
+            agent_args += [
+                "--suite-url",
+                self.s3.presign_get(artifact_key(opts.suite.sha256, "json"), expires_s),
+                "--suite-sha256",
+                opts.suite.sha256,
+            ]
+        else:
+            benchmarks = (task.benchmark,)
         params = UserDataParams(
             run_id=rid,
             task_id=task.task_id,
             sample=task.sample,
             instance_type=task.instance_type,
             region=self.plan.region,
-            benchmarks=(task.benchmark,),
+            benchmarks=benchmarks,
             collection_method=opts.collection_method,
             quick=opts.quick,
             market=market,
@@ -393,6 +412,8 @@ class Fleet:
             agent_args=tuple(agent_args),
             runtime=opts.runtime,
             image=opts.image,
+            # The container image carries its own toolchain; the host installs nothing.
+            packages=registry.packages_for(benchmarks) if opts.runtime == "zipapp" else (),
         )
         spec = launch.LaunchSpec(
             run_id=rid,
@@ -570,6 +591,18 @@ class Fleet:
             raise InvalidResult(f"result holds {meta.benchmark_suite}, not [{task.benchmark}]")
         if meta.collection_method != self.plan.options.collection_method:
             raise InvalidResult(f"collection_method is {meta.collection_method}")
+        if task.benchmark == SUITE_BENCHMARK:
+            # The agent writes ["suite"] for any suite: the section says which one ran.
+            expected = self.plan.options.suite
+            section = doc.performance_data.suite
+            assert expected is not None
+            if section is None:
+                raise InvalidResult("a suite task's result has no suite section")
+            if section.name != expected.name or section.artifact_sha256 != expected.sha256:
+                raise InvalidResult(
+                    f"result holds suite {section.name} (artifact {section.artifact_sha256}), "
+                    f"not {expected.name} ({expected.sha256})"
+                )
 
     def _quarantine(self, task: Task, raw: bytes, reason: str) -> None:
         base = f"quarantine/{self.plan.run_id}/{task.task_id}"
@@ -653,6 +686,7 @@ class Fleet:
             "status": status,
             "collection_method": self.plan.options.collection_method,
             "benchmarks": list(self.plan.options.benchmarks),
+            "suite": self._suite_manifest(),
             "agent_sha256": self._agent.sha256 if self._agent else None,
             "tasks": [
                 {
@@ -674,6 +708,18 @@ class Fleet:
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         self.local.put_replace(manifest_key(rid), data)
         self.s3.put_replace(manifest_key(rid), data, "application/json")
+
+    def _suite_manifest(self) -> dict[str, str] | None:
+        """The run's suite in its manifest: which one, and the artifact the tasks ran."""
+        suite = self.plan.options.suite
+        if suite is None:
+            return None
+        return {
+            "name": suite.name,
+            "version": suite.version,
+            "artifact_sha256": suite.sha256,
+            "artifact_key": artifact_key(suite.sha256, "json"),
+        }
 
     def _journalled_group(self) -> str | None:
         if self.plan.options.security_group:

@@ -1,6 +1,7 @@
 """Plan a fleet run: validate everything, read-only, before the first paid API call.
 
-The plan expands instance types x benchmarks x samples into tasks and resolves, for each
+The plan expands instance types x benchmarks x samples into tasks (a user-defined suite,
+`--suite`, is one more task per type and sample: see `SUITE_BENCHMARK`) and resolves, for each
 type, what AWS says it is (DescribeInstanceTypes), that it is offered where it will run,
 the AMI for its architecture, and where it can be placed (subnets / availability zones for
 capacity failover). Any mistake the user can fix raises a `UserError` here, so nothing is
@@ -24,9 +25,18 @@ from instbench.aws.userdata import check_runtime
 from instbench.errors import UserError
 from instbench.instance_types import parse_instance_type
 from instbench.storage.s3 import S3Store
+from instbench.suites import SuiteArtifact
 
 EXPIRY_MARGIN = timedelta(minutes=30)
 """Presigned URLs and the `instbench:expires-at` tag outlive the task timeout by this."""
+
+SUITE_BENCHMARK = "suite"
+"""`Task.benchmark` of a suite task. It is what the agent writes into
+`metadata.benchmark_suite` for a suite-only run and the section `performance_data.suite`,
+so the result is stored under raw/suite/... exactly as `run --local --suite` stores it
+(and as the analysis' identity check expects); the suite's own name and digest are in
+that section and are checked against the run's suite on collection. The registry
+reserves the name, so no benchmark can collide with it."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class Placement:
 
 @dataclass(frozen=True)
 class Task:
-    """One instance running one benchmark once."""
+    """One instance running one benchmark, or the run's suite (`SUITE_BENCHMARK`), once."""
 
     task_id: str
     instance_type: str
@@ -82,6 +92,14 @@ class FleetOptions:
     """--vcpu-budget: most vCPUs the run may hold at once, over all types (None: no cap)."""
     max_cost: float | None = None
     """--max-cost: USD ceiling on the plan's upper-bound cost (None: not checked)."""
+    suite: SuiteArtifact | None = None
+    """--suite: a validated user-defined suite, run as its own task per type and sample
+    (besides one task per benchmark in `benchmarks`, which may then be empty)."""
+
+    @property
+    def task_benchmarks(self) -> tuple[str, ...]:
+        """What each (type, sample) runs as separate tasks: the benchmarks, then the suite."""
+        return self.benchmarks + ((SUITE_BENCHMARK,) if self.suite is not None else ())
 
     def __post_init__(self) -> None:
         # Checked when the options are made (CLI, journal, library), so a runtime that
@@ -133,6 +151,8 @@ def make_plan(
     """
     if opts.samples < 1:
         raise UserError("--samples must be at least 1")
+    if not opts.task_benchmarks:
+        raise UserError("nothing to run: pass --benchmarks and/or --suite")
     if opts.max_concurrency < 1:
         raise UserError("--max-concurrency must be at least 1")
     if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
@@ -203,7 +223,7 @@ def make_plan(
             vcpus=facts[name].vcpus,
         )
         for name in opts.instance_types
-        for bench in opts.benchmarks
+        for bench in opts.task_benchmarks
         for sample in range(opts.samples)
     ]
     expires = now + timedelta(seconds=opts.timeout_s) + EXPIRY_MARGIN

@@ -9,8 +9,11 @@ The result must fit EC2's 16 KB limit, checked here because moto does not check 
 
 Two runtimes run the same agent with the same arguments and upload the same result:
 
-- ``zipapp`` (the default): the script installs a compiler and python3, fetches agent.pyz
-  by presigned GET, checks its sha256 and runs it.
+- ``zipapp`` (the default): the script installs a compiler and python3, then the
+  packages the task's benchmarks declare in the registry (`packages`, e.g. OpenBLAS for
+  linpack; best effort: a failed install is logged and does not stop the run, the
+  benchmark itself then records or reports what it lacks), fetches agent.pyz by presigned
+  GET, checks its sha256 and runs it.
 - ``container``: the script installs and starts docker, pulls ``image`` (the Dockerfile's
   agent image: the agent as ENTRYPOINT, the compiler inside) and runs it with the work
   directory mounted at ``/work``. The instance has no credentials (DESIGN principle 2: no
@@ -18,6 +21,12 @@ Two runtimes run the same agent with the same arguments and upload the same resu
   ECR Public (``public.ecr.aws/ALIAS/REPO:TAG``). A private ECR URI
   (``ACCOUNT.dkr.ecr.REGION.amazonaws.com/...``) is refused up front with that reason,
   rather than failing on the instance at `docker pull` after it has been paid for.
+  The image carries its own toolchain: `packages` are not installed on the host.
+
+A user-defined suite never appears in the script: a suite task passes the agent only the
+presigned URL of the suite's JSON artifact and its sha256 (`--suite-url`,
+`--suite-sha256`, both in `AGENT_OPTIONS` with strict forms); the agent fetches the
+artifact, checks the digest and validates it again before running anything.
 """
 
 from __future__ import annotations
@@ -68,6 +77,13 @@ RUNTIMES = ("zipapp", "container")
 _COUNT = re.compile(r"^[1-9][0-9]{0,11}$")
 _COUNT0 = re.compile(r"^(0|[1-9][0-9]{0,5})$")
 _PRICE_VALUE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,9})?(e-?[0-9]{1,2})?$")
+_HTTP_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$")
+"""A URL option's value; `validate` also applies `_check_url`, as for the agent URL."""
+# A distribution package name (registry.Requirements.packages): what dnf, yum and
+# apt-get accept, minus a leading '-' (an option to the package manager), whitespace,
+# quotes, ':' and anything else a shell could act on. Rendered only through shq.
+_PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+MAX_PACKAGES = 32
 
 AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--array-size": _COUNT,
@@ -76,9 +92,17 @@ AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--duration-s": _COUNT,
     "--hourly-price-usd": _PRICE_VALUE,
     "--spot-interruptions": _COUNT0,
+    "--suite-url": _HTTP_URL,
+    "--suite-sha256": _SHA256,
 }
 """Options the controller may pass through to the agent, each with the only form its value
-may take: benchmark counts, and the launch price and spot interruptions it records."""
+may take: benchmark counts, the launch price and spot interruptions it records, and the
+presigned URL and sha256 (64 lowercase hex) of a suite artifact."""
+
+_URL_OPTIONS = frozenset({"--suite-url"})
+"""Options whose value must also pass the agent URL's check (`_check_url`)."""
+_SUITE_OPTIONS = ("--suite-url", "--suite-sha256")
+"""Given together, once each: a URL alone would run unverified bytes."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +131,15 @@ class UserDataParams:
     """`RUNTIMES`; the zipapp default renders exactly the script it always did."""
     image: str | None = None
     """The agent image for the container runtime (`check_image`); None for the zipapp."""
+    packages: tuple[str, ...] = ()
+    """Distribution packages to install before the agent runs (zipapp runtime only): what
+    the task's benchmarks declare (`registry.packages_for`). Empty renders nothing, so a
+    script without packages is byte for byte what it was before they existed."""
+
+    @property
+    def suite_task(self) -> bool:
+        """True when the agent is given a suite artifact (`--suite-url` in agent_args)."""
+        return "--suite-url" in self.agent_args[::2]
 
 
 class _Quoted(str):
@@ -145,7 +178,8 @@ def _template() -> jinja2.Template:
 
 
 def _check(pattern: re.Pattern[str], value: object, what: str) -> None:
-    if not isinstance(value, str) or not pattern.match(value):
+    # fullmatch, not match: `$` alone would also accept a trailing newline.
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise UserError(f"invalid {what} for user data: {value!r}")
 
 
@@ -211,7 +245,7 @@ def validate(params: UserDataParams) -> None:
     _check(_CONTENT_TYPE, params.log_content_type, "log content type")
     _check_count(params.sample, "sample", 0, 10_000)
     _check_count(params.watchdog_minutes, "watchdog minutes", 1, 7 * 24 * 60)
-    if not params.benchmarks or len(set(params.benchmarks)) != len(params.benchmarks):
+    if len(set(params.benchmarks)) != len(params.benchmarks):
         raise UserError(f"invalid benchmark list for user data: {params.benchmarks!r}")
     for name in params.benchmarks:
         _check(_BENCHMARK, name, "benchmark name")
@@ -235,6 +269,20 @@ def validate(params: UserDataParams) -> None:
             raise UserError(f"agent option {option!r} is not allowed; allowed: {allowed}")
         if not isinstance(value, str) or not AGENT_OPTIONS[option].fullmatch(value):
             raise UserError(f"agent option {option}: invalid value {value!r}")
+        if option in _URL_OPTIONS:
+            _check_url(value, f"agent option {option}")
+    given = list(args[::2])
+    suite = [given.count(option) for option in _SUITE_OPTIONS]
+    if suite not in ([0, 0], [1, 1]):
+        raise UserError("agent options --suite-url and --suite-sha256 go together, once each")
+    if not params.benchmarks and not params.suite_task:
+        raise UserError(f"invalid benchmark list for user data: {params.benchmarks!r}")
+    if not isinstance(params.packages, tuple) or len(params.packages) > MAX_PACKAGES:
+        raise UserError(f"invalid package list for user data: {params.packages!r}")
+    if len(set(params.packages)) != len(params.packages):
+        raise UserError(f"package listed twice for user data: {params.packages!r}")
+    for package in params.packages:
+        _check(_PACKAGE, package, "package name")
 
 
 def _render(params: UserDataParams) -> str:

@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from instbench.benchmarks.errors import BenchmarkInputError
 
@@ -36,6 +36,12 @@ ENTRY_POINT_GROUP = "instbench.benchmarks"
 PARAMETER_KINDS = ("int", "float", "bool", "str")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+RESERVED_NAMES = ("suite",)
+"""Names no benchmark may take: `suite` is the section of `performance_data` (and the
+`benchmark_suite` entry and storage path component) of user-defined suites."""
+_PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+"""A distribution package name: what dnf, yum and apt-get accept, minus anything a shell
+or the package manager's option parser could act on (no leading '-', no spaces, no ':')."""
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -157,9 +163,20 @@ class Requirements:
     c_compiler: bool = False
     openmp: bool = False
     packages: Tuple[str, ...] = ()
-    """Distribution packages by their Amazon Linux (dnf) name, e.g. ('openblas-devel',)."""
+    """Distribution packages by their Amazon Linux (dnf) name, e.g. ('openblas-devel',).
+    The fleet's user data installs them before the agent runs (zipapp runtime; best
+    effort: a failed install is logged and the benchmark reports what it lacks)."""
     commands: Tuple[str, ...] = ()
     """Executables that must be on PATH, e.g. ('openssl',)."""
+
+    def __post_init__(self) -> None:
+        # Checked here, where a benchmark is declared, so a plugin with a hostile or
+        # malformed package name fails to register instead of reaching user data.
+        for name in self.packages:
+            if not isinstance(name, str) or not _PACKAGE.fullmatch(name):
+                raise ValueError(f"invalid package name {name!r}")
+        if len(set(self.packages)) != len(self.packages):
+            raise ValueError("a package is listed twice")
 
     def labels(self) -> Tuple[str, ...]:
         """Short labels: ('c-compiler', 'openmp', 'package:x', 'command:y')."""
@@ -218,6 +235,8 @@ class BenchmarkInfo:
                 f"invalid benchmark name {self.name!r}: lower-case letters, digits, _ "
                 "(it becomes a JSON key and a storage path component)"
             )
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"benchmark name {self.name!r} is reserved for user-defined suites")
         if not self.version.strip():
             raise ValueError(f"benchmark {self.name}: version is empty")
         if not self.description.strip() or "\n" in self.description:
@@ -503,8 +522,9 @@ def _cpu_info() -> BenchmarkInfo:
     return BenchmarkInfo(
         name="cpu",
         version=cpu.KERNEL_VERSION,
-        description="Integer throughput (instbench-int, not CoreMark) one thread and all, "
-        "openssl AES-256-GCM/SHA-256, DP FLOPS per vector extension.",
+        description="EEMBC CoreMark (fetched at a pinned commit and checksum, where it can "
+        "be) and our own integer kernel instbench-int (always; never labelled CoreMark), "
+        "one thread and all; openssl AES-256-GCM/SHA-256; DP FLOPS per vector extension.",
         run=_run_cpu,
         parameters=(
             Parameter(
@@ -593,6 +613,20 @@ def parse_list(text: str) -> Tuple[str, ...]:
     if len(set(items)) != len(items):
         raise ValueError(f"benchmark listed twice in {text!r}")
     return tuple(items)
+
+
+def packages_for(benchmarks: Sequence[str]) -> Tuple[str, ...]:
+    """The packages the built-in `benchmarks` declare, each once, in declaration order.
+
+    What the fleet's user data installs for a task (KeyError for an unknown name: the
+    caller has validated the list already).
+    """
+    out: List[str] = []
+    for name in benchmarks:
+        for package in info(name).requires.packages:
+            if package not in out:
+                out.append(package)
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------- plugins
@@ -690,6 +724,7 @@ def catalog(include_plugins: bool = True, group: str = ENTRY_POINT_GROUP) -> Cat
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PARAMETER_KINDS",
+    "RESERVED_NAMES",
     "BenchmarkInfo",
     "Catalog",
     "Parameter",
@@ -701,5 +736,6 @@ __all__ = [
     "info",
     "load_plugins",
     "names",
+    "packages_for",
     "parse_list",
 ]

@@ -33,7 +33,7 @@ from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
 from instbench.results.schema import ResultDocument
-from instbench.suites import LoadedSuite, load_suite
+from instbench.suites import LoadedSuite, SuiteArtifact, load_suite
 
 _DURATION = re.compile(r"^(\d+)([smh]?)$")
 
@@ -103,18 +103,23 @@ def run(
         "instances have no credentials, so private ECR images are refused.",
     ),
     max_concurrency: int = typer.Option(5, "--max-concurrency", min=1, help="Instances at once."),
-    benchmarks: str = typer.Option(
-        "stream", "--benchmarks", "-b", help="Comma-separated benchmarks."
+    benchmarks: str | None = typer.Option(
+        None,
+        "--benchmarks",
+        "-b",
+        help="Comma-separated benchmarks (default: stream; none when --suite is given).",
     ),
     suite: Path | None = typer.Option(
         None,
         "--suite",
         metavar="FILE.toml",
-        help="Run the user-defined suite in FILE.toml instead of --benchmarks (with --local "
-        "for now): commands as argv lists (a shell only with shell = true), each value read "
-        "from JSON output or a regex named group, with unit, higher_is_better, timeout_s, "
-        "repeats and requirements. The file is validated before anything runs; see "
-        "examples/suites/.",
+        help="Run the user-defined suite in FILE.toml (locally, or on every instance type "
+        "as one more task per type and sample, stored under raw/suite/; with --benchmarks "
+        "those run as their own tasks too): commands as argv lists (a shell only with "
+        "shell = true), each value read from JSON output or a regex named group, with "
+        "unit, higher_is_better, timeout_s, repeats and requirements. The file is "
+        "validated before anything runs or is created; instances fetch it by presigned "
+        "URL and check its sha256, it never enters the user data. See examples/suites/.",
     ),
     samples: int = typer.Option(
         1, "--samples", min=1, help="Instances per type (independent samples)."
@@ -200,15 +205,21 @@ def run(
     if resume:
         if local or sandbox or instance_types or runtime != "zipapp" or image:
             raise UserError("--resume takes its options from the journal: pass only --resume ID")
+        if suite is not None or benchmarks is not None:
+            raise UserError(
+                "--resume keeps the run's --benchmarks and --suite (the suite as it was "
+                "planned): pass only --resume ID"
+            )
         _resume(ctx, resume, profile, output_dir, as_json, journal_path)
         return
-    benches = parse_benchmarks(benchmarks)
+    # Without --benchmarks: stream, unless a suite is given (then the suite alone).
+    if benchmarks is None:
+        benches: tuple[str, ...] = () if suite is not None else ("stream",)
+    else:
+        benches = parse_benchmarks(benchmarks)
     timeout_s = parse_duration(timeout)
+    # Validated here, before the sandbox starts or anything is planned or created.
     loaded_suite = load_suite(suite) if suite is not None else None
-    if loaded_suite is not None and not local:
-        raise UserError(
-            "--suite runs with --local for now; fleet runs (EC2, --sandbox) do not ship suites yet"
-        )
     if local:
         if instance_types or sandbox:
             raise UserError("--local benchmarks this machine: drop --instance-types/--sandbox")
@@ -246,6 +257,7 @@ def run(
         market="spot" if spot else "on-demand",
         spot_max_price=spot_max_price,
         spot_fallback=spot_fallback,
+        suite=SuiteArtifact.from_loaded(loaded_suite) if loaded_suite is not None else None,
     )
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
@@ -333,13 +345,13 @@ def _run_local(
     as_json: bool,
     suite: LoadedSuite | None = None,
 ) -> None:
-    """One agent run per benchmark (as on EC2: one document per benchmark); with a suite,
-    one agent run of the suite instead."""
+    """One agent run per benchmark (as on EC2: one document per benchmark), then one of
+    the suite, when there is one (also as on EC2: the suite is a task of its own)."""
     docs = []
     echo = ctx.err_console.print if as_json else ctx.console.print
-    runs: list[tuple[tuple[str, ...], LoadedSuite | None]] = (
-        [((), suite)] if suite is not None else [((bench,), None) for bench in benches]
-    )
+    runs: list[tuple[tuple[str, ...], LoadedSuite | None]] = [((bench,), None) for bench in benches]
+    if suite is not None:
+        runs.append(((), suite))
     for names, run_suite in runs:
         opts = LocalRunOptions(
             output_dir=output_dir,
@@ -549,6 +561,9 @@ def _headline(doc: ResultDocument) -> str:
         return f"Triad {triad} GB/s (all / 1 thread)"
     if perf.latency is not None and perf.latency.memory is not None:
         return f"memory latency {perf.latency.memory.latency_ns:.0f} ns"
+    if perf.suite is not None:
+        ok = sum(1 for b in perf.suite.benchmarks if b.status == "ok")
+        return f"suite {perf.suite.name}: {ok}/{len(perf.suite.benchmarks)} measured"
     return ""
 
 

@@ -3,7 +3,8 @@
     raw/{benchmark}/{instance_type}/{region}/{YYYY}/{MM}/{DD}/{run_id}-{sample}.json
     logs/{run_id}/{instance_id}.log
     runs/{run_id}/manifest.json
-    artifacts/{sha256}.pyz
+    artifacts/{sha256}.pyz      (the agent zipapp)
+    artifacts/{sha256}.json     (a user-defined suite's artifact)
     processed/...
     quarantine/...
 
@@ -58,8 +59,18 @@ def manifest_key(run_id: str) -> str:
     return f"runs/{safe_component(run_id, 'run id')}/manifest.json"
 
 
-def artifact_key(sha256: str) -> str:
-    """Key of the agent zipapp uploaded once per run."""
+ARTIFACT_SUFFIXES = ("pyz", "json")
+"""Artifacts a run uploads for its instances: the agent zipapp, a suite's JSON artifact."""
+
+
+def artifact_key(sha256: str, suffix: str = "pyz") -> str:
+    """Key of an artifact uploaded once per run and fetched by presigned GET.
+
+    Named by its sha256 (the instance checks it), so identical bytes share one object
+    across runs and a key can never hold anything but those bytes.
+    """
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ValueError("artifact key needs a sha256 hex digest")
-    return f"artifacts/{sha256}.pyz"
+    if suffix not in ARTIFACT_SUFFIXES:
+        raise ValueError(f"artifact suffix {suffix!r} is not one of {ARTIFACT_SUFFIXES}")
+    return f"artifacts/{sha256}.{suffix}"
