@@ -117,9 +117,14 @@ def incoming_key(run_id: str, task_id: str, name: str) -> str:
     return f"{incoming_prefix(run_id)}{safe_component(task_id, 'task')}/{name}"
 
 
+def task_log_prefix(run_id: str) -> str:
+    """Where a run's instances PUT their logs."""
+    return f"logs/{safe_component(run_id, 'run id')}/"
+
+
 def task_log_key(run_id: str, task_id: str) -> str:
     """Where an instance PUTs its log (the key is fixed before the instance id is known)."""
-    return f"logs/{safe_component(run_id, 'run id')}/{safe_component(task_id, 'task')}.log"
+    return f"{task_log_prefix(run_id)}{safe_component(task_id, 'task')}.log"
 
 
 class Fleet:
@@ -552,11 +557,14 @@ class Fleet:
         )
         self.metrics.task_result(doc, self.statuses[task.task_id].elapsed(), True)
         if instance_id:
-            self._let_shut_down(instance_id)
+            self._let_shut_down(instance_id, task_log_key(rid, task.task_id))
             self._terminate_task(instance_id)
 
-    def _let_shut_down(self, instance_id: str) -> None:
-        """Give the instance time to upload its log and power off by itself."""
+    def _let_shut_down(self, instance_id: str, log_key: str) -> None:
+        """Give the instance time to upload its log (the last thing it does before powering
+        off); as soon as the log is there, or the instance is going, the caller terminates
+        it. Waiting for the power-off itself would hold the slot (and the bill) for the
+        length of an OS shutdown, for nothing."""
         deadline = time.monotonic() + self.poll.shutdown_grace_s
         self.watcher.track(instance_id)
         try:
@@ -569,6 +577,10 @@ class Fleet:
                 if snap is None:
                     continue
                 seen = snap.round
+                # A look per round for the few tasks in their grace: cheaper than listing
+                # every log of the run in every round.
+                if self.s3.head(log_key) is not None:
+                    return
                 state = snap.states.get(instance_id, ("unknown", ""))[0]
                 if state in {"shutting-down", "terminated", "stopped"}:
                     return
