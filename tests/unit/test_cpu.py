@@ -50,10 +50,11 @@ INT_RECORDED = (
     '[12176,12176],"seconds":[0.304145734,0.312055144],"wall_s":0.326341464,"score":'
     '79052.1847,"sink":0}\n'
 )
-#   vecflops threads=1 ms=200 (built with -mavx2 -mfma -DVEC_BYTES=32)
+#   vecflops threads=1 ms=200 (built with -O2 -mavx2 -mfma -DVEC_BYTES=32 -fopenmp)
 VEC_RECORDED = (
     '{"program":"instbench-vecflops","kernel_version":"1.0.0","vec_bytes":32,"threads":1,'
-    '"flops":3448504320,"seconds":0.202961339,"gflops":16.9909419,"sink":47856.6}\n'
+    '"flops":10169745408,"seconds":0.200040562,"gflops":50.8384165,"sink":47856.6,'
+    '"lanes_checked":48,"check_ok":true}\n'
 )
 
 
@@ -85,7 +86,35 @@ def test_parse_int_recorded() -> None:
     assert not bad["checksum_ok"]
     with pytest.raises(BenchmarkError):
         cpu.parse_int_output(INT_RECORDED.replace("instbench-int", "coremark"))
-    assert cpu.parse_vec_output(VEC_RECORDED)["gflops"] == pytest.approx(16.9909419)
+    assert cpu.parse_vec_output(VEC_RECORDED)["gflops"] == pytest.approx(50.8384165)
+
+
+def test_vec_check_is_enforced() -> None:
+    """A rate whose lanes do not match the closed form, or with no check at all, is refused."""
+    with pytest.raises(BenchmarkError, match="check failed"):
+        cpu.parse_vec_output(VEC_RECORDED.replace('"check_ok":true', '"check_ok":false'))
+    with pytest.raises(BenchmarkError, match="check failed"):
+        cpu.parse_vec_output(VEC_RECORDED.replace(',"lanes_checked":48,"check_ok":true', ""))
+    with pytest.raises(BenchmarkError, match="no rate"):
+        cpu.parse_vec_output(VEC_RECORDED.replace('"gflops":50.8384165', '"gflops":0'))
+
+
+def test_vector_plan_and_note() -> None:
+    assert cpu.vector_plan(["sse2", "avx", "avx2"]) == (["sse2", "avx", "avx2"], [])
+    assert cpu.vector_plan(["neon", "sve", "sve2"]) == (["neon", "sve"], ["sve2"])
+    assert cpu.vector_note([], {}) == ""
+    note = cpu.vector_note(["sve2"], {"sve": "compiling the kernel failed: no arm_sve.h"})
+    assert "no kernel targets sve2" in note and "sve not measured: compiling" in note
+
+
+@needs_gcc
+def test_vector_build_failure_is_recorded_not_raised(tmp_path: Path) -> None:
+    """A compiler that cannot build one extension's kernel leaves it unmeasured, with why."""
+    failing = cc.Compiler(path=shutil.which("false") or "/bin/false", name="gcc", version="x")
+    logs: list[str] = []
+    measured, _, unbuilt = cpu.measure_vector(["sve"], failing, tmp_path, 1, 10.0, logs.append)
+    assert measured == [] and list(unbuilt) == ["sve"]
+    assert "compiling the kernel" in unbuilt["sve"] and "not measured" in logs[0]
 
 
 def test_integer_summary() -> None:
@@ -130,6 +159,7 @@ def test_real_quick_run_through_registry(tmp_path: Path) -> None:
     assert result.vector.offered == offered
     measured = [m.extension for m in result.vector.measured]
     assert measured == [e for e in offered if e in cpu.VECTOR_FLAGS]
+    assert result.vector.note == ""
     if shutil.which("openssl"):
         assert result.openssl is not None
         assert result.openssl.aes_256_gcm_bytes_per_s["16384"] > 0

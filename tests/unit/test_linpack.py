@@ -12,9 +12,11 @@ import math
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from instbench.agent import sysinfo
 from instbench.benchmarks import isa, linpack, registry
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
 from instbench.results.schema import LinpackResult
@@ -168,3 +170,31 @@ def test_real_quick_run_through_registry(tmp_path: Path) -> None:
     assert result.size_reason == "user override"
     assert build["cflags"] == section["cflags"]
     assert any("GFLOPS" in line for line in logs)
+    if result.peak.max_mhz is not None:
+        assert result.peak.frequency_source in ("cpufreq", "cpuinfo", isa.SOURCE_MEASURED)
+
+
+@needs_gcc
+@needs_blas
+def test_peak_measures_the_clock_when_the_os_reports_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Graviton (no MHz in cpuinfo, no cpufreq): the peak uses the measured clock."""
+    real_collect = sysinfo.collect
+
+    def no_frequency(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        data = real_collect(*args, **kwargs)
+        data["cpu"]["max_mhz"] = None
+        return data
+
+    monkeypatch.setattr(sysinfo, "collect", no_frequency)
+    info = registry.info("linpack")
+    params = info.validate_params({"n": 200, "trials": 1})
+    logs: list[str] = []
+    ctx = registry.RunContext(params=params, quick=True, cache_dir=tmp_path, log=logs.append)
+    section, _ = info.run(ctx)
+    peak = LinpackResult.model_validate(section).peak
+    assert peak.frequency_source == "measured: dependent-add loop"
+    assert peak.max_mhz is not None and 500.0 <= peak.max_mhz <= 6000.0
+    assert peak.gflops is not None and section["efficiency"] is not None
+    assert any("measured" in line and "MHz" in line for line in logs)

@@ -262,7 +262,7 @@ def _vector(extension: str) -> Callable[[TypeFigures], FigureValue]:
 
     0 is read from the machine (the CPU flags), like socketCount: a CPU without AVX-512
     delivers no AVX-512 FLOPS. When the extension is offered, every sample that offers
-    it must have measured it (a CPU offering SVE, which no kernel targets yet, leaves
+    it must have measured it (an offered extension the compiler could not target leaves
     the type held back); when samples disagree on whether it is offered (mixed CPU
     models under one type), nothing is published for it either.
     """

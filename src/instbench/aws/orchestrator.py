@@ -566,6 +566,11 @@ class Fleet:
         it. Waiting for the power-off itself would hold the slot (and the bill) for the
         length of an OS shutdown, for nothing."""
         deadline = time.monotonic() + self.poll.shutdown_grace_s
+        # The instance uploads its log right after its result: usually it is there already.
+        # Then one look per round for the few tasks in their grace (cheaper than listing
+        # every log of the run in every round).
+        if self.s3.head(log_key) is not None:
+            return
         self.watcher.track(instance_id)
         try:
             seen = self.watcher.latest.round
@@ -577,8 +582,6 @@ class Fleet:
                 if snap is None:
                     continue
                 seen = snap.round
-                # A look per round for the few tasks in their grace: cheaper than listing
-                # every log of the run in every round.
                 if self.s3.head(log_key) is not None:
                     return
                 state = snap.states.get(instance_id, ("unknown", ""))[0]

@@ -23,8 +23,13 @@ Assembles `performance_data.cpu` (`CpuResult` in instbench/results/schema.py).
   `openssl` command exists (quick mode: one 16 KiB block size); bytes per second as
   OpenSSL reports them (it divides by the CPU time of the process).
 * Vector extensions: what the CPU flags offer (sse2, avx, avx2, avx512f, neon, sve), and
-  for each one a kernel can target (all but sve) the measured DP multiply-add rate of
-  kernels/vecflops.c compiled for that extension, single thread and all threads.
+  for each one the measured DP multiply-add rate of kernels/vecflops.c compiled for that
+  extension (VECTOR_FLAGS), single thread and all threads. SVE is built with
+  `-march=armv8-a+sve` and the kernel's ACLE path (vector-length agnostic: the width is
+  read at run time, 256 bits on Graviton3, 128 on Graviton4). Every run checks each
+  lane against the closed form of its recurrence. An extension whose kernel the machine's
+  compiler cannot build (an old gcc without SVE support) is left unmeasured, with the
+  compiler's reason in `vector.note`, rather than failing the benchmark.
 
 Stdlib-only, Python 3.9 (shipped inside agent.pyz).
 """
@@ -44,7 +49,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from instbench.agent import sysinfo
 from instbench.benchmarks import compiler as cc
 from instbench.benchmarks import coremark, isa
-from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError, ToolchainMissing
 
 KERNEL_VERSION = "1.0.0"
 """Version of kernels/cpu_int.c and kernels/vecflops.c (checked when parsing)."""
@@ -68,8 +73,11 @@ VECTOR_FLAGS: Dict[str, List[str]] = {
     "avx2": ["-O2", "-mavx2", "-mfma", "-DVEC_BYTES=32"],
     "avx512f": ["-O2", "-mavx512f", "-mfma", "-mprefer-vector-width=512", "-DVEC_BYTES=64"],
     "neon": ["-O2", "-DVEC_BYTES=16"],
+    "sve": ["-O2", "-march=armv8-a+sve", "-DVEC_SVE=1"],
 }
-"""Flags that target each extension (plus -fopenmp); sve has no kernel yet."""
+"""Flags that target each extension (plus -fopenmp). SVE: -march=armv8-a+sve enables the
+ACLE (arm_sve.h, gcc >= 10, clang >= 11) without tying the binary to one core, and
+VEC_SVE selects the kernel's vector-length-agnostic path (VEC_BYTES is read at run time)."""
 
 
 def _no_log(message: str) -> None:
@@ -130,11 +138,28 @@ def parse_int_output(text: str) -> Dict[str, Any]:
 
 
 def parse_vec_output(text: str) -> Dict[str, Any]:
-    """vecflops' JSON (gflops > 0 checked)."""
+    """vecflops' JSON: gflops > 0 and every lane's value matching its closed form.
+
+    A failed check means the kernel computed something other than what it counted (a
+    miscompiled or mis-predicated vector path), so the rate would be meaningless.
+    """
     data = _json_line(text, "instbench-vecflops")
     if not data.get("gflops", 0) > 0:
         raise BenchmarkError("vecflops reported no rate")
+    if data.get("check_ok") is not True or not int(data.get("lanes_checked", 0)) > 0:
+        raise BenchmarkError(
+            f"vecflops check failed ({data.get('lanes_checked', 0)} lanes checked): "
+            "miscompiled kernel or faulty CPU"
+        )
     return data
+
+
+def vector_plan(offered: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """(extensions to measure, extensions offered that no kernel targets), in order."""
+    return (
+        [e for e in offered if e in VECTOR_FLAGS],
+        [e for e in offered if e not in VECTOR_FLAGS],
+    )
 
 
 _MR_LINE = re.compile(r"^\+([A-Z]+):(.*)$")
@@ -257,15 +282,28 @@ def measure_vector(
     threads: int,
     ms: float,
     log: Callable[[str], None],
-) -> Tuple[List[Dict[str, Any]], float]:
-    """DP multiply-add GFLOPS per extension (single thread and all threads)."""
+) -> Tuple[List[Dict[str, Any]], float, Dict[str, str]]:
+    """DP multiply-add GFLOPS per extension (single thread and all threads).
+
+    Returns (measured rates, compile seconds, {extension: why it was not built}). A build
+    failure of one extension's kernel is recorded, not raised (the compiler may predate
+    the extension); a missing toolchain and run failures still raise.
+    """
     measured: List[Dict[str, Any]] = []
+    unbuilt: Dict[str, str] = {}
     compile_s = 0.0
     for ext in extensions:
         flags = VECTOR_FLAGS.get(ext)
         if flags is None:
             continue
-        built = cc.build_kernel(VEC_SOURCE, compiler, [*flags, "-fopenmp"], cache_dir)
+        try:
+            built = cc.build_kernel(VEC_SOURCE, compiler, [*flags, "-fopenmp"], cache_dir)
+        except ToolchainMissing:
+            raise
+        except BenchmarkError as exc:
+            unbuilt[ext] = str(exc)
+            log(f"cpu vector {ext}: not measured, {exc}")
+            continue
         compile_s += built.compile_s
         rates = {}
         for label, n in (("single_thread_gflops", 1), ("all_threads_gflops", threads)):
@@ -276,7 +314,17 @@ def measure_vector(
             f"{rates['all_threads_gflops']:.1f} all"
         )
         measured.append({"extension": ext, "cflags": [*flags, "-fopenmp"], **rates})
-    return measured, compile_s
+    return measured, compile_s, unbuilt
+
+
+def vector_note(unsupported: Sequence[str], unbuilt: Dict[str, str]) -> str:
+    """`vector.note`: which offered extensions were not measured, and why."""
+    parts = []
+    if unsupported:
+        parts.append(f"no kernel targets {', '.join(unsupported)} yet")
+    for ext, why in unbuilt.items():
+        parts.append(f"{ext} not measured: {why}")
+    return "; ".join(parts)
 
 
 def run_cpu(
@@ -336,8 +384,9 @@ def run_cpu(
     flags_offered = isa.offered(cpu.get("flags") or [])
     vector: Dict[str, Any] = {"offered": flags_offered, "measured": [], "note": ""}
     if options.vector:
-        measured, extra = measure_vector(
-            flags_offered,
+        targeted, unsupported = vector_plan(flags_offered)
+        measured, extra, unbuilt = measure_vector(
+            targeted,
             compiler,
             cache_dir,
             threads,
@@ -346,9 +395,7 @@ def run_cpu(
         )
         compile_s += extra
         vector["measured"] = measured
-        unmeasured = [e for e in flags_offered if e not in VECTOR_FLAGS]
-        if unmeasured:
-            vector["note"] = f"no kernel targets {', '.join(unmeasured)} yet"
+        vector["note"] = vector_note(unsupported, unbuilt)
     else:
         vector["note"] = "vector measurement disabled"
 
@@ -376,6 +423,7 @@ __all__ = [
     "EXPECTED_CHECKSUM",
     "INT_NAME",
     "KERNEL_VERSION",
+    "VECTOR_FLAGS",
     "CpuOptions",
     "integer_summary",
     "openssl_command",
@@ -383,4 +431,6 @@ __all__ = [
     "parse_openssl_speed",
     "parse_vec_output",
     "run_cpu",
+    "vector_note",
+    "vector_plan",
 ]

@@ -1,8 +1,9 @@
 """Vector extensions a CPU offers, and the theoretical double-precision peak they imply.
 
 Shared by the LINPACK benchmark (peak and efficiency) and the CPU benchmark (which
-extensions to measure). Everything here is read from /proc/cpuinfo flags (x86 `flags`,
-Arm `Features`) and /proc/sys/abi/sve_default_vector_length; nothing is measured.
+extensions to measure). Extensions are read from /proc/cpuinfo flags (x86 `flags`, Arm
+`Features`) and /proc/sys/abi/sve_default_vector_length. The only thing measured here is
+the clock, and only when the OS reports none (see "Frequency" below).
 
 Peak FLOPs per cycle per core, double precision (`flops_per_cycle`):
 
@@ -22,26 +23,59 @@ Peak FLOPs per cycle per core, double precision (`flops_per_cycle`):
     asimd / neon              8      2 FMA pipes x 2 lanes x 2 (Neoverse N1, Graviton2)
     ========================  =====  ================================================
 
-peak GFLOPS = physical cores x max GHz x DP FLOPs per cycle. The frequency is the
-highest the OS reports (cpufreq `cpuinfo_max_freq`, else cpuinfo "cpu MHz"); on a VM that
-is often the nominal clock, not the all-core turbo the cores actually run at, and wide
-vector code may run at a lower licence frequency (AVX-512 on Intel), so the peak, and
-hence the efficiency, is an estimate. When no frequency is reported (many Graviton
-kernels) the peak is null.
+peak GFLOPS = physical cores x GHz x DP FLOPs per cycle.
+
+Frequency (`choose_frequency`), recorded with its source in the peak's `frequency_source`:
+
+* "cpufreq": /sys/.../cpufreq/cpuinfo_max_freq, the highest the OS reports;
+* "cpuinfo": /proc/cpuinfo "cpu MHz" when there is no cpufreq (what a VM reports: often
+  the nominal clock, not the all-core turbo the cores actually run at);
+* "measured: dependent-add loop": only when the OS reports neither (Graviton: its
+  cpuinfo has no MHz line and EC2 exposes no cpufreq). kernels/clock.c times a chain of
+  dependent integer adds, one per cycle on the cores instbench targets, so adds per second
+  is the clock the core ran at during the measurement (best of a few ~20 ms trials).
+
+Wide vector code may run at a lower licence frequency (AVX-512 on Intel), so the peak,
+and hence the efficiency, is an estimate whatever the source. When no frequency can be
+had at all the peak is null.
 
 Stdlib-only, Python 3.9 (shipped inside agent.pyz).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import platform
-from typing import Any, Dict, Iterable, List, Optional
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+from instbench.benchmarks import compiler as cc
+from instbench.benchmarks.errors import BenchmarkError
 
 EXTENSIONS = ("sse2", "avx", "avx2", "avx512f", "neon", "sve")
 """Extensions instbench reports, narrowest first per architecture."""
 
 X86_EXTENSIONS = ("sse2", "avx", "avx2", "avx512f")
 ARM_EXTENSIONS = ("neon", "sve")
+
+SOURCE_CPUFREQ = "cpufreq"
+SOURCE_CPUINFO = "cpuinfo"
+SOURCE_MEASURED = "measured: dependent-add loop"
+"""Values of the peak's `frequency_source`."""
+
+CLOCK_SOURCE = "clock.c"
+CLOCK_KERNEL_VERSION = "1.0.0"
+CLOCK_TRIAL_MS = 20.0
+CLOCK_TRIALS = 5
+"""5 trials of 20 ms: ~100 ms in all, best trial taken (a trial can only be slowed)."""
+CLOCK_FLAGS = ["-O2"]
+"""No -march/-mcpu: an add chain needs nothing special, and the build works everywhere."""
+PLAUSIBLE_MHZ = (200.0, 8000.0)
+"""A measured clock outside this range means the one-add-per-cycle premise failed (an
+unknown core, an emulator); such a value is discarded rather than used for the peak."""
+CPUFREQ_DIR = "/sys/devices/system/cpu"
 
 
 def read_sve_vector_bits(path: str = "/proc/sys/abi/sve_default_vector_length") -> Optional[int]:
@@ -136,32 +170,164 @@ def flops_per_cycle(
     return None
 
 
+# ---------------------------------------------------------------------- frequency
+
+
+def cpufreq_max_mhz(cpu_dir: str = CPUFREQ_DIR) -> List[float]:
+    """Every cpuN/cpufreq/cpuinfo_max_freq under cpu_dir, MHz (empty without cpufreq)."""
+    out: List[float] = []
+    try:
+        names = os.listdir(cpu_dir)
+    except OSError:
+        return out
+    for name in names:
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        try:
+            with open(os.path.join(cpu_dir, name, "cpufreq", "cpuinfo_max_freq")) as fh:
+                khz = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if khz > 0:
+            out.append(khz / 1000.0)
+    return out
+
+
+def reported_source(max_mhz: Optional[float], cpufreq_mhz: Iterable[float]) -> Optional[str]:
+    """Which OS interface sysinfo's `max_mhz` came from; None when it reports none.
+
+    sysinfo takes cpufreq's cpuinfo_max_freq when there is one and cpuinfo "cpu MHz"
+    otherwise; a value equal to one of the cpufreq maxima therefore came from cpufreq.
+    """
+    if not max_mhz:
+        return None
+    if any(abs(float(max_mhz) - f) < 0.001 for f in cpufreq_mhz):
+        return SOURCE_CPUFREQ
+    return SOURCE_CPUINFO
+
+
+def choose_frequency(
+    max_mhz: Optional[float],
+    cpufreq_mhz: Iterable[float],
+    measure: Optional[Callable[[], float]] = None,
+) -> Dict[str, Any]:
+    """The frequency for the peak: {"mhz", "source", "note"}; mhz None when none is known.
+
+    The OS's figure wins whenever there is one (it is what the rest of the result, e.g.
+    CoreMark per MHz, uses too); `measure` is called only when the OS reports nothing,
+    and a failed or implausible measurement leaves the frequency unknown, with the reason
+    in `note`, rather than feeding a wrong peak.
+    """
+    source = reported_source(max_mhz, cpufreq_mhz)
+    if max_mhz and source is not None:
+        return {"mhz": float(max_mhz), "source": source, "note": ""}
+    if measure is None:
+        return {"mhz": None, "source": None, "note": "the OS reports no CPU frequency"}
+    try:
+        mhz = float(measure())
+    except BenchmarkError as exc:
+        return {
+            "mhz": None,
+            "source": None,
+            "note": f"the OS reports no CPU frequency and measuring it failed: {exc}",
+        }
+    low, high = PLAUSIBLE_MHZ
+    if not low <= mhz <= high:
+        return {
+            "mhz": None,
+            "source": None,
+            "note": f"the OS reports no CPU frequency and the measured {mhz:.0f} MHz is "
+            f"outside {low:.0f}-{high:.0f} MHz (one add per cycle does not hold here)",
+        }
+    return {
+        "mhz": mhz,
+        "source": SOURCE_MEASURED,
+        "note": "the OS reports no CPU frequency: measured as the rate of a dependent "
+        "integer-add chain (one add per cycle), i.e. the clock the core ran at",
+    }
+
+
+def parse_clock_output(text: str) -> float:
+    """kernels/clock.c's JSON -> best MHz (positive; version and program checked)."""
+    try:
+        data = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise BenchmarkError(f"unreadable clock output: {text[:200]!r}") from None
+    if not isinstance(data, dict) or data.get("program") != "instbench-clock":
+        raise BenchmarkError("output is not from instbench-clock")
+    if data.get("kernel_version") != CLOCK_KERNEL_VERSION:
+        raise BenchmarkError(f"instbench-clock version {data.get('kernel_version')!r}")
+    try:
+        mhz = float(data["best_mhz"])
+    except (KeyError, TypeError, ValueError):
+        raise BenchmarkError("instbench-clock reported no frequency") from None
+    if not mhz > 0:
+        raise BenchmarkError("instbench-clock reported no frequency")
+    return mhz
+
+
+def measure_mhz(
+    compiler: cc.Compiler,
+    cache_dir: Path,
+    trial_ms: float = CLOCK_TRIAL_MS,
+    trials: int = CLOCK_TRIALS,
+) -> float:
+    """Clock of the core this runs on, MHz, from kernels/clock.c (~trials x trial_ms).
+
+    Raises BenchmarkError when the kernel cannot be built or run.
+    """
+    built = cc.build_kernel(CLOCK_SOURCE, compiler, CLOCK_FLAGS, cache_dir)
+    cmd = [str(built.binary), f"ms={trial_ms:g}", f"trials={trials}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError("the clock kernel did not finish within 60 s") from None
+    except OSError as exc:
+        raise BenchmarkError(f"cannot run the clock kernel: {exc}") from None
+    if proc.returncode != 0:
+        raise BenchmarkError(f"the clock kernel exited with status {proc.returncode}")
+    return parse_clock_output(proc.stdout)
+
+
+# ---------------------------------------------------------------------- peak
+
+
 def theoretical_peak(
-    cpu: Dict[str, Any], arch: Optional[str] = None, sve_bits: Optional[int] = None
+    cpu: Dict[str, Any],
+    arch: Optional[str] = None,
+    sve_bits: Optional[int] = None,
+    frequency: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Peak DP GFLOPS of the machine from the sysinfo `cpu` section.
 
-    Keys: gflops (None when unknown), cores, max_mhz, flops_per_cycle, extension,
-    assumption, note. Physical cores, not logical CPUs: SMT siblings share the FMA units.
+    `frequency` is `choose_frequency`'s answer; without it the OS's `max_mhz` is used as
+    is (source labelled from the live cpufreq). Keys: gflops (None when unknown), cores,
+    max_mhz, frequency_source, flops_per_cycle, extension, assumption, note. Physical
+    cores, not logical CPUs: SMT siblings share the FMA units.
     """
     cores = int(cpu.get("sockets") or 1) * int(cpu.get("cores_per_socket") or 1)
-    mhz = cpu.get("max_mhz")
+    if frequency is None:
+        frequency = choose_frequency(cpu.get("max_mhz"), cpufreq_max_mhz())
+    mhz = frequency.get("mhz")
     fpc = flops_per_cycle(cpu.get("flags") or [], arch, sve_bits)
     notes = [
-        "cores x max frequency x DP FLOPs per cycle; the frequency is what the OS reports "
-        "(on a VM often nominal, not the clock vector code runs at), so this is an estimate"
+        "cores x frequency x DP FLOPs per cycle; the frequency is an estimate of the clock "
+        "vector code runs at (OS-reported figures are often nominal on a VM), so this is one"
     ]
+    if frequency.get("note"):
+        notes.append(str(frequency["note"]))
     gflops: Optional[float] = None
     if fpc is None:
         notes.append("no known vector extension: peak unknown")
     elif not mhz:
-        notes.append("the OS reports no CPU frequency: peak unknown")
+        notes.append("no CPU frequency: peak unknown")
     else:
         gflops = cores * float(mhz) / 1000.0 * fpc["flops_per_cycle"]
     return {
         "gflops": gflops,
         "cores": cores,
         "max_mhz": float(mhz) if mhz else None,
+        "frequency_source": frequency.get("source") if mhz else None,
         "flops_per_cycle": fpc["flops_per_cycle"] if fpc else None,
         "extension": fpc["extension"] if fpc else None,
         "assumption": fpc["assumption"] if fpc else None,
@@ -172,10 +338,18 @@ def theoretical_peak(
 __all__ = [
     "ARM_EXTENSIONS",
     "EXTENSIONS",
+    "SOURCE_CPUFREQ",
+    "SOURCE_CPUINFO",
+    "SOURCE_MEASURED",
     "X86_EXTENSIONS",
+    "choose_frequency",
+    "cpufreq_max_mhz",
     "flops_per_cycle",
     "is_arm",
+    "measure_mhz",
     "offered",
+    "parse_clock_output",
     "read_sve_vector_bits",
+    "reported_source",
     "theoretical_peak",
 ]

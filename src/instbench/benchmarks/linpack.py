@@ -18,7 +18,8 @@ Choices, and why:
 * Result: GFLOPS = (2/3 n^3 + 2 n^2) / t of the fastest trial; the HPL scaled residual
   ||Ax-b||_inf / (eps (||A||_inf ||x||_inf + ||b||_inf) n) must be < 16, else the run
   fails (a wrong answer is not a benchmark result).
-* Peak and efficiency: see instbench/benchmarks/isa.py (an estimate on VMs).
+* Peak and efficiency: see instbench/benchmarks/isa.py (an estimate on VMs; where the OS
+  reports no frequency, the clock is measured and `peak.frequency_source` says so).
 
 Stdlib-only, Python 3.9 (shipped inside agent.pyz).
 """
@@ -356,7 +357,16 @@ def run_linpack(
             f"{RESIDUAL_THRESHOLD:g} (wrong answer from {library})"
         )
     cpu = sysinfo.collect().get("cpu", {})
-    peak = isa.theoretical_peak(cpu, sve_bits=isa.read_sve_vector_bits())
+    # The OS's frequency when it reports one; otherwise (Graviton) the clock is measured
+    # with the dependent-add kernel, so the peak and efficiency exist there too.
+    frequency = isa.choose_frequency(
+        cpu.get("max_mhz"),
+        isa.cpufreq_max_mhz(),
+        lambda: isa.measure_mhz(compiler, cache_dir),
+    )
+    if frequency["source"] == isa.SOURCE_MEASURED:
+        log(f"linpack: the OS reports no CPU frequency; measured {frequency['mhz']:.0f} MHz")
+    peak = isa.theoretical_peak(cpu, sve_bits=isa.read_sve_vector_bits(), frequency=frequency)
     gflops = float(data["gflops"])
     efficiency = gflops / peak["gflops"] if peak["gflops"] else None
     log(

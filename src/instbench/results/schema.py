@@ -402,15 +402,24 @@ class LinpackPeak(_Model):
 
     FLOPs per cycle by widest vector extension: AVX-512 32 (2 FMA units; an upper bound,
     Zen 4 and one-unit parts reach 16), AVX2+FMA 16, AVX 8, SSE2 4, NEON 8, SVE 16 at
-    128 and 256 bits. The frequency is what the OS reports, on a VM often nominal: an
-    estimate.
+    128 and 256 bits. The frequency is what the OS reports (on a VM often nominal), or,
+    where it reports none (Graviton), the measured rate of a dependent integer-add chain
+    (`frequency_source` says which): an estimate.
     """
 
     gflops: PositiveFinite | None = Field(
         description="Estimated peak, GFLOPS; null when the frequency or extension is unknown."
     )
     cores: int = Field(ge=1, description="Physical cores counted (SMT siblings share units).")
-    max_mhz: PositiveFinite | None = Field(description="Frequency used, MHz (OS-reported).")
+    max_mhz: PositiveFinite | None = Field(
+        description="Frequency used, MHz (where from: frequency_source)."
+    )
+    frequency_source: str | None = Field(
+        default=None,
+        description='Where max_mhz came from: "cpufreq" (cpuinfo_max_freq), "cpuinfo" '
+        '("cpu MHz"), "measured: dependent-add loop" (the OS reports none); null with no '
+        "frequency (and in results written before it was recorded).",
+    )
     flops_per_cycle: int | None = Field(description="DP FLOPs per cycle per core assumed.")
     extension: str | None = Field(description="Vector extension the figure is for.")
     assumption: str | None = Field(description="Units x lanes x 2 behind flops_per_cycle.")
