@@ -74,17 +74,33 @@ sys.exit(0)
 REAL_TOOLS = ("mktemp", "sha256sum", "cat", "date")
 
 
+FAKES = ("shutdown", "curl", "dnf", "python3")
+
+
 def run_script(
-    script: str, tmp_path: Path, *, with_cc: bool = False, env: dict[str, str] | None = None
+    script: str,
+    tmp_path: Path,
+    *,
+    with_cc: bool = False,
+    env: dict[str, str] | None = None,
+    fake: str = FAKE,
+    fakes: tuple[str, ...] = FAKES,
+    tools: tuple[str, ...] = REAL_TOOLS,
+    overrides: dict[str, str] | None = None,
 ) -> tuple[int, list[list[str]], Path]:
-    """Run `script` under bash with fakes; (exit code, recorded argv lists, uploads dir)."""
+    """Run `script` under bash with fakes; (exit code, recorded argv lists, uploads dir).
+
+    PATH holds only `fakes` (each the `fake` recorder, or its text from `overrides`) and
+    links to the real `tools` (plus `cc` with `with_cc`). The other user data tests
+    (container runtime, packages) call this with their own fakes and tools.
+    """
     bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for fake in ("shutdown", "curl", "dnf", "python3"):
-        path = bindir / fake
-        path.write_text(FAKE.format(python=sys.executable))
+    bindir.mkdir(parents=True)
+    for name in fakes:
+        path = bindir / name
+        path.write_text((overrides or {}).get(name) or fake.format(python=sys.executable))
         path.chmod(0o755)
-    for tool in REAL_TOOLS + (("cc",) if with_cc else ()):
+    for tool in tools + (("cc",) if with_cc else ()):
         real = shutil.which(tool)
         assert real, f"{tool} is needed by this test"
         (bindir / tool).symlink_to(real)

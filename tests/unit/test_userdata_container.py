@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.test_userdata import calls_of
+from tests.unit.test_userdata import run_script as userdata_run_script
 
 from instbench.aws import userdata
 from instbench.aws.plan import FleetOptions
@@ -135,48 +135,15 @@ REAL_TOOLS = ("mktemp", "sha256sum", "cat", "date", "mkdir", "mv")
 def run_script(
     script: str, tmp_path: Path, *, docker: bool = True, env: dict[str, str] | None = None
 ) -> tuple[int, list[list[str]], Path]:
-    """Run `script` under bash with fakes; (exit code, recorded argv lists, uploads dir)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir(parents=True)
-    for fake in FAKES + (("docker",) if docker else ()):
-        path = bindir / fake
-        path.write_text(FAKE.format(python=sys.executable))
-        path.chmod(0o755)
-    for tool in REAL_TOOLS:
-        real = shutil.which(tool)
-        assert real, f"{tool} is needed by this test"
-        (bindir / tool).symlink_to(real)
-    record = tmp_path / "record.jsonl"
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    script_path = tmp_path / "userdata.sh"
-    script_path.write_text(script)
-    proc = subprocess.run(
-        [BASH, str(script_path)],
-        env={
-            "PATH": str(bindir),
-            "FAKE_RECORD": str(record),
-            "FAKE_UPLOADS": str(uploads),
-            "TMPDIR": str(tmp_path),
-            **(env or {}),
-        },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    """The zipapp tests' runner with this file's fakes (docker, systemctl) and tools."""
+    return userdata_run_script(
+        script,
+        tmp_path,
+        env=env,
+        fake=FAKE,
+        fakes=FAKES + (("docker",) if docker else ()),
+        tools=REAL_TOOLS,
     )
-    lines = record.read_text().splitlines() if record.exists() else []
-    calls = [json.loads(line) for line in lines]
-    for call in calls:  # the script's mktemp -d lives in /tmp: remove it
-        if call[0] == "curl" and "--upload-file" in call:
-            workdir = Path(call[call.index("--upload-file") + 1]).parent
-            if workdir.name.startswith("instbench."):
-                shutil.rmtree(workdir, ignore_errors=True)
-    return proc.returncode, calls, uploads
-
-
-def calls_of(calls: list[list[str]], name: str) -> list[list[str]]:
-    return [c[1:] for c in calls if c[0] == name]
 
 
 def test_container_flow_pulls_runs_and_uploads_like_the_zipapp(tmp_path: Path) -> None:

@@ -8,15 +8,11 @@ run for real under bash with recording fakes (see tests/unit/test_userdata.py).
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_userdata import AGENT_BYTES, BASH, FAKE, REAL_TOOLS, calls_of, params
+from tests.unit.test_userdata import REAL_TOOLS, calls_of, params, run_script
 
 from instbench.aws import userdata
 from instbench.aws.userdata import AGENT_OPTIONS, render_user_data
@@ -38,46 +34,14 @@ exit 1
 
 def _run(script: str, tmp_path: Path, *, dnf_fails: bool = False) -> tuple[int, list[list[str]]]:
     """Run `script` under bash with the recording fakes (a C compiler is present)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for fake in ("shutdown", "curl", "dnf", "python3"):
-        path = bindir / fake
-        path.write_text(
-            FAILING_PKG if fake == "dnf" and dnf_fails else FAKE.format(python=sys.executable)
-        )
-        path.chmod(0o755)
-    for tool in (*REAL_TOOLS, "cc", "basename"):
-        real = shutil.which(tool)
-        assert real, f"{tool} is needed by this test"
-        (bindir / tool).symlink_to(real)
-    record = tmp_path / "record.jsonl"
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    path = tmp_path / "userdata.sh"
-    path.write_text(script)
-    proc = subprocess.run(
-        [BASH, str(path)],
-        env={
-            "PATH": str(bindir),
-            "FAKE_RECORD": str(record),
-            "FAKE_UPLOADS": str(uploads),
-            "FAKE_AGENT": AGENT_BYTES.decode(),
-            "TMPDIR": str(tmp_path),
-        },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    code, calls, _uploads = run_script(
+        script,
+        tmp_path,
+        with_cc=True,
+        tools=(*REAL_TOOLS, "basename"),
+        overrides={"dnf": FAILING_PKG} if dnf_fails else None,
     )
-    calls = (
-        [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
-    )
-    for call in calls:
-        if call[0] == "curl" and "--upload-file" in call:
-            workdir = Path(call[call.index("--upload-file") + 1]).parent
-            if workdir.name.startswith("instbench."):
-                shutil.rmtree(workdir, ignore_errors=True)
-    return proc.returncode, calls
+    return code, calls
 
 
 def _log(tmp_path: Path) -> str:
