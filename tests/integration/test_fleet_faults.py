@@ -42,15 +42,19 @@ class Cloud:
         return session
 
     def run(
-        self, session: AwsSession, types: list[str], timeout_s: int = 300
+        self, session: AwsSession, types: list[str], timeout_s: int = 300, **options: Any
     ) -> tuple[FleetOutcome, Journal]:
+        """Quick STREAM on `types`, unless `options` (FleetOptions fields) say otherwise."""
         opts = FleetOptions(
-            instance_types=types,
-            benchmarks=("stream",),
-            bucket=self.sandbox.bucket,
-            quick=True,
-            collection_method="sandbox",
-            timeout_s=timeout_s,
+            **{
+                "instance_types": types,
+                "benchmarks": ("stream",),
+                "bucket": self.sandbox.bucket,
+                "quick": True,
+                "collection_method": "sandbox",
+                "timeout_s": timeout_s,
+                **options,
+            }
         )
         plan = plan_run(session, opts, datetime.now(UTC))
         journal = Journal(self.tmp / "journal.sqlite")
@@ -247,20 +251,16 @@ def _spot_run(
     cloud: Cloud, session: AwsSession, fallback: str | None, seconds: int = 8
 ) -> tuple[FleetOutcome, Journal]:
     """One idle task on spot: long enough to be interrupted while its agent runs."""
-    opts = FleetOptions(
-        instance_types=["c7g.large"],
-        benchmarks=("idle",),
-        bucket=cloud.sandbox.bucket,
-        collection_method="sandbox",
+    return cloud.run(
+        session,
+        ["c7g.large"],
         timeout_s=120,
+        benchmarks=("idle",),
+        quick=False,
         agent_args=["--duration-s", str(seconds)],
         market="spot",
         spot_fallback=fallback,
     )
-    plan = plan_run(session, opts, datetime.now(UTC))
-    journal = Journal(cloud.tmp / "journal.sqlite")
-    outcome = execute(session, plan, journal, cloud.tmp / "data", lambda s: None, True)
-    return outcome, journal
 
 
 class _Reclaimer:
