@@ -17,10 +17,13 @@ import copy
 import json
 import random
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from instbench.instance_types import parse_instance_type
 from instbench.results.schema import DATA_VERSION, STREAM_BYTES_PER_ELEMENT, STREAM_KERNELS
+
+if TYPE_CHECKING:
+    from instbench.aws.plan import FleetOptions, Plan
 
 GIB = 1024**3
 ELEMENTS = 2**28
@@ -354,3 +357,30 @@ def store_documents(root: Any, docs: list[dict[str, Any]]) -> list[str]:
         store.put_new(key, to_bytes(doc))
         keys.append(key)
     return keys
+
+
+def offline_plan(
+    opts: FleetOptions, vcpus: dict[str, int] | None = None, samples: int = 1, **fields: Any
+) -> Plan:
+    """A `Plan` of stream tasks for `opts.instance_types` built without AWS (for unit tests
+    of what reads a plan: quotas, cost). `vcpus` per type (default 2); `fields` are extra
+    Plan fields such as `vcpu_limits`."""
+    from instbench.aws.plan import Placement, Plan, Task
+
+    tasks = [
+        Task(f"{t}-stream-{s}", t, "stream", s, "x86_64", "ami-1", (vcpus or {}).get(t, 2))
+        for t in opts.instance_types
+        for s in range(samples)
+    ]
+    return Plan(
+        run_id="r",
+        region="us-east-1",
+        tasks=tasks,
+        placements=[Placement("us-east-1a", None)],
+        vpc_id="vpc-1",
+        security_group=None,
+        images={"x86_64": "ami-1"},
+        expires_at=datetime(2025, 3, 5, tzinfo=UTC),
+        options=opts,
+        **fields,
+    )

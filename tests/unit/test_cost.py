@@ -7,16 +7,17 @@ responses is exercised in tests/integration/test_cost_estimate.py.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
+from tests.factories import offline_plan
 
 from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.aws import cost
-from instbench.aws.plan import FleetOptions, Placement, Plan, Task
+from instbench.aws.plan import FleetOptions, Plan
 from instbench.cli import run_cmd
 from instbench.context import Context
 from instbench.errors import UserError
@@ -58,22 +59,7 @@ def _plan(
         timeout_s=timeout_s,
         market=market,
     )
-    tasks = [
-        Task(f"{t}-stream-{s}", t, "stream", s, "x86_64", "ami-1", 2)
-        for t in types
-        for s in range(samples)
-    ]
-    return Plan(
-        run_id="r",
-        region="us-east-1",
-        tasks=tasks,
-        placements=[Placement("us-east-1a", None)],
-        vpc_id="vpc-1",
-        security_group=None,
-        images={"x86_64": "ami-1"},
-        expires_at=datetime(2025, 3, 5, tzinfo=UTC),
-        options=opts,
-    )
+    return offline_plan(opts, samples=samples)
 
 
 def test_billed_seconds_is_the_watchdog_plus_boot() -> None:

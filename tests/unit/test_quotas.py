@@ -10,11 +10,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pytest
+from tests.factories import offline_plan
 
-from instbench.aws.plan import FleetOptions, Placement, Plan, Task
+from instbench.aws.plan import FleetOptions, Plan
 from instbench.aws.policy import audit, permission_for
 from instbench.aws.quotas import (
     QUOTA_CLASSES,
@@ -316,21 +316,8 @@ def _plan(types: dict[str, int], budget: int | None, market: str = "on-demand") 
         vcpu_budget=budget,
         market=market,
     )
-    tasks = [
-        Task(f"{name}-stream-0", name, "stream", 0, "x86_64", "ami-1", vcpus)
-        for name, vcpus in types.items()
-    ]
-    return Plan(
-        run_id="r",
-        region="us-east-1",
-        tasks=tasks,
-        placements=[Placement("us-east-1a", None)],
-        vpc_id="vpc-1",
-        security_group=None,
-        images={"x86_64": "ami-1"},
-        expires_at=datetime(2025, 3, 5, tzinfo=UTC),
-        options=opts,
-        vcpu_limits={"Standard/on-demand": 32, "G and VT/on-demand": None},
+    return offline_plan(
+        opts, types, vcpu_limits={"Standard/on-demand": 32, "G and VT/on-demand": None}
     )
 
 
