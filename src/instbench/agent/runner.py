@@ -14,11 +14,10 @@ import re
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from instbench import __version__
 from instbench.agent import imds, sysinfo
@@ -136,6 +135,9 @@ def benchmark_plan(req: AgentRequest) -> List[Tuple[registry.BenchmarkInfo, Dict
             for key in _REQUEST_PARAMETERS
             if key in declared and getattr(req, key) is not None
         }
+        url = coremark_url(req) if name == "cpu" else None
+        if url is not None:
+            given["coremark_url"] = url  # a declared parameter, like any other
         given.update(req.params.get(name, {}))
         plan.append((info, info.validate_params(given)))
     return plan
@@ -162,8 +164,7 @@ def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
         t0 = time.monotonic()
         log(f"running {name}")
         context = registry.RunContext(params=params, quick=req.quick, cache_dir=cache_dir, log=log)
-        with _coremark_environment(coremark_url(req) if name == "cpu" else None):
-            section, build = info.run(context)
+        section, build = info.run(context)
         performance[name] = section
         builds.append(build)
         durations[name] = time.monotonic() - t0
@@ -223,28 +224,6 @@ def coremark_url(req: AgentRequest) -> Optional[str]:
     if os.environ.get(coremark.ENV_URL) is not None:
         return os.environ[coremark.ENV_URL]
     return coremark.DEFAULT_BASE_URL if req.collection_method == "aws" else None
-
-
-@contextmanager
-def _coremark_environment(url: Optional[str]) -> Iterator[None]:
-    """Hand the CoreMark URL to the cpu benchmark for the duration of its run.
-
-    The registry's cpu entry builds its options from declared parameters only, and
-    $INSTBENCH_COREMARK_URL is the documented override it reads; the previous value is
-    restored so an in-process caller (tests) sees no lasting change.
-    """
-    if url is None:
-        yield
-        return
-    previous = os.environ.get(coremark.ENV_URL)
-    os.environ[coremark.ENV_URL] = url
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(coremark.ENV_URL, None)
-        else:
-            os.environ[coremark.ENV_URL] = previous
 
 
 def write_new(path: Path, doc: Dict[str, Any]) -> None:

@@ -512,6 +512,7 @@ def _run_cpu(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         threads=p.get("threads"),
         openssl=True if p.get("openssl") is None else bool(p["openssl"]),
         vector=True if p.get("vector") is None else bool(p["vector"]),
+        coremark_url=p.get("coremark_url"),
     )
     return cpu.run_cpu(options, cache_dir=ctx.cache_dir, log=ctx.log)
 
@@ -545,6 +546,13 @@ def _cpu_info() -> BenchmarkInfo:
             ),
             Parameter("openssl", "bool", "Run openssl speed where openssl exists.", default=True),
             Parameter("vector", "bool", "Measure DP FLOPS per vector extension.", default=True),
+            Parameter(
+                "coremark_url",
+                "str",
+                "Base URL of the pinned CoreMark sources; 'off' runs no CoreMark.",
+                default_note="the agent's --coremark-url, else $INSTBENCH_COREMARK_URL, else "
+                "the pinned GitHub URL on EC2 and off elsewhere",
+            ),
         ),
         requires=Requirements(c_compiler=True, openmp=True),
     )
