@@ -238,6 +238,21 @@ def test_states_console_terminate_and_wait(aws_session: AwsSession) -> None:
     assert launch.describe_instances_by_run(aws_session, "r-2") == {other: "running"}
 
 
+def test_ended_instances_reports_only_those_going_or_gone(aws_session: AwsSession) -> None:
+    running = launch.launch_instance(aws_session, spec(aws_session))
+    ending = launch.launch_instance(aws_session, spec(aws_session, task_id="c7g.large-stream-0"))
+    unknown = "i-0123456789abcdef0"
+    assert launch.ended_instances(aws_session, [running, ending, unknown]) == {}
+    launch.terminate_instance(aws_session, ending)
+    ended = launch.ended_instances(aws_session, [running, ending, unknown])
+    assert set(ended) == {ending}
+    assert ended[ending][0] in {"shutting-down", "terminated"} and ended[ending][1]
+    # Again, and for an id EC2 never knew: both mean "gone", neither raises.
+    launch.terminate_instance(aws_session, ending)
+    launch.terminate_instance(aws_session, unknown)
+    assert launch.instance_states(aws_session, [running])[running][0] == "running"
+
+
 def test_wait_terminated_fails_fast_for_a_running_instance(aws_session: AwsSession) -> None:
     instance = launch.launch_instance(aws_session, spec(aws_session))
     # Nobody asked it to terminate: the waiter keeps polling 'running' until the timeout.

@@ -17,13 +17,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from instbench import __version__
 from instbench.agent import imds, runner, sysinfo, upload
-from instbench.agent import suite as agent_suite
 from instbench.benchmarks import registry
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
+
+if TYPE_CHECKING:
+    from instbench.agent import suite as agent_suite
 
 
 def _positive_int(text: str) -> int:
@@ -98,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_suite(args: argparse.Namespace) -> Optional[agent_suite.Suite]:
     """The suite named by --suite or --suite-url, checked before anything else runs."""
+    if args.suite is None and args.suite_url is None and args.suite_sha256 is None:
+        return None
+    from instbench.agent import suite as agent_suite  # only a suite run pays for it
+
     if args.suite is not None and args.suite_url is not None:
         raise agent_suite.SuiteError("give --suite or --suite-url, not both")
     if args.suite_url is not None:

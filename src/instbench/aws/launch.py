@@ -333,6 +333,29 @@ def instance_states(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[
     return states
 
 
+ENDED_STATES = ("shutting-down", "terminated", "stopping", "stopped")
+"""States from which an instance will not run its user data to the end."""
+
+
+def ended_instances(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """id -> (state, reason) of those of `ids` that are ending or ended; live ones are left out.
+
+    Why not `instance_states`: a watcher asks this every few seconds about every instance
+    it waits on, and almost all of them are still running. Filtering on the state in EC2
+    makes the usual answer empty, so its size (and the parsing on both sides: ~75 ms per
+    20 running instances against the sandbox's moto, ~9 ms for an empty answer) does not
+    grow with the number of instances in flight.
+    """
+    wanted = list(dict.fromkeys(ids))
+    states: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(wanted), 200):
+        filters = _ids_filter(wanted[start : start + 200])
+        filters.append({"Name": "instance-state-name", "Values": list(ENDED_STATES)})
+        for inst in _describe(session, filters):
+            states[inst["InstanceId"]] = (inst["State"]["Name"], _state_reason(inst))
+    return states
+
+
 def describe_instances_by_run(session: AwsSession, run_id: str) -> dict[str, str]:
     """id -> state of every instance tagged with `run_id` (terminated ones included)."""
     filters: list[FilterTypeDef] = [{"Name": f"tag:{RUN_TAG}", "Values": [run_id]}]
@@ -350,6 +373,20 @@ def terminate_instances(session: AwsSession, ids: Iterable[str]) -> list[str]:
     for start in range(0, len(live), 1000):
         ec2.terminate_instances(InstanceIds=live[start : start + 1000])
     return live
+
+
+def terminate_instance(session: AwsSession, instance_id: str) -> None:
+    """Terminate one instance the caller launched; one call, no look first.
+
+    A task ends its own instance right after collecting its result, so the id exists, and
+    terminating an instance that is already shutting down or terminated is a no-op in EC2.
+    Only an id EC2 has forgotten is an error, and it means the same thing: gone.
+    """
+    try:
+        session.ec2().terminate_instances(InstanceIds=[instance_id])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
+            raise
 
 
 def console_output(session: AwsSession, instance_id: str) -> str:

