@@ -173,7 +173,7 @@ def test_full_flow_runs_in_order_with_exact_argv(tmp_path: Path) -> None:
     assert log_put[log_put.index("-H") + 1] == "Content-Type: text/plain"
     (agent,) = calls_of(calls, "python3")
     assert agent == [
-        f"{workdir}/agent.pyz", "run", "--benchmarks", "stream",
+        "-I", "-S", f"{workdir}/agent.pyz", "run", "--benchmarks", "stream",
         "--output", f"{workdir}/result.json", "--run-id", p.run_id, "--sample", "0",
         "--task-id", p.task_id, "--instance-type", "m7i.large", "--region", "us-east-1",
         "--collection-method", "aws", "--quick", "--market", "on-demand",

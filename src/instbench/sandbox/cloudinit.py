@@ -621,7 +621,8 @@ def _install_python(target: Path) -> None:
     Like the one python3 of a machine image, rather than whatever the host's PATH resolves
     at each call: a version manager's shim (pyenv's is a shell script) costs a fraction of
     a second per call, which 20 simulated instances starting at once on 2 cores multiply.
-    The base interpreter, not a virtualenv's, so the agent sees no installed packages.
+    The base interpreter, not a virtualenv's; the user data runs the agent with -I -S, so
+    it sees none of the interpreter's site-packages either, as on a clean image.
     """
     base = Path(sys.base_prefix) / "bin"
     for name in (f"python{sys.version_info[0]}.{sys.version_info[1]}", "python3"):
