@@ -37,7 +37,9 @@ from instbench.journal import Journal
 TYPES = ["m7i.large", "m7a.large", "c7g.large", "r7i.large", "c7i.large"]
 
 
-def _start_cloud(concurrency: int, workdir: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_cloud(concurrency: int, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `instbench sandbox serve`; its output goes to a file beside the workdir (a pipe
+    nobody reads would block the cloud once it filled up)."""
     env = dict(os.environ)
     cmd = [
         str(Path(sys.executable).parent / "instbench"),
@@ -50,20 +52,34 @@ def _start_cloud(concurrency: int, workdir: Path) -> tuple[subprocess.Popen[str]
         "--workdir",
         str(workdir),
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    assert proc.stdout is not None
+    log = workdir.parent / "cloud.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        match = re.search(r"(http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
         if match:
             return proc, match.group(1)
         if proc.poll() is not None:
             break
+        time.sleep(0.1)
     proc.kill()
-    raise SystemExit("sandbox serve did not print its endpoint")
+    raise SystemExit(f"sandbox serve did not print its endpoint (see {log})")
+
+
+def _cpu_of(pid: int) -> tuple[float, float]:
+    """(own, waited-for children) CPU seconds of a live process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / tick, idle / tick
 
 
 def main() -> int:
@@ -102,10 +118,12 @@ def main() -> int:
         plan.tasks = plan.tasks[:n]
         journal = Journal(tmp / "journal.sqlite")
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        cloud0, machine0 = _cpu_of(cloud.pid), _machine_cpu()
         start = time.monotonic()
         outcome = execute(session, plan, journal, tmp / "data", lambda s: None, sandbox=True)
         wall = time.monotonic() - start
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cloud1, machine1 = _cpu_of(cloud.pid), _machine_cpu()
     finally:
         cloud.send_signal(signal.SIGTERM)
         cloud.wait(timeout=60)
@@ -120,6 +138,15 @@ def main() -> int:
     )
     print(f"parallel efficiency N*T/(C*wall): {efficiency:.3f}  (goal >= 0.90)")
     print(f"controller CPU: {cpu:.2f} s total, {cpu / n:.3f} s per task  (goal <= 0.2)")
+    # Where the rest of the machine's CPU went (not goals: the sandbox's own cost).
+    print(
+        f"sandbox CPU per task: cloud (moto, cloud-init, IMDS) {(cloud1[0] - cloud0[0]) / n:.3f} s,"
+        f" instances (user data + agent) {(cloud1[1] - cloud0[1]) / n:.3f} s"
+    )
+    busy, idle = machine1[0] - machine0[0], machine1[1] - machine0[1]
+    print(
+        f"machine: {busy:.0f} CPU-s busy, {idle:.0f} CPU-s idle ({busy / (busy + idle):.0%} busy)"
+    )
     return 0 if stored == n else 1
 
 

@@ -236,6 +236,11 @@ def test_states_console_terminate_and_wait(aws_session: AwsSession) -> None:
     assert state == "terminated" and reason
     assert launch.terminate_instances(aws_session, [first]) == []  # already gone: no call
     assert launch.describe_instances_by_run(aws_session, "r-2") == {other: "running"}
+    # Only what still needs terminating, when asked: r-1's two are gone, r-2's one is not.
+    assert launch.describe_instances_by_run(aws_session, "r-1", launch.LIVE_STATES) == {}
+    assert launch.describe_instances_by_run(aws_session, "r-2", launch.LIVE_STATES) == {
+        other: "running"
+    }
 
 
 def test_ended_instances_reports_only_those_going_or_gone(aws_session: AwsSession) -> None:

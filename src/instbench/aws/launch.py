@@ -356,9 +356,19 @@ def ended_instances(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[
     return states
 
 
-def describe_instances_by_run(session: AwsSession, run_id: str) -> dict[str, str]:
-    """id -> state of every instance tagged with `run_id` (terminated ones included)."""
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+"""States of an instance that still needs terminating (a stopped one still bills storage)."""
+
+
+def describe_instances_by_run(
+    session: AwsSession, run_id: str, states: Iterable[str] | None = None
+) -> dict[str, str]:
+    """id -> state of every instance tagged with `run_id` (terminated ones included), or
+    only of those in `states` (filtered by EC2: the answer stays small at the end of a run
+    that launched hundreds)."""
     filters: list[FilterTypeDef] = [{"Name": f"tag:{RUN_TAG}", "Values": [run_id]}]
+    if states is not None:
+        filters.append({"Name": "instance-state-name", "Values": list(states)})
     return {inst["InstanceId"]: inst["State"]["Name"] for inst in _describe(session, filters)}
 
 

@@ -662,13 +662,9 @@ class Fleet:
 
     def _terminate_all(self) -> list[str]:
         """Terminate every instance tagged with this run that is not already gone."""
-        live = [
-            iid
-            for iid, state in launch.describe_instances_by_run(
-                self.session, self.plan.run_id
-            ).items()
-            if state not in {"terminated", "shutting-down"}
-        ]
+        live = sorted(
+            launch.describe_instances_by_run(self.session, self.plan.run_id, launch.LIVE_STATES)
+        )
         if live:
             launch.terminate_instances(self.session, live)
             self.journal.mark_terminated(self.plan.run_id, live)
