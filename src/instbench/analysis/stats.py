@@ -107,6 +107,7 @@ def mean_ci(
     return mean - half, mean + half
 
 
+@functools.lru_cache(maxsize=4096)
 def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] | None:
     """1-based ranks (lo, hi) of the distribution-free interval of the median.
 
