@@ -716,11 +716,14 @@ def _copy_exports(con: duckdb.DuckDBPyConnection, where: str, latest: Path) -> i
     csv_path = (latest / "tidy.csv").as_posix()
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"COPY ({query}) TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
+    # The CSV is the Parquet file's rows in the same order: read back, not sorted again
+    # (the sort of 800,000 rows was a fifth of the exports at 100,000 results).
+    exported = f"read_parquet('{parquet}')"
     con.execute(
-        f"COPY ({query}) TO '{csv_path}' (FORMAT csv, HEADER, "
+        f"COPY (SELECT * FROM {exported}) TO '{csv_path}' (FORMAT csv, HEADER, "
         "TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S.%fZ')"
     )
-    count = con.execute(f"SELECT count(*) FROM accepted_rows WHERE {where}").fetchone()
+    count = con.execute(f"SELECT count(*) FROM {exported}").fetchone()
     return int(count[0]) if count else 0
 
 
