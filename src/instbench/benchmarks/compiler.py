@@ -214,14 +214,33 @@ def compile_command(
     return [compiler.path, *flags, "-o", str(output), str(source), *LINK_LIBS]
 
 
+def run_compile(compiler: Compiler, argv: Sequence[str], output: Path) -> str | None:
+    """Run one compile command (10-minute limit): None when it made `output`, else the
+    compiler's stderr for the caller's message. BenchmarkError when the compiler cannot be
+    started at all. One runner for the kernels and for CoreMark's build."""
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchmarkError(f"cannot run {compiler.path}: {exc}") from None
+    if proc.returncode != 0 or not output.is_file():
+        return proc.stderr
+    return None
+
+
+def stderr_tail(stderr: str, lines: int) -> str:
+    """The last `lines` lines of a tool's stderr on one line (for one-line errors)."""
+    return " | ".join(line.strip() for line in stderr.strip().splitlines()[-lines:])
+
+
 def _compile_failure(compiler: Compiler, stderr: str) -> BenchmarkError:
     if _OPENMP_MISSING.search(stderr):
         hint = _OPENMP_HINTS.get(compiler.name, _OPENMP_HINTS["gcc"])
         return ToolchainMissing(
             f"{compiler.path} ({compiler.version}) has no OpenMP support: {hint}"
         )
-    tail = " | ".join(line.strip() for line in stderr.strip().splitlines()[-5:])
-    return BenchmarkError(f"compiling the kernel with {compiler.path} failed: {tail}")
+    return BenchmarkError(
+        f"compiling the kernel with {compiler.path} failed: {stderr_tail(stderr, 5)}"
+    )
 
 
 def build_kernel(
@@ -251,18 +270,11 @@ def build_kernel(
         src_path = workdir / source_name
         src_path.write_bytes(source)
         out_path = workdir / stem
-        try:
-            proc = subprocess.run(
-                compile_command(compiler, flags, src_path, out_path),
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise BenchmarkError(f"cannot run {compiler.path}: {exc}") from None
-        if proc.returncode != 0 or not out_path.is_file():
-            raise _compile_failure(compiler, proc.stderr)
+        failed = run_compile(
+            compiler, compile_command(compiler, flags, src_path, out_path), out_path
+        )
+        if failed is not None:
+            raise _compile_failure(compiler, failed)
         os.replace(str(out_path), str(binary))
     finally:
         shutil.rmtree(str(workdir), ignore_errors=True)

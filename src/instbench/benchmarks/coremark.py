@@ -175,18 +175,11 @@ def build(compiler: cc.Compiler, src: Path, output: Path, threads: int) -> float
     """Compile CoreMark; seconds spent. CoremarkUnavailable with the compiler's last lines."""
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            build_command(compiler, src, output, threads),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise CoremarkUnavailable(f"cannot run {compiler.path}: {exc}") from None
-    if proc.returncode != 0 or not output.is_file():
-        tail = " | ".join(line.strip() for line in proc.stderr.strip().splitlines()[-3:])
-        raise CoremarkUnavailable(f"building CoreMark failed: {tail}")
+        failed = cc.run_compile(compiler, build_command(compiler, src, output, threads), output)
+    except BenchmarkError as exc:
+        raise CoremarkUnavailable(str(exc)) from None
+    if failed is not None:
+        raise CoremarkUnavailable(f"building CoreMark failed: {cc.stderr_tail(failed, 3)}")
     return time.monotonic() - started
 
 
