@@ -10,7 +10,6 @@ runtime existed: digests of that output are pinned here.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 from tests.unit.test_userdata import calls_of
+from tests.unit.test_userdata import params as userdata_params
 from tests.unit.test_userdata import run_script as userdata_run_script
 
 from instbench.aws import userdata
@@ -33,20 +33,9 @@ IMAGE = "public.ecr.aws/example/instbench-agent:1.0"
 
 
 def params(**changes: Any) -> UserDataParams:
-    base = UserDataParams(
-        run_id="r-20260101-abc",
-        task_id="m7i.large-stream-0",
-        sample=0,
-        instance_type="m7i.large",
-        region="us-east-1",
-        benchmarks=("stream",),
-        agent_url="https://bkt.s3.amazonaws.com/artifacts/a.pyz?X-Amz-Signature=ab%2Fc&X-Amz-Expires=60",
-        agent_sha256="ab" * 32,
-        result_url="https://bkt.s3.amazonaws.com/incoming/r/t/result.json?X-Amz-Signature=1",
-        log_url="https://bkt.s3.amazonaws.com/logs/r/t.log?X-Amz-Signature=2",
-        watchdog_minutes=21,
-    )
-    return dataclasses.replace(base, **changes)
+    # test_userdata's parameters with a fixed digest: the pinned zipapp scripts below
+    # depend on every byte of them.
+    return userdata_params(**{"agent_sha256": "ab" * 32, **changes})
 
 
 def container(**changes: Any) -> UserDataParams:
