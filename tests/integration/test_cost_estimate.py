@@ -9,7 +9,6 @@ The dry run goes through the real CLI in the sandbox, which bills nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from tests.recorded import price_list_item, recorded_response
 from typer.testing import CliRunner
 
 from instbench.analysis.pricing import CachedPriceSource
@@ -29,48 +29,6 @@ from instbench.cli.app import app
 
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 ON_DEMAND = {"m7i.large": "0.1008000000", "c7g.large": "0.0725000000"}
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterable[bytes]:
-        yield self.body
-
-
-def _respond(status: int, body: bytes, content_type: str) -> AWSResponse:
-    return AWSResponse("https://recorded", status, {"Content-Type": content_type}, _Raw(body))
-
-
-def _product(itype: str, price: str) -> str:
-    """One GetProducts PriceList item (abridged to what a price needs)."""
-    sku = "SKU" + itype.replace(".", "").upper()
-    return json.dumps(
-        {
-            "product": {
-                "productFamily": "Compute Instance",
-                "attributes": {"instanceType": itype, "regionCode": "us-east-1"},
-                "sku": sku,
-            },
-            "serviceCode": "AmazonEC2",
-            "terms": {
-                "OnDemand": {
-                    f"{sku}.JRTCKXETXF": {
-                        "priceDimensions": {
-                            f"{sku}.JRTCKXETXF.6YS6EN2CT7": {
-                                "unit": "Hrs",
-                                "pricePerUnit": {"USD": price},
-                                "description": f"${price} per On Demand Linux {itype} hour",
-                            }
-                        }
-                    }
-                }
-            },
-            "version": "20250301000000",
-            "publicationDate": "2025-03-01T00:00:00Z",
-        }
-    )
 
 
 class RecordedPricing:
@@ -87,16 +45,16 @@ class RecordedPricing:
         filters = {f["Field"]: f["Value"] for f in json.loads(request.body)["Filters"]}
         itype = filters["instanceType"]
         self.products.append(itype)
-        items = [_product(itype, ON_DEMAND[itype])] if itype in ON_DEMAND else []
+        items = [price_list_item(itype, ON_DEMAND[itype])] if itype in ON_DEMAND else []
         body = {"FormatVersion": "aws_v1", "PriceList": items}
-        return _respond(200, json.dumps(body).encode(), "application/x-amz-json-1.1")
+        return recorded_response(200, json.dumps(body).encode(), "application/x-amz-json-1.1")
 
     def placement(self, request: Any, **_: Any) -> AWSResponse:
         xml = (
             "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>no</Message>"
             "</Error></Errors><RequestID>r</RequestID></Response>"
         )
-        return _respond(403, xml.encode(), "text/xml")
+        return recorded_response(403, xml.encode(), "text/xml")
 
 
 @pytest.fixture()

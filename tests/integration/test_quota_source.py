@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from tests.recorded import recorded_response
 
 from instbench.aws.plan import FleetOptions, make_plan
 from instbench.aws.quotas import (
@@ -32,20 +32,9 @@ JSON = "application/x-amz-json-1.1"
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterable[bytes]:
-        yield self.body
-
-
 def _respond(status: int, body: dict[str, Any]) -> AWSResponse:
-    return AWSResponse(
-        "https://servicequotas.recorded",
-        status,
-        {"Content-Type": JSON},
-        _Raw(json.dumps(body).encode()),
+    return recorded_response(
+        status, json.dumps(body).encode(), JSON, url="https://servicequotas.recorded"
     )
 
 

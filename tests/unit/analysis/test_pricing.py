@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from tests.recorded import price_list_item, recorded_response
 
 from instbench.analysis.pricing import CachedPriceSource, FilePriceSource, InstancePrice, PriceSet
 from instbench.aws.pricing import AwsPriceSource, parse_price_list, spot_summary
@@ -24,72 +25,10 @@ from instbench.errors import UserError
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 
 
-def _product(itype: str, on_demand: str, r1: str, r3: str) -> str:
-    """One PriceList item as GetProducts returns it (abridged to the fields read)."""
-    sku = "ABCDEF123456"
-
-    def dim(price: str) -> dict[str, Any]:
-        return {
-            f"{sku}.X.6YS6EN2CT7": {
-                "unit": "Hrs",
-                "pricePerUnit": {"USD": price},
-                "description": f"${price} per On Demand Linux {itype} Instance Hour",
-            }
-        }
-
-    def reserved(length: str, price: str) -> dict[str, Any]:
-        return {
-            "priceDimensions": dim(price),
-            "termAttributes": {
-                "LeaseContractLength": length,
-                "OfferingClass": "standard",
-                "PurchaseOption": "No Upfront",
-            },
-        }
-
-    return json.dumps(
-        {
-            "product": {
-                "productFamily": "Compute Instance",
-                "attributes": {"instanceType": itype, "regionCode": "us-east-1"},
-                "sku": sku,
-            },
-            "serviceCode": "AmazonEC2",
-            "terms": {
-                "OnDemand": {f"{sku}.JRTCKXETXF": {"priceDimensions": dim(on_demand)}},
-                "Reserved": {
-                    f"{sku}.4NA7Y494T4": reserved("1yr", r1),
-                    f"{sku}.BPH4J8HBKS": reserved("3yr", r3),
-                    f"{sku}.7NE97W5U4E": {
-                        "priceDimensions": dim("0.0000000000"),
-                        "termAttributes": {
-                            "LeaseContractLength": "1yr",
-                            "OfferingClass": "standard",
-                            "PurchaseOption": "All Upfront",
-                        },
-                    },
-                },
-            },
-            "version": "20250301000000",
-            "publicationDate": "2025-03-01T00:00:00Z",
-        }
-    )
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterable[bytes]:
-        yield self.body
-
-
-def _respond(body: bytes, content_type: str) -> AWSResponse:
-    return AWSResponse("https://recorded", 200, {"Content-Type": content_type}, _Raw(body))
-
-
 def test_price_list_parsing_picks_no_upfront_standard_terms() -> None:
-    assert parse_price_list([_product("m7i.large", "0.1008000000", "0.0635", "0.0437")]) == (
+    assert parse_price_list(
+        [price_list_item("m7i.large", "0.1008000000", ("0.0635", "0.0437"))]
+    ) == (
         0.1008,
         0.0635,
         0.0437,
@@ -125,9 +64,9 @@ def test_aws_source_reads_all_three_apis(moto_endpoint: str) -> None:
         calls.append(json.loads(request.body))
         body = {
             "FormatVersion": "aws_v1",
-            "PriceList": [_product("m7i.large", "0.1008", "0.0635", "0.0437")],
+            "PriceList": [price_list_item("m7i.large", "0.1008", ("0.0635", "0.0437"))],
         }
-        return _respond(json.dumps(body).encode(), "application/x-amz-json-1.1")
+        return recorded_response(200, json.dumps(body).encode(), "application/x-amz-json-1.1")
 
     def placement(request: Any, **_: Any) -> AWSResponse:
         xml = (
@@ -135,7 +74,7 @@ def test_aws_source_reads_all_three_apis(moto_endpoint: str) -> None:
             "<requestId>r</requestId><spotPlacementScoreSet><item><region>us-east-1</region>"
             "<score>9</score></item></spotPlacementScoreSet></GetSpotPlacementScoresResponse>"
         )
-        return _respond(xml.encode(), "text/xml")
+        return recorded_response(200, xml.encode(), "text/xml")
 
     pricing.register_hook("before-send.pricing.GetProducts", get_products)
     ec2.register_hook("before-send.ec2.GetSpotPlacementScores", placement)
