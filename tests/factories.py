@@ -257,13 +257,13 @@ def result_document(
     }
 
 
-def raw_key_of(doc: dict[str, Any]) -> str:
+def raw_key_of(doc: dict[str, Any], benchmark: str = "stream") -> str:
     """The storage key the orchestrator would give `doc` (layout.raw_key)."""
     from instbench.storage.layout import raw_key
 
     meta = doc["metadata"]
     return raw_key(
-        "stream",
+        benchmark,
         meta["instance_type"],
         meta["region"],
         datetime.fromisoformat(meta["timestamp"]),

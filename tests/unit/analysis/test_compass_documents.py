@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.factories import result_document
+from tests.factories import raw_key_of, result_document
 
 from instbench.analysis.ingest import examine
 from instbench.results.validate import validate_document
@@ -377,26 +377,12 @@ def test_factory_documents_pass_the_schema_and_every_plausibility_rule() -> None
         full_document("m7i.48xlarge", remote=(120.0, 11.0), inter_socket=False),
     ):
         validate_document(doc)
-        sha, rows = examine(json.dumps(doc).encode(), _key(doc))
+        sha, rows = examine(json.dumps(doc).encode(), raw_key_of(doc))
         assert rows and len(sha) == 64
 
 
 def test_recorded_results_pass_the_schema_and_every_plausibility_rule() -> None:
     for benchmark in ("cpu", "linpack", "latency"):
         doc = recorded(benchmark)
-        _, rows = examine(json.dumps(doc).encode(), _key(doc, benchmark))
+        _, rows = examine(json.dumps(doc).encode(), raw_key_of(doc, benchmark))
         assert {r["benchmark"] for r in rows} >= {benchmark}
-
-
-def _key(doc: dict[str, Any], benchmark: str = "stream") -> str:
-    from instbench.storage.layout import raw_key
-
-    meta = doc["metadata"]
-    return raw_key(
-        benchmark,
-        meta["instance_type"],
-        meta["region"],
-        datetime.fromisoformat(meta["timestamp"]),
-        meta["run_id"],
-        meta["sample"],
-    )

@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from tests.factories import store_documents
+from tests.factories import raw_key_of, store_documents
 from tests.unit.analysis.test_compass_documents import full_document, recorded
 
 from instbench.analysis import compass_schema
@@ -293,18 +293,7 @@ def test_recorded_cpu_and_linpack_results_fill_the_cpu_file(tmp_path: Path) -> N
     store = LocalStore(tmp_path / "mirror")
     for benchmark in ("cpu", "linpack", "latency"):
         doc = recorded(benchmark)
-        meta = doc["metadata"]
-        from instbench.storage.layout import raw_key
-
-        key = raw_key(
-            benchmark,
-            meta["instance_type"],
-            meta["region"],
-            datetime.fromisoformat(meta["timestamp"]),
-            meta["run_id"],
-            meta["sample"],
-        )
-        store.put_new(key, (json.dumps(doc) + "\n").encode())
+        store.put_new(raw_key_of(doc, benchmark), (json.dumps(doc) + "\n").encode())
     with ingest(tmp_path / "mirror") as ds:
         assert ds.report.rejected == 0, ds.report.rejections
         publish(ds, tmp_path / "demo", include_sandbox=True)
