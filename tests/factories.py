@@ -23,6 +23,9 @@ from instbench.instance_types import parse_instance_type
 from instbench.results.schema import DATA_VERSION, STREAM_BYTES_PER_ELEMENT, STREAM_KERNELS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from instbench.analysis.pricing import InstancePrice, PriceSet
     from instbench.aws.plan import FleetOptions, Plan
 
 GIB = 1024**3
@@ -384,3 +387,35 @@ def offline_plan(
         options=opts,
         **fields,
     )
+
+
+class TablePriceSource:
+    """A price source for tests: the prices in `table`, or one price (`every`) for any type,
+    dated 2025-03-05; `asked` records the types of each request."""
+
+    def __init__(
+        self,
+        table: dict[str, InstancePrice] | None = None,
+        *,
+        every: InstancePrice | None = None,
+        source: str = "test prices",
+    ) -> None:
+        self.table = table or {}
+        self.every = every
+        self.source = source
+        self.asked: list[list[str]] = []
+
+    def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
+        from datetime import date
+
+        from instbench.analysis.pricing import PriceSet
+
+        types = list(instance_types)
+        self.asked.append(types)
+        found = {t: self.every if self.every is not None else self.table.get(t) for t in types}
+        return PriceSet(
+            region=region,
+            as_of=date(2025, 3, 5),
+            source=self.source,
+            instances={t: price for t, price in found.items() if price is not None},
+        )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
-from tests.factories import offline_plan
+from tests.factories import TablePriceSource, offline_plan
 
 from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.aws import cost
@@ -23,22 +23,6 @@ from instbench.context import Context
 from instbench.errors import UserError
 
 DAY = date(2025, 3, 5)
-
-
-class _Prices:
-    def __init__(self, prices: dict[str, InstancePrice]) -> None:
-        self.table = prices
-        self.asked: list[list[str]] = []
-
-    def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
-        types = list(instance_types)
-        self.asked.append(types)
-        return PriceSet(
-            region=region,
-            as_of=DAY,
-            source="test prices",
-            instances={t: self.table[t] for t in types if t in self.table},
-        )
 
 
 class _Denied:
@@ -82,7 +66,7 @@ def test_hourly_price_per_market() -> None:
 
 
 def test_estimate_is_price_times_upper_bound_per_task() -> None:
-    source = _Prices(
+    source = TablePriceSource(
         {"m7i.large": InstancePrice(on_demand=0.1008), "c7g.large": InstancePrice(on_demand=0.0725)}
     )
     plan = _plan(["m7i.large", "c7g.large"], samples=2, timeout_s=1800)
@@ -97,7 +81,7 @@ def test_estimate_is_price_times_upper_bound_per_task() -> None:
 
 
 def test_spot_runs_use_spot_prices() -> None:
-    source = _Prices({"m7i.large": InstancePrice(on_demand=0.1, spot_current=0.04)})
+    source = TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1, spot_current=0.04)})
     est = cost.estimate_plan(_plan(["m7i.large"], market="spot"), source)
     assert est.tasks[0].hourly_usd == 0.04 and est.tasks[0].market == "spot"
     plan = _plan(["m7i.large"], market="spot")
@@ -106,7 +90,7 @@ def test_spot_runs_use_spot_prices() -> None:
 
 
 def test_unlisted_price_is_unknown_not_zero() -> None:
-    source = _Prices({"m7i.large": InstancePrice(on_demand=0.1)})
+    source = TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
     est = cost.estimate_plan(_plan(["m7i.large", "c7g.large"]), source)
     assert est.total_usd is None
     assert est.unknown_types == ["c7g.large"]
@@ -121,7 +105,7 @@ def test_an_aws_error_leaves_prices_unknown_with_the_reason() -> None:
 
 
 def test_max_cost_refuses_a_plan_above_it() -> None:
-    source = _Prices({"m7i.large": InstancePrice(on_demand=1.0)})
+    source = TablePriceSource({"m7i.large": InstancePrice(on_demand=1.0)})
     est = cost.estimate_plan(_plan(["m7i.large"], samples=3, timeout_s=3600), source)
     cost.enforce_max_cost(est, 10.0)
     with pytest.raises(cost.CostTooHigh) as err:
@@ -164,7 +148,9 @@ def _shown(plan: Plan) -> str:
 
 def test_dry_run_says_price_unknown_and_why() -> None:
     plan = _plan(["m7i.large", "c7g.large"])
-    plan.cost = cost.estimate_plan(plan, _Prices({"m7i.large": InstancePrice(on_demand=0.1)}))
+    plan.cost = cost.estimate_plan(
+        plan, TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
+    )
     text = _shown(plan)
     assert "price unknown" in text
     assert "estimated cost: price unknown for c7g.large (no on-demand price listed)" in text
@@ -174,7 +160,9 @@ def test_dry_run_says_price_unknown_and_why() -> None:
 def test_dry_run_shows_the_total_and_the_price_date() -> None:
     plan = _plan(["m7i.large"], samples=2)
     plan.vcpu_limits = {"Standard/on-demand": 64}
-    plan.cost = cost.estimate_plan(plan, _Prices({"m7i.large": InstancePrice(on_demand=0.1)}))
+    plan.cost = cost.estimate_plan(
+        plan, TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
+    )
     text = _shown(plan)
     assert "0.1000" in text and "22 min" in text
     assert "estimated cost: at most 0.0733 USD in all (upper bound" in text

@@ -8,16 +8,16 @@ unchanged). Spot price history comes from the moto server itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from tests.factories import TablePriceSource
 from tests.recorded import price_list_item, recorded_response
 
-from instbench.analysis.pricing import CachedPriceSource, FilePriceSource, InstancePrice, PriceSet
+from instbench.analysis.pricing import CachedPriceSource, FilePriceSource, InstancePrice
 from instbench.aws.pricing import AwsPriceSource, parse_price_list, spot_summary
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
@@ -122,23 +122,8 @@ def test_file_source_and_its_errors(tmp_path: Path) -> None:
         FilePriceSource(path).prices(["m7i.large"], "us-east-1")
 
 
-class _Counting:
-    def __init__(self) -> None:
-        self.asked: list[list[str]] = []
-
-    def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
-        types = list(instance_types)
-        self.asked.append(types)
-        return PriceSet(
-            region=region,
-            as_of=date(2025, 3, 5),
-            source="counting",
-            instances={t: InstancePrice(on_demand=0.1) for t in types},
-        )
-
-
 def test_cache_is_dated_and_asks_only_for_what_it_lacks(tmp_path: Path) -> None:
-    inner = _Counting()
+    inner = TablePriceSource(every=InstancePrice(on_demand=0.1), source="counting")
     day = [date(2025, 3, 5)]
     cache = CachedPriceSource(inner, tmp_path, today=lambda: day[0])
     cache.prices(["m7i.large"], "us-east-1")
