@@ -323,14 +323,20 @@ def spot_price_now(session: AwsSession, instance_type: str, zone: str) -> float 
     return None
 
 
-def instance_states(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """id -> (state, reason); ids EC2 does not (or no longer) know are left out."""
+def instance_states(
+    session: AwsSession, ids: Iterable[str], states: Iterable[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """id -> (state, reason); ids EC2 does not (or no longer) know are left out, and with
+    `states`, so are instances in any other state (filtered by EC2)."""
     wanted = list(dict.fromkeys(ids))
-    states: dict[str, tuple[str, str]] = {}
+    found: dict[str, tuple[str, str]] = {}
     for start in range(0, len(wanted), 200):
-        for inst in _describe(session, _ids_filter(wanted[start : start + 200])):
-            states[inst["InstanceId"]] = (inst["State"]["Name"], _state_reason(inst))
-    return states
+        filters = _ids_filter(wanted[start : start + 200])
+        if states is not None:
+            filters.append({"Name": "instance-state-name", "Values": list(states)})
+        for inst in _describe(session, filters):
+            found[inst["InstanceId"]] = (inst["State"]["Name"], _state_reason(inst))
+    return found
 
 
 ENDED_STATES = ("shutting-down", "terminated", "stopping", "stopped")
@@ -346,14 +352,7 @@ def ended_instances(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[
     20 running instances against the sandbox's moto, ~9 ms for an empty answer) does not
     grow with the number of instances in flight.
     """
-    wanted = list(dict.fromkeys(ids))
-    states: dict[str, tuple[str, str]] = {}
-    for start in range(0, len(wanted), 200):
-        filters = _ids_filter(wanted[start : start + 200])
-        filters.append({"Name": "instance-state-name", "Values": list(ENDED_STATES)})
-        for inst in _describe(session, filters):
-            states[inst["InstanceId"]] = (inst["State"]["Name"], _state_reason(inst))
-    return states
+    return instance_states(session, ids, ENDED_STATES)
 
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
