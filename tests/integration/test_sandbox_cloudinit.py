@@ -9,6 +9,7 @@ watchdogs fire in about a second.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -446,3 +447,26 @@ def test_sandbox_refuses_remote_endpoints_and_taken_ports() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(UserError, match=f"cannot serve the sandbox on 127.0.0.1:{port}"):
             Sandbox(port=port).start()
+
+
+def test_scripts_launched_together_start_boot_spacing_apart(
+    aws_session: AwsSession, tmp_path: Path
+) -> None:
+    """Three instances seen in one tick still start one after another, in launch order."""
+    gate = tmp_path / "go"
+    body = _script(f"while [ ! -e {gate} ]; do sleep 0.05; done\nshutdown -h now")
+    with CloudInit(
+        aws_session, tmp_path / "c", poll_interval=0.1, max_parallel=3, boot_spacing=0.5
+    ) as cloud:
+        ids = [_launch(aws_session, body) for _ in range(3)]
+        _wait(
+            lambda: all(getattr(cloud.boot(i), "phase", None) == "running" for i in ids),
+            what="all three running",
+        )
+        gate.touch()
+        boots = [cloud.wait_ended(iid, 20) for iid in ids]
+    starts = [b.started_at for b in boots if b.started_at is not None]
+    assert len(starts) == 3
+    # started_at is wall-clock time and the spacing is kept on the monotonic clock:
+    # allow a few milliseconds between the two.
+    assert all(later - earlier >= 0.45 for earlier, later in itertools.pairwise(starts))

@@ -59,9 +59,18 @@ def serve(
     boot_delay: float = typer.Option(
         0.0, "--boot-delay", min=0.0, help="Seconds an instance waits before its user data runs."
     ),
+    boot_spacing: float | None = typer.Option(
+        None,
+        "--boot-spacing",
+        min=0.0,
+        help="Seconds between two instances' user data starts (default 0.2): instances "
+        "launched together boot one after another instead of all competing for this "
+        "machine's cores at once.",
+    ),
 ) -> None:
     """Serve the sandbox (moto + simulated cloud-init + bucket) until Ctrl-C or SIGTERM."""
     try:
+        from instbench.sandbox.cloudinit import DEFAULT_BOOT_SPACING
         from instbench.sandbox.runtime import Sandbox
     except ImportError as exc:  # moto is the optional extra instbench[sandbox]
         raise UserError(
@@ -81,6 +90,7 @@ def serve(
             max_parallel=max_parallel,
             workdir=workdir,
             boot_delay=boot_delay,
+            boot_spacing=DEFAULT_BOOT_SPACING if boot_spacing is None else boot_spacing,
             log=_err,
         ) as sb:
             exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sb.environ().items())

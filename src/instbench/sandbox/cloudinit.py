@@ -20,7 +20,14 @@ and executes it, exactly as launched, with:
 Scripts run one at a time by default (``max_parallel=1``): the instances of one run are
 benchmarks, and two of them sharing this machine's cores would measure each other. The
 others wait in launch order and meanwhile look "running" to the controller, like an
-instance that is slow to boot.
+instance that is slow to boot. With more at once, two scripts start at least
+``boot_spacing`` seconds apart (default 0.2). On EC2 every instance boots on its own
+cores; here all of them share this machine's, and twenty start-ups (user data, agent,
+their API calls: ~0.7 s of CPU each on a 2-vCPU machine) begun in the same tick share the
+cores until all finish together, each late by the whole burst. One after another, each
+starts about as fast as it would alone, and their ends stay spread out in the waves
+after. Measured with ``bench/orchestrate.py`` (100 tasks, 20 at once, 2 vCPUs): parallel
+efficiency 0.87 without spacing, 0.91 at 0.2 s (0.89 at 0.1 s, 0.91 at 0.3 s).
 
 Power-off follows EC2: when the script requests it (``shutdown -h now``), when its
 watchdog (``shutdown -h +N``) passes, or when the script exits (``halt_on_exit``, the
@@ -93,6 +100,9 @@ CONSOLE_LIMIT = 64 * 1024
 """EC2 GetConsoleOutput returns the most recent 64 KiB."""
 
 _LIVE_STATES = ["pending", "running"]
+
+DEFAULT_BOOT_SPACING = 0.2
+"""Seconds between two scripts' starts (see `CloudInit`)."""
 _CONSOLE_ATTR = "instbench_console_output"
 
 Phase = Literal["queued", "running", "idle", "done", "skipped"]
@@ -157,6 +167,7 @@ class CloudInit:
         max_parallel: int = 1,
         poll_interval: float = 0.5,
         boot_delay: float = 0.0,
+        boot_spacing: float = DEFAULT_BOOT_SPACING,
         minute_seconds: float | None = None,
         term_grace: float = 3.0,
         halt_on_exit: bool = True,
@@ -166,13 +177,16 @@ class CloudInit:
     ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
-        if poll_interval <= 0 or boot_delay < 0 or term_grace < 0:
-            raise ValueError("poll_interval must be > 0, boot_delay and term_grace >= 0")
+        if poll_interval <= 0 or min(boot_delay, boot_spacing, term_grace) < 0:
+            raise ValueError(
+                "poll_interval must be > 0, boot_delay, boot_spacing and term_grace >= 0"
+            )
         self.session = session
         self.workdir = Path(workdir)
         self.max_parallel = max_parallel
         self.poll_interval = poll_interval
         self.boot_delay = boot_delay
+        self.boot_spacing = boot_spacing
         self.minute_seconds = _minute_seconds(minute_seconds)
         self.term_grace = term_grace
         self.halt_on_exit = halt_on_exit
@@ -182,6 +196,9 @@ class CloudInit:
         self._own_imds: Any = None
         self._slots: dict[str, _Slot] = {}
         self._queue: list[str] = []
+        self._live: dict[str, tuple[datetime | None, str]] | None = None
+        self._last_boot_at = float("-inf")
+        self._boot_due: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -270,12 +287,19 @@ class CloudInit:
     # -- the supervisor -----------------------------------------------------------------
 
     def _loop(self) -> None:
+        next_tick = 0.0
+        woken = True
         while not self._stop.is_set():
             try:
-                self._tick()
+                if woken or time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.poll_interval
+                    self._tick()
+                else:  # only the boot spacing came due: boot from the last tick's view
+                    self._start_queued(self._live, time.monotonic())
             except Exception as exc:  # keep supervising: a dead loop would leak scripts
                 self._warn(f"cloud-init error: {type(exc).__name__}: {exc}")
-            self._wake.wait(self.poll_interval)
+            due = next_tick if self._boot_due is None else min(next_tick, self._boot_due)
+            woken = self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
 
     def _warn(self, message: str) -> None:
@@ -291,6 +315,7 @@ class CloudInit:
             self._warn(f"DescribeInstances failed: {exc}")
             live = None
         now = time.monotonic()
+        self._live = live
         if live is not None:
             self._note_new(live, now)
         for slot in list(self._slots.values()):
@@ -350,6 +375,7 @@ class CloudInit:
             self._queue.append(iid)
 
     def _start_queued(self, live: dict[str, Any] | None, now: float) -> None:
+        self._boot_due = None
         if live is None:
             return  # cannot tell whether a queued instance still exists
         for iid in list(self._queue):
@@ -362,7 +388,11 @@ class CloudInit:
             running = sum(1 for s in self._slots.values() if s.boot.phase == "running")
             if running >= self.max_parallel or now < slot.seen_at + self.boot_delay:
                 continue
+            if now < self._last_boot_at + self.boot_spacing:
+                self._boot_due = self._last_boot_at + self.boot_spacing  # the loop wakes then
+                return
             self._queue.remove(iid)
+            self._last_boot_at = now
             self._boot(slot)
 
     def _boot(self, slot: _Slot) -> None:

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
-from instbench.sandbox.cloudinit import CloudInit
+from instbench.sandbox.cloudinit import DEFAULT_BOOT_SPACING, CloudInit
 from instbench.sandbox.imds import ImdsServer
 from instbench.sandbox.motoserver import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoServer
 
@@ -52,6 +52,7 @@ class _CloudOptions:
     max_parallel: int
     poll_interval: float
     boot_delay: float
+    boot_spacing: float
     minute_seconds: float | None
     term_grace: float
     halt_on_exit: bool
@@ -65,7 +66,7 @@ class Sandbox:
     suite's. ``port``: where to start moto (0: a free port). ``workdir``: where instance
     directories go (default: a temporary directory, removed at exit unless
     ``keep_workdir``). The other options go to `CloudInit` (``max_parallel``,
-    ``poll_interval``, ``boot_delay``, ``minute_seconds``, ``term_grace``,
+    ``poll_interval``, ``boot_delay``, ``boot_spacing``, ``minute_seconds``, ``term_grace``,
     ``halt_on_exit``, ``extra_env``) and `ImdsServer` (``identity_overrides``; default:
     the ``INSTBENCH_SANDBOX_*`` environment variables).
     """
@@ -82,6 +83,7 @@ class Sandbox:
         max_parallel: int = 1,
         poll_interval: float = 0.5,
         boot_delay: float = 0.0,
+        boot_spacing: float = DEFAULT_BOOT_SPACING,
         minute_seconds: float | None = None,
         term_grace: float = 3.0,
         halt_on_exit: bool = True,
@@ -104,6 +106,7 @@ class Sandbox:
             max_parallel,
             poll_interval,
             boot_delay,
+            boot_spacing,
             minute_seconds,
             term_grace,
             halt_on_exit,
@@ -199,6 +202,7 @@ class Sandbox:
             max_parallel=opts.max_parallel,
             poll_interval=opts.poll_interval,
             boot_delay=opts.boot_delay,
+            boot_spacing=opts.boot_spacing,
             minute_seconds=opts.minute_seconds,
             term_grace=opts.term_grace,
             halt_on_exit=opts.halt_on_exit,
