@@ -6,6 +6,7 @@ in-process moto server) and who executes the user data (the simulated cloud-init
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -162,6 +163,34 @@ def credentials_warning(session: AwsSession, plan: Plan, now: datetime) -> str |
         f"upload URLs need them (until {needed:%H:%M:%S %Z}: --timeout plus "
         f"{URL_MARGIN_S // 60} min); a task still running then cannot upload its result. "
         "Use credentials valid for longer (e.g. a longer role session) or a shorter --timeout"
+    )
+
+
+SUITE_SETUP_MARGIN_S = 300
+"""What a suite task needs besides the suite itself: boot, the suite's packages, the agent's
+download, the machine's detection, the upload (a few minutes at most on EC2)."""
+
+
+def suite_timeout_warning(plan: Plan) -> str | None:
+    """A warning when the run's suite may outlast --timeout (the instance's watchdog).
+
+    timeout_s x repeats is an upper bound that most suites never reach, so this warns and
+    does not refuse; but a suite that does reach it loses its instance to the watchdog
+    before it uploads anything, and the task fails with nothing to show.
+    """
+    suite = plan.options.suite
+    if suite is None:
+        return None
+    worst = suite.worst_case_s
+    if worst + SUITE_SETUP_MARGIN_S <= plan.options.timeout_s:
+        return None
+    advice = math.ceil((worst + SUITE_SETUP_MARGIN_S) / 60)
+    return (
+        f"warning: suite {suite.name!r} may run up to {math.ceil(worst / 60)} min (its "
+        f"timeout_s x repeats), and its task has --timeout "
+        f"{math.ceil(plan.options.timeout_s / 60)} min in all: the watchdog would end a slow "
+        f"run before its result is uploaded. Pass --timeout {advice}m, or lower the "
+        "suite's timeouts"
     )
 
 

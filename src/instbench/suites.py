@@ -241,6 +241,13 @@ class SuiteArtifact:
             raise UserError(f"suite {origin}: {str(exc).removeprefix('suite: ')}") from None
         return cls(name=suite.name, version=suite.version, data=data, sha256=sha256)
 
+    @property
+    def worst_case_s(self) -> float:
+        """How long the suite runs when every command uses its whole timeout, every repeat
+        (the artifact was validated when this object was made, so it parses)."""
+        suite = agent_suite.suite_from_artifact(self.data)
+        return sum(b.timeout_s * b.repeats for b in suite.benchmarks)
+
     def as_params(self) -> dict[str, str]:
         """JSON-ready form for the run journal (the artifact is ASCII JSON text)."""
         return {

@@ -141,3 +141,36 @@ def test_help_describes_suite() -> None:
     proc = _cli("run", "--help")
     assert proc.returncode == 0
     assert "--suite" in proc.stdout and "FILE.toml" in proc.stdout
+
+
+def test_cli_warns_when_the_suite_may_outlast_the_timeout(tmp_path: Path) -> None:
+    # 3 x 300 s + 2 x 30 s + 30 s: up to 17 min of suite, with 5 min of set-up beside it.
+    slow = tmp_path / "slow.toml"
+    slow.write_text(SUITE.replace("timeout_s = 30\nrepeats = 3", "timeout_s = 300\nrepeats = 3"))
+
+    def dry_run(timeout: str) -> subprocess.CompletedProcess[str]:
+        return _cli(
+            "run",
+            "--sandbox",
+            "--dry-run",
+            "--instance-types",
+            "m7i.large",
+            "--suite",
+            str(slow),
+            "--timeout",
+            timeout,
+            "--output-dir",
+            str(tmp_path),
+        )
+
+    short = dry_run("20m")
+    assert short.returncode == 0, short.stderr
+    warning = [line for line in short.stderr.splitlines() if "may run up to" in line]
+    assert warning == [
+        "warning: suite 'local-demo' may run up to 17 min (its timeout_s x repeats), and its "
+        "task has --timeout 20 min in all: the watchdog would end a slow run before its "
+        "result is uploaded. Pass --timeout 22m, or lower the suite's timeouts"
+    ]
+    roomy = dry_run("22m")
+    assert roomy.returncode == 0, roomy.stderr
+    assert "may run up to" not in roomy.stderr

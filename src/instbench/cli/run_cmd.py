@@ -28,6 +28,7 @@ from instbench.fleet_run import (
     open_target,
     options_from_journal,
     plan_run,
+    suite_timeout_warning,
 )
 from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
@@ -125,7 +126,10 @@ def run(
         1, "--samples", min=1, help="Instances per type (independent samples)."
     ),
     timeout: str = typer.Option(
-        "20m", "--timeout", help="Per-task timeout; the on-instance watchdog too."
+        "20m",
+        "--timeout",
+        help="Per-task timeout; the on-instance watchdog too. A fleet run warns when its "
+        "suite's worst case (timeout_s x repeats, plus 5 min of set-up) is longer.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate and print the plan; launch nothing."
@@ -271,6 +275,9 @@ def run(
             opts.bucket = sandbox_bucket
         plan = plan_run(session, opts, ctx.clock())
         _print_plan(ctx, plan)
+        suite_warning = suite_timeout_warning(plan)
+        if suite_warning:
+            _notice(suite_warning)
         if dry_run:
             _print_cost(ctx, session, plan)
             ctx.console.print("dry run: nothing launched")
