@@ -22,7 +22,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from instbench.aws.orchestrator import FleetOutcome
-from instbench.aws.plan import FleetOptions
+from instbench.aws.plan import FleetOptions, Plan
 from instbench.aws.session import AwsSession
 from instbench.fleet_run import execute, plan_run
 from instbench.journal import Journal
@@ -33,6 +33,7 @@ from instbench.sandbox.runtime import Sandbox
 class Cloud:
     sandbox: Sandbox
     tmp: Path
+    last_plan: Plan | None = None
 
     def session(self, hooks: list[tuple[str, Callable[..., Any]]]) -> AwsSession:
         """A controller session with the faults registered before any client exists."""
@@ -57,6 +58,7 @@ class Cloud:
             }
         )
         plan = plan_run(session, opts, datetime.now(UTC))
+        self.last_plan = plan
         journal = Journal(self.tmp / "journal.sqlite")
         outcome = execute(session, plan, journal, self.tmp / "data", lambda s: None, True)
         return outcome, journal
@@ -330,6 +332,13 @@ def test_spot_interruption_falls_back_to_on_demand(cloud: Cloud) -> None:
     assert {s for s, _ in cloud.instance_states().values()} == {"terminated"}
     manifest = json.loads(next((cloud.tmp / "data").rglob("manifest.json")).read_text())
     assert manifest["tasks"][0]["spot_interruptions"] == 1
+    # Resumed, the run counts the interruptions its journal recorded before.
+    assert cloud.last_plan is not None
+    resumed = execute(
+        session, cloud.last_plan, journal, cloud.tmp / "data", lambda s: None, True, True
+    )
+    assert resumed.succeeded
+    assert [s.interruptions for s in resumed.statuses] == [1]
 
 
 def test_spot_interruption_without_fallback_fails_the_task(cloud: Cloud) -> None:

@@ -22,7 +22,8 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,6 +128,23 @@ def task_log_key(run_id: str, task_id: str) -> str:
     return f"{task_log_prefix(run_id)}{safe_component(task_id, 'task')}.log"
 
 
+INTERRUPTION_REASON = "spot interruption "
+"""How the journal's running -> running event of a spot interruption starts its reason
+(then the task's count so far and EC2's state reason)."""
+
+
+def interruptions_in(events: Iterable[tuple[str, str | None, str, str | None]]) -> Counter[str]:
+    """Spot interruptions per task, counted from a run's journal events (`Journal.events`)."""
+    counts: Counter[str] = Counter()
+    for _at, task_id, event, detail in events:
+        if task_id is None or event != "running->running" or not detail:
+            continue
+        reason = json.loads(detail).get("reason")
+        if isinstance(reason, str) and reason.startswith(INTERRUPTION_REASON):
+            counts[task_id] += 1
+    return counts
+
+
 class Fleet:
     """Executes one plan. Thread-safe status updates; `run()` is called once."""
 
@@ -163,6 +181,11 @@ class Fleet:
                     status = self.statuses[row.task_id]
                     status.state, status.result_key = row.state, row.result_key
                     status.instance_id = row.instance_id
+            # Spot interruptions before the controller went away still count: in the
+            # result of the next attempt and in the manifest.
+            for task_id, count in interruptions_in(journal.events(plan.run_id)).items():
+                if task_id in self.statuses:
+                    self.statuses[task_id].interruptions = count
         self._agent: AgentArchive | None = None
         self._created_group: str | None = None
         self.leftover_group: str | None = None
@@ -517,7 +540,7 @@ class Fleet:
             self.plan.run_id,
             task.task_id,
             "running",
-            reason=f"spot interruption {status.interruptions}: {reason}",
+            reason=f"{INTERRUPTION_REASON}{status.interruptions}: {reason}",
         )
 
     def _collect(self, task: Task, instance_id: str | None, key: str) -> None:
