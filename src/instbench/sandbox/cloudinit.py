@@ -388,12 +388,14 @@ class CloudInit:
             running = sum(1 for s in self._slots.values() if s.boot.phase == "running")
             if running >= self.max_parallel or now < slot.seen_at + self.boot_delay:
                 continue
-            if now < self._last_boot_at + self.boot_spacing:
+            # The clock now, not the tick's `now`: a slow DescribeInstances before this
+            # must not shorten the spacing.
+            if time.monotonic() < self._last_boot_at + self.boot_spacing:
                 self._boot_due = self._last_boot_at + self.boot_spacing  # the loop wakes then
                 return
             self._queue.remove(iid)
-            self._last_boot_at = now
             self._boot(slot)
+            self._last_boot_at = time.monotonic()  # counted from the script's start
 
     def _boot(self, slot: _Slot) -> None:
         iid = slot.boot.instance_id
