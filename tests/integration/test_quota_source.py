@@ -18,6 +18,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from tests.recorded import recorded_response
 
+from instbench.aws.ami import latest_al2023
+from instbench.aws.launch import RUN_TAG
 from instbench.aws.plan import FleetOptions, make_plan
 from instbench.aws.quotas import (
     QUOTA_CLASSES,
@@ -207,3 +209,46 @@ def test_the_budget_alone_refuses_at_plan_time(aws_session: AwsSession, bucket: 
             NOW,
             quota_source=StaticQuotaSource(),
         )
+
+
+def _run_outside(session: AwsSession, instance_type: str, run_id: str | None = None) -> str:
+    """An instance someone else launched (or, with `run_id`, one tagged as that run's)."""
+    kwargs: dict[str, Any] = {}
+    if run_id is not None:
+        kwargs["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": RUN_TAG, "Value": run_id}]}
+        ]
+    arch = "arm64" if instance_type.startswith("c7g") else "x86_64"
+    reservation = session.ec2().run_instances(
+        ImageId=latest_al2023(session, arch).image_id,
+        InstanceType=instance_type,
+        MinCount=1,
+        MaxCount=1,
+        **kwargs,
+    )
+    return str(reservation["Instances"][0]["InstanceId"])
+
+
+def test_instances_running_outside_the_run_take_room_from_the_quota(
+    aws_session: AwsSession, bucket: str
+) -> None:
+    # 4 + 2 vCPUs held by instances of other runs or people; a stopped instance and the
+    # run's own (a resumed run) hold nothing the plan must subtract.
+    _run_outside(aws_session, "m7i.xlarge")
+    _run_outside(aws_session, "c7g.large")
+    stopped = _run_outside(aws_session, "m7i.4xlarge")
+    aws_session.ec2().stop_instances(InstanceIds=[stopped])
+    _run_outside(aws_session, "m7i.4xlarge", run_id="run-5")
+    source = StaticQuotaSource({("Standard", "on-demand"): 16})
+
+    plan = make_plan(aws_session, _opts(bucket, ["m7i.2xlarge"]), "run-5", NOW, quota_source=source)
+    assert plan.vcpu_limits == {"Standard/on-demand": 10}
+    assert pool_for_plan(plan).max_fit("Standard/on-demand") == 10
+
+    with pytest.raises(QuotaTooSmall) as err:
+        make_plan(aws_session, _opts(bucket, ["m7i.4xlarge"]), "run-6", NOW, quota_source=source)
+    message = str(err.value)
+    assert "m7i.4xlarge needs 16 vCPUs" in message
+    # run-6 is another run: the instance tagged run-5 counts against it too.
+    assert "of which 22 are held by 3 running instances outside this run" in message
+    assert "it cannot run now; end those instances" in message

@@ -20,6 +20,7 @@ from instbench.aws.quotas import (
     QUOTA_CLASSES,
     QuotaTooSmall,
     StaticQuotaSource,
+    Usage,
     VcpuPool,
     plan_limits,
     pool_for_plan,
@@ -152,6 +153,33 @@ def test_the_budget_binds_when_it_is_smaller_than_the_quota() -> None:
         plan_limits({"m7i.24xlarge": 96}, "on-demand", source, 128, "us-east-1")
     with pytest.raises(UserError, match="at least 1"):
         plan_limits({"m7i.large": 2}, "on-demand", source, 0, "us-east-1")
+
+
+def test_instances_outside_the_run_take_room_from_the_quota() -> None:
+    source = StaticQuotaSource({("Standard", "on-demand"): 64, ("Standard", "spot"): 8})
+    held = {"Standard/on-demand": Usage(48, 3), "Standard/spot": Usage(8, 1)}
+    asked: list[int] = []
+
+    def in_use() -> dict[str, Usage]:
+        asked.append(1)
+        return held
+
+    fits = {"m7i.4xlarge": 16, "c7i.2xlarge": 8}
+    limits = plan_limits(fits, "on-demand", source, None, "us-east-1", in_use)
+    assert limits == {"Standard/on-demand": 16}
+    with pytest.raises(QuotaTooSmall) as err:
+        plan_limits({"m7i.8xlarge": 32, "c7i.8xlarge": 32}, "on-demand", source, 64, "x-1", in_use)
+    assert str(err.value) == (
+        "m7i.8xlarge needs 32 vCPUs but the Running On-Demand Standard (A, C, D, H, I, M, R, T, "
+        "Z) instances quota (L-1216C47A) in x-1 is 64, of which 48 are held by 3 running "
+        "instances outside this run: it cannot run now; end those instances, request a quota "
+        "increase, or drop the type"
+    )
+    assert asked == [1, 1]  # once per plan, however many types share the class
+    # No quota known, nothing to subtract from: the instances are not even listed.
+    asked.clear()
+    plan_limits({"m7i.large": 2}, "on-demand", StaticQuotaSource(), None, "us-east-1", in_use)
+    assert asked == []
 
 
 # --------------------------------------------------------------------------------- pool

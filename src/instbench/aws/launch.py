@@ -355,6 +355,22 @@ def ended_instances(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[
     return instance_states(session, ids, ENDED_STATES)
 
 
+RUNNING_STATES = ("pending", "running")
+"""States whose instances count against the account's running-instance vCPU quotas."""
+
+
+def running_instances(session: AwsSession) -> list[tuple[str, str, str]]:
+    """(instance type, market, run id tag or "") of every pending or running instance in
+    the region, whoever launched it (the vCPU quotas are the account's, not a run's)."""
+    out: list[tuple[str, str, str]] = []
+    filters: list[FilterTypeDef] = [{"Name": "instance-state-name", "Values": list(RUNNING_STATES)}]
+    for inst in _describe(session, filters):
+        tags = {t.get("Key", ""): t.get("Value", "") for t in inst.get("Tags", [])}
+        market = "spot" if inst.get("InstanceLifecycle") == "spot" else "on-demand"
+        out.append((str(inst["InstanceType"]), market, tags.get(RUN_TAG, "")))
+    return out
+
+
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 """States of an instance that still needs terminating (a stopped one still bills storage)."""
 

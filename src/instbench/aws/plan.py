@@ -167,14 +167,19 @@ def make_plan(
     regions.check_credentials(session)
 
     facts = discovery.describe_types(session, opts.instance_types)
-    # A type that can never fit under its vCPU quota or the budget fails now, not after
-    # the rest of the run has been launched.
+    # A type that does not fit under its vCPU quota (less what other instances hold now)
+    # or the budget fails now, not after the rest of the run has been launched.
     vcpu_limits = quotas.plan_limits(
         {name: facts[name].vcpus for name in opts.instance_types},
         opts.market,
         quota_source or quotas.default_source(session, opts),
         opts.vcpu_budget,
         region,
+        in_use=lambda: quotas.vcpus_in_use(
+            session,
+            run_id,
+            lambda names: {n: f.vcpus for n, f in discovery.describe_types(session, names).items()},
+        ),
     )
 
     if opts.subnets:

@@ -20,8 +20,12 @@ exists); an account that denies the call, or a region without the service, yield
 moto implements none of these codes either, so tests of the AWS source inject recorded
 responses through botocore event hooks).
 
-The quota is an account-wide limit: instances running outside this run use it too. The
-pool only knows what this run holds; EC2's VcpuLimitExceeded remains the last word.
+The quota is an account-wide limit: instances running outside this run use it too. So
+the plan subtracts what the region's other pending and running instances hold
+(`vcpus_in_use`: one DescribeInstances, read only when some quota is known), and a type
+that does not fit in the room left is refused then, naming those instances. What starts
+or ends elsewhere during the run is not followed: EC2's VcpuLimitExceeded remains the last
+word (a capacity error: the next placement, then the task fails with the reason).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.exceptions
 
+from instbench.aws import launch
 from instbench.aws.session import AwsSession
 from instbench.errors import InvalidInstanceType, QuotaExceeded, UserError
 from instbench.instance_types import parse_instance_type
@@ -246,10 +251,41 @@ class QuotaTooSmall(UserError):
 
 @dataclass(frozen=True)
 class Limit:
-    """The tightest vCPU limit on one pool key, and what imposes it (for messages)."""
+    """The tightest vCPU limit on one pool key, what imposes it, and the verdict with what
+    to do about it (for messages)."""
 
     vcpus: int
     what: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """vCPUs held under one pool key by instances outside the run, and how many they are."""
+
+    vcpus: int
+    instances: int
+
+
+def vcpus_in_use(
+    session: AwsSession, run_id: str, vcpus_of: Callable[[list[str]], Mapping[str, int]]
+) -> dict[str, Usage]:
+    """Per pool key, what the region's pending and running instances that are not tagged
+    with `run_id` hold (a resumed run's own instances are the pool's business).
+
+    `vcpus_of(names)` gives each instance type's vCPUs (DescribeInstanceTypes): the quota
+    counts a type's vCPUs, whatever CPU options an instance was launched with.
+    """
+    others = [(t, m) for t, m, rid in launch.running_instances(session) if rid != run_id]
+    if not others:
+        return {}
+    vcpus = vcpus_of(sorted({t for t, _ in others}))
+    held: dict[str, Usage] = {}
+    for name, market in others:
+        key = pool_key(name, market)
+        was = held.get(key, Usage(0, 0))
+        held[key] = Usage(was.vcpus + vcpus.get(name, 0), was.instances + 1)
+    return held
 
 
 def plan_limits(
@@ -258,9 +294,11 @@ def plan_limits(
     source: QuotaSource,
     budget: int | None,
     region: str,
+    in_use: Callable[[], Mapping[str, Usage]] | None = None,
 ) -> dict[str, int | None]:
-    """Quota limit per pool key for the types of a plan; UserError for a type that can
-    never fit under min(its class quota, budget), naming what it needs and the limit.
+    """Room per pool key for the types of a plan (quota minus `in_use()`, asked once and only
+    when some quota is known; None: unknown); UserError for a type that does not fit under
+    min(that room, budget), naming what it needs and what binds.
 
     Checked at plan time so that a run never launches half its types and then waits
     forever for room that cannot exist.
@@ -268,28 +306,39 @@ def plan_limits(
     if budget is not None and budget < 1:
         raise UserError("--vcpu-budget must be at least 1")
     limits: dict[str, int | None] = {}
+    used: Mapping[str, Usage] | None = None
     for name, vcpus in vcpus_by_type.items():
         cls = quota_class(name)
         key = pool_key(name, market)
         quota = source.vcpu_limit(cls, market) if cls is not None else None
-        limits[key] = quota
         binding: Limit | None = None
         if quota is not None and cls is not None:
-            code = cls.code(market)
-            binding = Limit(
-                quota, f"the {cls.quota_name(market)} quota ({code}) in {region} is {quota}"
-            )
+            if used is None:
+                used = in_use() if in_use is not None else {}
+            held = used.get(key, Usage(0, 0))
+            what = f"the {cls.quota_name(market)} quota ({cls.code(market)}) in {region} is {quota}"
+            hint = "it can never run; request a quota increase in Service Quotas or drop the type"
+            if held.vcpus:
+                plural = "" if held.instances == 1 else "s"
+                what += (
+                    f", of which {held.vcpus} are held by {held.instances} running "
+                    f"instance{plural} outside this run"
+                )
+                hint = (
+                    "it cannot run now; end those instances, request a quota increase, "
+                    "or drop the type"
+                )
+            quota = max(0, quota - held.vcpus)
+            binding = Limit(quota, what, hint)
+        limits[key] = quota
         if budget is not None and (binding is None or budget < binding.vcpus):
-            binding = Limit(budget, f"--vcpu-budget is {budget}")
+            binding = Limit(
+                budget,
+                f"--vcpu-budget is {budget}",
+                "it can never run; raise the budget or drop the type",
+            )
         if binding is not None and vcpus > binding.vcpus:
-            hint = (
-                "raise the budget or drop the type"
-                if binding.what.startswith("--vcpu-budget")
-                else "request a quota increase in Service Quotas or drop the type"
-            )
-            raise QuotaTooSmall(
-                f"{name} needs {vcpus} vCPUs but {binding.what}: it can never run; {hint}"
-            )
+            raise QuotaTooSmall(f"{name} needs {vcpus} vCPUs but {binding.what}: {binding.hint}")
     return limits
 
 
