@@ -27,7 +27,7 @@ their API calls: ~0.7 s of CPU each on a 2-vCPU machine) begun in the same tick 
 cores until all finish together, each late by the whole burst. One after another, each
 starts about as fast as it would alone, and their ends stay spread out in the waves
 after. Measured with ``bench/orchestrate.py`` (100 tasks, 20 at once, 2 vCPUs): parallel
-efficiency 0.87 without spacing, 0.91 at 0.2 s (0.89 at 0.1 s, 0.91 at 0.3 s).
+efficiency 0.87 without spacing, 0.92 at 0.2 s (0.89 at 0.1 s, 0.91 at 0.3 s).
 
 Power-off follows EC2: when the script requests it (``shutdown -h now``), when its
 watchdog (``shutdown -h +N``) passes, or when the script exits (``halt_on_exit``, the
@@ -103,6 +103,7 @@ _LIVE_STATES = ["pending", "running"]
 
 DEFAULT_BOOT_SPACING = 0.2
 """Seconds between two scripts' starts (see `CloudInit`)."""
+
 _CONSOLE_ATTR = "instbench_console_output"
 
 Phase = Literal["queued", "running", "idle", "done", "skipped"]
