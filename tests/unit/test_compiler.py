@@ -116,3 +116,39 @@ def test_missing_openmp_is_reported_as_a_toolchain_problem(
     error = cc._compile_failure(compiler, stderr)
     assert isinstance(error, ToolchainMissing)
     assert "OpenMP" in str(error) and hint in str(error)
+
+
+# ------------------------------------------------------------ running a benchmark binary
+
+
+def test_run_binary_returns_the_process_and_its_wall_time() -> None:
+    proc, seconds = cc.run_binary(["sh", "-c", "echo out; echo err >&2; exit 3"], 30, "the tool")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "out\n", "err\n")
+    assert seconds >= 0.0
+
+
+def test_run_binary_turns_a_timeout_and_a_missing_binary_into_one_line_errors() -> None:
+    with pytest.raises(BenchmarkError) as late:
+        cc.run_binary(["sleep", "30"], 0.2, "the sleeper")
+    assert str(late.value) == "the sleeper did not finish within 0.2 s"
+    with pytest.raises(BenchmarkError, match=r"^cannot run the ghost: .*No such file"):
+        cc.run_binary(["/nonexistent/ghost"], 5, "the ghost")
+
+
+def test_run_binary_raises_the_callers_error_type() -> None:
+    class Unavailable(Exception):
+        pass
+
+    with pytest.raises(Unavailable, match=r"^cannot run CoreMark: "):
+        cc.run_binary(["/nonexistent/coremark"], 5, "CoreMark", error=Unavailable)
+
+
+def test_exit_failure_names_the_signal_or_the_status_and_the_stderr_tail() -> None:
+    killed, _ = cc.run_binary(["sh", "-c", "echo dying >&2; kill -9 $$"], 30, "k")
+    assert cc.exit_failure(killed, "the kernel") == (
+        "the kernel was killed by signal 9 (out of memory?): dying"
+    )
+    failed, _ = cc.run_binary(["sh", "-c", "printf 'a\\nb\\nc\\nd\\n' >&2; exit 5"], 30, "k")
+    assert cc.exit_failure(failed, "the kernel") == "the kernel exited with status 5: b | c | d"
+    quiet, _ = cc.run_binary(["sh", "-c", "exit 1"], 30, "k")
+    assert cc.exit_failure(quiet, "the kernel") == "the kernel exited with status 1"

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,6 +225,49 @@ def run_compile(compiler: Compiler, argv: Sequence[str], output: Path) -> str | 
     if proc.returncode != 0 or not output.is_file():
         return proc.stderr
     return None
+
+
+def run_binary(
+    argv: Sequence[str],
+    timeout: float,
+    what: str,
+    env: Mapping[str, str] | None = None,
+    error: Callable[[str], Exception] = BenchmarkError,
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run a benchmark's binary or tool: (the finished process, its wall seconds).
+
+    `error(message)` naming `what` when it cannot be started or outlives `timeout`; its
+    exit status and output are the caller's to judge. One runner for every kernel and
+    tool a benchmark starts, so that all of them fail the same way.
+    """
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=None if env is None else dict(env),
+        )
+    except subprocess.TimeoutExpired:
+        raise error(f"{what} did not finish within {round(timeout, 1):g} s") from None
+    except OSError as exc:
+        raise error(f"cannot run {what}: {exc}") from None
+    return proc, time.monotonic() - started
+
+
+def exit_failure(proc: subprocess.CompletedProcess[str], what: str) -> str:
+    """One line on how a run of `what` that exited non-zero ended: the signal that killed
+    it (SIGKILL: most likely the kernel's out-of-memory killer) or its status, and the last
+    lines of its stderr."""
+    tail = stderr_tail(proc.stderr or "", 3)
+    if proc.returncode < 0:
+        oom = " (out of memory?)" if proc.returncode == -9 else ""
+        ended = f"{what} was killed by signal {-proc.returncode}{oom}"
+    else:
+        ended = f"{what} exited with status {proc.returncode}"
+    return f"{ended}: {tail}" if tail else ended
 
 
 def stderr_tail(stderr: str, lines: int) -> str:

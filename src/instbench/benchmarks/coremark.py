@@ -28,7 +28,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -268,18 +267,9 @@ def parse_output(text: str) -> Dict[str, Any]:
 
 
 def _run(binary: Path, args: Tuple[str, ...]) -> Dict[str, Any]:
-    try:
-        proc = subprocess.run(
-            [str(binary), *args],
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise CoremarkUnavailable(f"CoreMark ran longer than {RUN_TIMEOUT_S:.0f} s") from None
-    except OSError as exc:
-        raise CoremarkUnavailable(f"cannot run CoreMark: {exc}") from None
+    proc, _ = cc.run_binary(
+        [str(binary), *args], RUN_TIMEOUT_S, "CoreMark", error=CoremarkUnavailable
+    )
     parsed = parse_output(proc.stdout)
     if proc.returncode != 0:
         parsed["errors"].append(f"exit status {proc.returncode}")

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,17 +202,9 @@ def openssl_command(algorithm: str, quick: bool) -> List[str]:
 
 
 def _run(cmd: Sequence[str], timeout: float, what: str) -> str:
-    try:
-        proc = subprocess.run(
-            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(f"{what} did not finish within {timeout:.0f} s") from None
-    except OSError as exc:
-        raise BenchmarkError(f"cannot run {what}: {exc}") from None
+    proc, _ = cc.run_binary(cmd, timeout, what)
     if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        raise BenchmarkError(f"{what} exited with status {proc.returncode}: {tail}")
+        raise BenchmarkError(cc.exit_failure(proc, what))
     return proc.stdout
 
 

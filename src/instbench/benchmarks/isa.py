@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -278,14 +277,9 @@ def measure_mhz(
     """
     built = cc.build_kernel(CLOCK_SOURCE, compiler, CLOCK_FLAGS, cache_dir)
     cmd = [str(built.binary), f"ms={trial_ms:g}", f"trials={trials}"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError("the clock kernel did not finish within 60 s") from None
-    except OSError as exc:
-        raise BenchmarkError(f"cannot run the clock kernel: {exc}") from None
+    proc, _ = cc.run_binary(cmd, 60, "the clock kernel")
     if proc.returncode != 0:
-        raise BenchmarkError(f"the clock kernel exited with status {proc.returncode}")
+        raise BenchmarkError(cc.exit_failure(proc, "the clock kernel"))
     return parse_clock_output(proc.stdout)
 
 

@@ -45,8 +45,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -726,29 +724,9 @@ def _timeout_s(sizes: Sequence[int], stride: int, samples: int, ms: float) -> fl
 
 
 def _execute(binary: Path, args: List[str], timeout: float) -> Tuple[Dict[str, Any], float]:
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            [str(binary), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError("latency kernel did not finish within its time limit") from None
-    except OSError as exc:
-        raise BenchmarkError(f"cannot run the latency kernel {binary}: {exc}") from None
-    duration = time.monotonic() - started
+    proc, duration = cc.run_binary([str(binary), *args], timeout, f"the latency kernel {binary}")
     if proc.returncode != 0:
-        stderr = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        if proc.returncode < 0:
-            raise BenchmarkError(
-                f"latency kernel was killed by signal {-proc.returncode}"
-                + (" (out of memory?)" if proc.returncode == -9 else "")
-                + (f": {stderr}" if stderr else "")
-            )
-        raise BenchmarkError(f"latency kernel exited with status {proc.returncode}: {stderr}")
+        raise BenchmarkError(cc.exit_failure(proc, "the latency kernel"))
     return parse_output(proc.stdout), duration
 
 

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -251,21 +250,11 @@ def parse_output(text: str) -> Dict[str, Any]:
 
 
 def _execute(binary: Path, args: List[str], timeout: float) -> Tuple[Dict[str, Any], float]:
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            [str(binary), *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError("linpack kernel did not finish within its time limit") from None
-    except OSError as exc:
-        raise BenchmarkError(f"cannot run the linpack kernel {binary}: {exc}") from None
-    duration = time.monotonic() - started
+    proc, duration = cc.run_binary([str(binary), *args], timeout, f"the linpack kernel {binary}")
+    if proc.returncode == 4:  # the kernel's own code: no BLAS/LAPACK library to load
+        raise BenchmarkInputError(f"{cc.stderr_tail(proc.stderr, 3)}; {INSTALL_HINT}")
     if proc.returncode != 0:
-        stderr = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        if proc.returncode == 4:
-            raise BenchmarkInputError(f"{stderr}; {INSTALL_HINT}")
-        raise BenchmarkError(f"linpack kernel exited with status {proc.returncode}: {stderr}")
+        raise BenchmarkError(cc.exit_failure(proc, "the linpack kernel"))
     return parse_output(proc.stdout), duration
 
 

@@ -36,8 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,30 +470,14 @@ def _timeout_s(elements: int, ntimes: int) -> float:
 def _execute(
     binary: Path, elements: int, ntimes: int, threads: int
 ) -> tuple[dict[str, Any], float]:
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            [str(binary), str(elements), str(ntimes)],
-            capture_output=True,
-            text=True,
-            env=_child_env(threads),
-            timeout=_timeout_s(elements, ntimes),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError("stream kernel did not finish within its time limit") from None
-    except OSError as exc:
-        raise BenchmarkError(f"cannot run the stream kernel {binary}: {exc}") from None
-    duration = time.monotonic() - started
+    proc, duration = cc.run_binary(
+        [str(binary), str(elements), str(ntimes)],
+        _timeout_s(elements, ntimes),
+        f"the stream kernel {binary}",
+        env=_child_env(threads),
+    )
     if proc.returncode != 0:
-        stderr = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        if proc.returncode < 0:
-            raise BenchmarkError(
-                f"stream kernel was killed by signal {-proc.returncode}"
-                + (" (out of memory?)" if proc.returncode == -9 else "")
-                + (f": {stderr}" if stderr else "")
-            )
-        raise BenchmarkError(f"stream kernel exited with status {proc.returncode}: {stderr}")
+        raise BenchmarkError(cc.exit_failure(proc, "the stream kernel"))
     data = parse_output(proc.stdout)
     if data["elements"] != elements or data["ntimes"] != ntimes:
         raise BenchmarkError("stream kernel ran with other parameters than requested")
