@@ -18,10 +18,12 @@ and the ideal (a perfect scheduler with zero overhead) for comparison.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,7 +149,72 @@ def main() -> int:
     print(
         f"machine: {busy:.0f} CPU-s busy, {idle:.0f} CPU-s idle ({busy / (busy + idle):.0%} busy)"
     )
+    print_timeline(journal, outcome.run_id, tmp / "cloud", t)
+    print(f"journal, instances' files and the cloud's log: {tmp}")
     return 0 if stored == n else 1
+
+
+def print_timeline(journal: Journal, run_id: str, cloud: Path, task_s: float) -> None:
+    """Where each task's time beyond the benchmark went, median / mean / max over tasks.
+
+    From the run journal (launch, running, stored) and the instances' files in the cloud's
+    workdir, whose modification times mark the stages of the user data: user-data written
+    (boot), sandbox/watchdog (the watchdog armed), the agent downloaded, result.json
+    written (the agent's end), sandbox/poweroff (the log uploaded).
+    """
+    events: dict[str, dict[str, float]] = {}
+    instance: dict[str, str] = {}
+    for at, task, event, detail in journal.events(run_id):
+        if task is None:
+            continue
+        events.setdefault(task, {})[event] = datetime.fromisoformat(at).timestamp()
+        if event == "launching->running" and detail:
+            instance[task] = json.loads(detail).get("instance_id", "")
+
+    def mtime(path: Path) -> float | None:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return None
+
+    stages: dict[str, list[float]] = {}
+    for task, iid in instance.items():
+        ev = events[task]
+        root = cloud / iid
+        workdirs = sorted((root / "tmp").glob("instbench.*"))
+        if not workdirs:
+            continue
+        marks = {
+            "launch": ev.get("planned->launching"),
+            "running": ev.get("launching->running"),
+            "booted": mtime(root / "user-data"),
+            "watchdog": mtime(root / "sandbox" / "watchdog"),
+            "agent": mtime(workdirs[0] / "agent.pyz"),
+            "result": mtime(workdirs[0] / "result.json"),
+            "poweroff": mtime(root / "sandbox" / "poweroff"),
+            "stored": ev.get("running->result_stored"),
+        }
+        spans = {
+            "RunInstances": ("launch", "running", 0.0),
+            "cloud-init boot": ("running", "booted", 0.0),
+            "user data to watchdog": ("booted", "watchdog", 0.0),
+            "agent download": ("watchdog", "agent", 0.0),
+            "agent (less the benchmark)": ("agent", "result", task_s),
+            "upload to power-off": ("result", "poweroff", 0.0),
+            "result to stored": ("result", "stored", 0.0),
+        }
+        for name, (a, b, less) in spans.items():
+            start, end = marks[a], marks[b]
+            if start is not None and end is not None:
+                stages.setdefault(name, []).append(end - start - less)
+    if not stages:
+        return
+    print("per task, seconds (median / mean / max):")
+    for name, values in stages.items():
+        print(
+            f"  {name:28s} {statistics.median(values):6.3f} / {statistics.fmean(values):6.3f}"
+            f" / {max(values):6.3f}"
+        )
 
 
 if __name__ == "__main__":
