@@ -69,12 +69,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from instbench.aws.session import AwsSession
+from instbench.sandbox.service import Service
 
 Log = Callable[[str], None]
 
@@ -152,7 +152,7 @@ class _Slot:
         return self.root / "sandbox"
 
 
-class CloudInit:
+class CloudInit(Service):
     """Background executor of user data for the instances launched through `session`.
 
     Use as a context manager or call ``start()``/``stop()``. ``imds_endpoint`` is the base
@@ -239,17 +239,6 @@ class CloudInit:
         if self._own_imds is not None:
             self._own_imds.stop()
             self._own_imds = None
-
-    def __enter__(self) -> CloudInit:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- what tests and the runtime read ------------------------------------------------
 

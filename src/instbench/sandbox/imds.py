@@ -55,12 +55,12 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from instbench.aws.session import AwsSession
+from instbench.sandbox.service import Service
 
 IDENTITY_ENV: dict[str, str] = {
     "instanceId": "INSTBENCH_SANDBOX_INSTANCE_ID",
@@ -116,7 +116,7 @@ class _Instance:
         self.tokens_required = tokens_required
 
 
-class ImdsServer:
+class ImdsServer(Service):
     """A started IMDSv2 server on loopback; ``instance_endpoint(iid)`` is what a script gets.
 
     Use as a context manager or call ``start()``/``stop()``. Thread-safe: the HTTP server
@@ -174,17 +174,6 @@ class ImdsServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> ImdsServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def instance_endpoint(self, instance_id: str) -> str:
         """The IMDS base URL for one instance (``AWS_EC2_METADATA_SERVICE_ENDPOINT``)."""

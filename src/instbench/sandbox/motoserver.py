@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from types import TracebackType
 from typing import Any
+
+from instbench.sandbox.service import Service
 
 SANDBOX_REGION = "us-east-1"
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
@@ -22,7 +23,7 @@ _MOTO_ENV = {
 }
 
 
-class MotoServer:
+class MotoServer(Service):
     """A started moto server; use as a context manager or call start()/stop()."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -49,14 +50,3 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -30,7 +30,6 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from botocore.exceptions import ClientError
 
@@ -39,6 +38,7 @@ from instbench.errors import UserError
 from instbench.sandbox.cloudinit import DEFAULT_BOOT_SPACING, CloudInit
 from instbench.sandbox.imds import ImdsServer
 from instbench.sandbox.motoserver import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoServer
+from instbench.sandbox.service import Service
 
 DEFAULT_BUCKET = "instbench-sandbox-results"
 
@@ -59,7 +59,7 @@ class _CloudOptions:
     extra_env: dict[str, str]
 
 
-class Sandbox:
+class Sandbox(Service):
     """A running sandbox for the duration of a ``with`` block.
 
     ``endpoint``: use this (loopback) moto server instead of starting one, e.g. the test
@@ -224,17 +224,6 @@ class Sandbox:
             self._moto = None
         if self.workdir != Path() and not self._keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _create_bucket(self) -> None:
         s3 = self.session.s3()
