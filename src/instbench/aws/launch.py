@@ -356,7 +356,8 @@ def ended_instances(session: AwsSession, ids: Iterable[str]) -> dict[str, tuple[
 
 
 RUNNING_STATES = ("pending", "running")
-"""States whose instances count against the account's running-instance vCPU quotas."""
+"""States of an instance that is up: these count against the account's running-instance
+vCPU quotas, and are the instances whose user data the sandbox's cloud-init runs."""
 
 
 def running_instances(session: AwsSession) -> list[tuple[str, str, str]]:

@@ -73,6 +73,7 @@ from typing import IO, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from instbench.aws import launch
 from instbench.aws.session import AwsSession
 from instbench.sandbox.service import Service
 
@@ -98,8 +99,6 @@ SHIM_COMMANDS: dict[str, str] = {
 
 CONSOLE_LIMIT = 64 * 1024
 """EC2 GetConsoleOutput returns the most recent 64 KiB."""
-
-_LIVE_STATES = ["pending", "running"]
 
 DEFAULT_BOOT_SPACING = 0.2
 """Seconds between two scripts' starts (see `CloudInit`)."""
@@ -326,7 +325,7 @@ class CloudInit(Service):
         live: list[str] = []
         statuses = ec2.get_paginator("describe_instance_status").paginate(
             IncludeAllInstances=True,
-            Filters=[{"Name": "instance-state-name", "Values": _LIVE_STATES}],
+            Filters=[{"Name": "instance-state-name", "Values": list(launch.RUNNING_STATES)}],
         )
         for page in statuses:
             live.extend(
