@@ -175,11 +175,7 @@ def make_plan(
         quota_source or quotas.default_source(session, opts),
         opts.vcpu_budget,
         region,
-        in_use=lambda: quotas.vcpus_in_use(
-            session,
-            run_id,
-            lambda names: {n: f.vcpus for n, f in discovery.describe_types(session, names).items()},
-        ),
+        in_use=lambda: quotas.vcpus_in_use(session, run_id),
     )
 
     if opts.subnets:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.exceptions
 
-from instbench.aws import launch
+from instbench.aws import discovery, launch
 from instbench.aws.session import AwsSession
 from instbench.errors import InvalidInstanceType, QuotaExceeded, UserError
 from instbench.instance_types import parse_instance_type
@@ -267,24 +267,23 @@ class Usage:
     instances: int
 
 
-def vcpus_in_use(
-    session: AwsSession, run_id: str, vcpus_of: Callable[[list[str]], Mapping[str, int]]
-) -> dict[str, Usage]:
+def vcpus_in_use(session: AwsSession, run_id: str) -> dict[str, Usage]:
     """Per pool key, what the region's pending and running instances that are not tagged
     with `run_id` hold (a resumed run's own instances are the pool's business).
 
-    `vcpus_of(names)` gives each instance type's vCPUs (DescribeInstanceTypes): the quota
-    counts a type's vCPUs, whatever CPU options an instance was launched with.
+    Each type's vCPUs come from DescribeInstanceTypes: the quota counts a type's vCPUs,
+    whatever CPU options an instance was launched with.
     """
     others = [(t, m) for t, m, rid in launch.running_instances(session) if rid != run_id]
     if not others:
         return {}
-    vcpus = vcpus_of(sorted({t for t, _ in others}))
+    facts = discovery.describe_types(session, sorted({t for t, _ in others}))
     held: dict[str, Usage] = {}
     for name, market in others:
         key = pool_key(name, market)
         was = held.get(key, Usage(0, 0))
-        held[key] = Usage(was.vcpus + vcpus.get(name, 0), was.instances + 1)
+        vcpus = facts[name].vcpus if name in facts else 0
+        held[key] = Usage(was.vcpus + vcpus, was.instances + 1)
     return held
 
 
