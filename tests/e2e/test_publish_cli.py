@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.factories import result_document, store_documents
@@ -62,6 +63,26 @@ def test_aggregate_prints_tables_and_json(tmp_path: Path) -> None:
     data = json.loads(as_json.stdout)
     triad = [g for g in data["groups"] if (g["test"], g["thread_mode"]) == ("triad", "all")]
     assert [(g["instance_type"], g["n"], g["mean"]) for g in triad] == [("m7i.large", 3, 41.0)]
+
+
+def test_aggregate_rescan_revalidates_a_file_edited_in_place(tmp_path: Path) -> None:
+    [key] = store_documents(tmp_path, [result_document("m7i.large", bandwidth_gbps=40)])
+    old = time.time_ns() - 3600 * 1_000_000_000
+    for d in [tmp_path / "raw", *(p for p in (tmp_path / "raw").rglob("*") if p.is_dir())]:
+        os.utime(d, ns=(old, old))
+    first = json.loads(_cli("aggregate", "--input", str(tmp_path), "--json").stdout)
+    assert first["ingest"]["accepted"] == 1
+    doc = json.loads((tmp_path / key).read_text())
+    doc["performance_data"]["stream"]["runs"][0]["validation_passed"] = False
+    (tmp_path / key).write_text(json.dumps(doc))  # in place: no directory's mtime changes
+
+    warm = json.loads(_cli("aggregate", "--input", str(tmp_path), "--json").stdout)
+    assert (warm["ingest"]["listed_dirs"], warm["ingest"]["validated_now"]) == (0, 0)
+    rescan = _cli("aggregate", "--input", str(tmp_path), "--json", "--rescan")
+    assert rescan.returncode == 0, rescan.stderr
+    ingest = json.loads(rescan.stdout)["ingest"]
+    assert (ingest["validated_now"], ingest["accepted"], ingest["rejected"]) == (1, 0, 1)
+    assert "validation" in ingest["rejections"][0]["reason"]
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -15,8 +15,10 @@ nothing under raw/ is ever modified or deleted.
 Why a cache: raw results are immutable (`LocalStore.put_new` never overwrites), so a file
 validated once need not be parsed again while its size and mtime are unchanged. The cache
 is a DuckDB database under `{root}/.instbench/`; a publication after a sync parses only
-the new files. The cache is rebuilt from scratch when `CACHE_VERSION` (the rules, the
-schema's data_version, the tidy columns) changes. New files are validated in parallel
+the new files, and the walk lists only the directories whose mtime changed (`scan_raw`;
+`rescan=True` stats every file again, for a mirror edited by hand). The cache is rebuilt
+from scratch when `CACHE_VERSION` (the rules, the schema's data_version, the tidy
+columns, the cache's layout) changes. New files are validated in parallel
 worker processes, each writing CSV chunks that DuckDB loads in bulk.
 """
 
@@ -29,7 +31,8 @@ import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,8 +52,12 @@ from instbench.storage.local import LocalStore
 RULES_VERSION = 3
 """Bump when a validation or plausibility rule changes: every file is re-examined."""
 
+LAYOUT_VERSION = 2
+"""Bump when the cache's tables, or the SQL that derives file_status and accepted_rows,
+change: the cache is rebuilt (2: directory mtimes, derived tables kept between runs)."""
+
 CACHE_VERSION = (
-    f"rules={RULES_VERSION};data={DATA_VERSION};columns="
+    f"layout={LAYOUT_VERSION};rules={RULES_VERSION};data={DATA_VERSION};columns="
     + hashlib.sha256(",".join(f"{c.name}:{c.sql_type}" for c in COLUMNS).encode()).hexdigest()[:12]
 )
 
@@ -84,6 +91,8 @@ class IngestReport:
     """Files under raw/ (every *.json)."""
     validated_now: int
     """Files parsed in this call (new or changed since the cache was written)."""
+    listed_dirs: int
+    """Directories under raw/ whose entries were read (the others were unchanged)."""
     accepted: int
     """Distinct valid documents (duplicates counted once)."""
     duplicates: int
@@ -184,25 +193,72 @@ def _process_chunk(root: str, entries: list[tuple[str, int, int]], out: str, ind
 
 # ----------------------------------------------------------------------- the walk
 
+RACY_NS = 2_000_000_000
+"""A directory modified less than this long before the walk is listed again next time.
 
-def scan_raw(root: Path) -> Iterator[tuple[str, int, int]]:
-    """(key, size, mtime_ns) of every *.json under root/raw, in sorted key order."""
-    base = root / "raw"
+The walk trusts a directory whose mtime is unchanged: every writer (LocalStore, sync)
+adds or replaces files by rename, which changes the directory's mtime. But the mtime has
+the file system clock's coarse resolution: a file renamed in after the listing, within the
+same tick, would leave the mtime as recorded. So a directory touched that recently is
+recorded as unknown (-1) and read again (git calls this the racy-clean problem)."""
 
-    def walk(path: Path, prefix: str) -> Iterator[tuple[str, int, int]]:
-        with os.scandir(path) as it:
+
+@dataclass(frozen=True)
+class Scan:
+    """What one walk of raw/ saw."""
+
+    dirs: dict[str, int]
+    """Every directory under raw/ (key-style path, 'raw/stream/...') -> its mtime_ns,
+    or -1 when it was too recently modified to be trusted next time (RACY_NS)."""
+    listed: frozenset[str]
+    """Directories whose entries were read (all of them on a full walk)."""
+    files: list[tuple[str, int, int]]
+    """(key, size, mtime_ns) of every *.json directly inside a listed directory, sorted."""
+
+
+def scan_raw(root: Path, known: Mapping[str, int] | None = None) -> Scan:
+    """Walk root/raw; with `known` (the previous walk's `dirs`), skip unchanged directories.
+
+    A directory whose mtime equals the one recorded has the same entries as last time, so
+    its files are not listed or stat'ed again, and its subdirectories are taken from
+    `known`: on a warm mirror of 100,000 results the walk stats ~10,000 directories
+    instead of 110,000 entries. Without `known` every directory is listed (a full walk).
+    """
+    children: dict[str, list[str]] = {}
+    for path in known or ():
+        children.setdefault(path.rpartition("/")[0], []).append(path)
+    base = str(root)
+    now = time.time_ns()
+    dirs: dict[str, int] = {}
+    listed: set[str] = set()
+    files: list[tuple[str, int, int]] = []
+
+    def visit(rel: str) -> None:
+        try:
+            mtime = os.stat(os.path.join(base, rel)).st_mtime_ns  # before the listing
+        except FileNotFoundError:
+            return  # removed since its parent was listed: its files leave the dataset
+        dirs[rel] = mtime if now - mtime > RACY_NS else -1
+        if known is not None and known.get(rel) == mtime:
+            for child in children.get(rel, ()):
+                visit(child)
+            return
+        listed.add(rel)
+        with os.scandir(os.path.join(base, rel)) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # temporary files of LocalStore and of sync
-            key = f"{prefix}/{entry.name}"
+            key = f"{rel}/{entry.name}"
             if entry.is_dir(follow_symlinks=False):
-                yield from walk(Path(entry.path), key)
+                visit(key)
             elif entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
                 st = entry.stat(follow_symlinks=False)
-                yield key, st.st_size, st.st_mtime_ns
+                files.append((key, st.st_size, st.st_mtime_ns))
 
-    yield from walk(base, "raw")
+    visit("raw")
+    files.sort()
+    return Scan(dirs=dirs, listed=frozenset(listed), files=files)
 
 
 # ----------------------------------------------------------------------- the cache
@@ -224,6 +280,7 @@ def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO meta VALUES (?)", [CACHE_VERSION])
     con.execute(f"CREATE TABLE files ({files})")
     con.execute(f"CREATE TABLE rows ({cols})")
+    con.execute("CREATE TABLE dirs (path VARCHAR, mtime_ns BIGINT)")
 
 
 def _open_cache(root: Path) -> duckdb.DuckDBPyConnection:
@@ -293,9 +350,9 @@ def default_workers() -> int:
 class Dataset:
     """The ingested mirror: an open DuckDB connection with `rows` and `file_status`.
 
-    `file_status` (a temp table) says for each file: ok, duplicate or rejected, with the
-    reason. `accepted_rows` (a temp table) holds the rows of ok files only: every published
-    number is computed from it.
+    `file_status` says for each file: ok, duplicate or rejected, with the reason.
+    `accepted_rows` holds the rows of ok files only: every published number is computed
+    from it. Both are tables of the cache, derived again only when a file came or went.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
@@ -312,10 +369,12 @@ class Dataset:
         self.close()
 
 
-# Both are materialised once per ingest (temp tables, not views): publication reads them
-# a dozen times, and as views each read re-ran the window functions and the join.
+# Both are materialised (tables, not views): publication reads them a dozen times, and as
+# views each read re-ran the window functions and the join. They are kept in the cache
+# and derived again only when `files` changed: at 100,000 results that is 0.9 s saved on
+# a publication with nothing new.
 _STATUS_VIEW = """
-CREATE OR REPLACE TEMP TABLE file_status AS
+CREATE OR REPLACE TABLE file_status AS
 WITH ok AS (
     SELECT *, row_number() OVER (PARTITION BY sha256 ORDER BY key) AS dup_rank
     FROM files WHERE status = 'ok'
@@ -339,7 +398,7 @@ SELECT key, NULL, NULL, 'rejected', reason FROM files WHERE status = 'rejected'
 """
 
 _ACCEPTED_VIEW = """
-CREATE OR REPLACE TEMP TABLE accepted_rows AS
+CREATE OR REPLACE TABLE accepted_rows AS
 SELECT r.* FROM rows r JOIN file_status s ON s.key = r.key AND s.status = 'ok'
 """
 
@@ -349,8 +408,13 @@ def ingest(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    rescan: bool = False,
 ) -> Dataset:
     """Bring the ingest cache of the mirror at `root` up to date and open it.
+
+    `rescan` walks every directory and compares every file's size and mtime with the
+    cache, instead of trusting directories whose mtime is unchanged: for a mirror whose
+    files were edited in place (which instbench never does).
 
     Raises UserError when `root` has no raw/ directory, StorageError when the cache or
     quarantine cannot be written.
@@ -362,17 +426,17 @@ def ingest(
             f"{root} holds no raw/ directory: pass the local mirror (instbench sync or "
             "run --output-dir) as --input"
         )
-    listing = list(scan_raw(root))
     con = _open_cache(root)
-    cached = {
-        k: (s, m) for k, s, m in con.execute("SELECT key, size, mtime_ns FROM files").fetchall()
-    }
-    current = {k for k, _, _ in listing}
-    todo = [(k, s, m) for k, s, m in listing if cached.get(k) != (s, m)]
+    known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
+    scan = scan_raw(root, known)
+    cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
+    current = {k for k, _, _ in scan.files}
+    todo = [(k, s, m) for k, s, m in scan.files if cached.get(k) != (s, m)]
     # Keys to drop from the cache: files gone from the mirror, and changed files (re-added).
     gone = sorted(
         {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
     )
+    derive = bool(todo or gone) or not _has_derived(con)
     con.close()  # workers must not share the process while DuckDB holds the file
 
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
@@ -394,14 +458,46 @@ def ingest(
             if any(p.stat().st_size for p in tmp.glob("rows-*.csv")):
                 row_cols = [(c.name, c.sql_type) for c in COLUMNS]
                 con.execute(f"INSERT INTO rows SELECT * FROM {_csv_glob(tmp, 'rows', row_cols)}")
+        if scan.dirs != known:
+            con.execute("DELETE FROM dirs")
+            con.execute(
+                "INSERT INTO dirs SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[])",
+                [list(scan.dirs), list(scan.dirs.values())],
+            )
+        if derive:
+            con.execute(_STATUS_VIEW)
+            con.execute(_ACCEPTED_VIEW)
         con.execute("COMMIT")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    con.execute(_STATUS_VIEW)
-    con.execute(_ACCEPTED_VIEW)
-    _quarantine_cross_document(con, LocalStore(root))
-    return Dataset(con, _report(con, len(listing), len(todo)))
+    if derive:
+        _quarantine_cross_document(con, LocalStore(root))
+    files = con.execute("SELECT count(*) FROM files").fetchone()
+    report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
+    return Dataset(con, report)
+
+
+def _cached_files(
+    con: duckdb.DuckDBPyConnection, scan: Scan, known: Mapping[str, int] | None
+) -> list[tuple[str, int, int]]:
+    """(key, size, mtime_ns) from the cache for the files `scan` may have seen change: all
+    of them after a full walk, else those in listed directories and in directories gone."""
+    if known is None:
+        return con.execute("SELECT key, size, mtime_ns FROM files").fetchall()
+    affected = sorted(scan.listed | {d for d in known if d not in scan.dirs})
+    if not affected:
+        return []
+    return con.execute(
+        "SELECT key, size, mtime_ns FROM files "
+        "WHERE regexp_extract(key, '^(.*)/', 1) IN (SELECT unnest(?::VARCHAR[]))",
+        [affected],
+    ).fetchall()
+
+
+def _has_derived(con: duckdb.DuckDBPyConnection) -> bool:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    return {"file_status", "accepted_rows"} <= tables
 
 
 def _bulk_keys(con: duckdb.DuckDBPyConnection, keys: list[str], tmp: Path) -> None:
@@ -428,7 +524,9 @@ def _quarantine_cross_document(con: duckdb.DuckDBPyConnection, store: LocalStore
         quarantine(store, key, store.read(key), reason)
 
 
-def _report(con: duckdb.DuckDBPyConnection, files: int, validated_now: int) -> IngestReport:
+def _report(
+    con: duckdb.DuckDBPyConnection, files: int, validated_now: int, listed_dirs: int
+) -> IngestReport:
     counts = dict(
         con.execute("SELECT status, count(*) FROM file_status GROUP BY status").fetchall()
     )
@@ -441,6 +539,7 @@ def _report(con: duckdb.DuckDBPyConnection, files: int, validated_now: int) -> I
     return IngestReport(
         files=files,
         validated_now=validated_now,
+        listed_dirs=listed_dirs,
         accepted=int(counts.get("ok", 0)),
         duplicates=int(counts.get("duplicate", 0)),
         rejected=int(counts.get("rejected", 0)),

@@ -105,16 +105,22 @@ def _progress(ctx: Context) -> Progress:
     )
 
 
-def _ingest(ctx: Context, root: Path, quiet: bool) -> Dataset:
+_RESCAN_HELP = (
+    "Stat every raw file again instead of only the directories that changed: for a mirror "
+    "whose files were edited in place. The cache it updates serves later commands too."
+)
+
+
+def _ingest(ctx: Context, root: Path, quiet: bool, rescan: bool) -> Dataset:
     if not ctx.interactive or quiet:
-        return ingest(root)
+        return ingest(root, rescan=rescan)
     with _progress(ctx) as bar:
         task = bar.add_task("validating new results", total=None)
 
         def on_progress(done: int, total: int) -> None:
             bar.update(task, total=total, completed=done)
 
-        return ingest(root, progress=on_progress)
+        return ingest(root, progress=on_progress, rescan=rescan)
 
 
 # ------------------------------------------------------------------------ aggregate
@@ -167,6 +173,7 @@ def _ingest_json(report: IngestReport) -> dict[str, Any]:
     return {
         "files": report.files,
         "validated_now": report.validated_now,
+        "listed_dirs": report.listed_dirs,
         "accepted": report.accepted,
         "duplicates": report.duplicates,
         "rejected": report.rejected,
@@ -184,10 +191,11 @@ def aggregate_cmd(
         "--include-sandbox",
         help="Count sandbox, local and quick-mode results too (demos and tests).",
     ),
+    rescan: bool = typer.Option(False, "--rescan", help=_RESCAN_HELP),
 ) -> None:
     """Validate the mirror and print statistics per instance type, benchmark and kernel."""
     ctx = Context()
-    with _ingest(ctx, input_dir, as_json) as dataset:
+    with _ingest(ctx, input_dir, as_json, rescan) as dataset:
         rows = summarize(dataset.con, include_sandbox=include_sandbox)
         monthly = summarize(dataset.con, include_sandbox=include_sandbox, window="month")
         flagged = [r for r in regressions(monthly) if r.flagged]
@@ -278,6 +286,7 @@ def publish_cmd(
     ),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile for --aws-prices."),
     as_json: bool = typer.Option(False, "--json", help="Print index.json instead of a summary."),
+    rescan: bool = typer.Option(False, "--rescan", help=_RESCAN_HELP),
 ) -> None:
     """Validate the mirror and write the ComputeCompass files, exports and summaries."""
     ctx = Context()
@@ -288,7 +297,7 @@ def publish_cmd(
     source = _price_source(
         prices, aws_prices, price_region, profile, input_dir / ".instbench" / "prices"
     )
-    with _ingest(ctx, input_dir, as_json) as dataset:
+    with _ingest(ctx, input_dir, as_json, rescan) as dataset:
         price_set: PriceSet | None = None
         if source is not None:
             types = [

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -249,3 +252,62 @@ def test_rows_carry_within_instance_spread_from_trial_times(tmp_path: Path) -> N
     assert mean == pytest.approx(sum(rates) / 12)
     assert 0 < sd < value * 0.1
     assert raw_key_of(doc).endswith("/2025/03/03/run-20250301-0.json")
+
+
+def _age_directories(root: Path, seconds: int = 3600) -> None:
+    """Give every directory under raw/ an mtime in the past (no longer 'racy')."""
+    old = time.time_ns() - seconds * 1_000_000_000
+    for d in [root / "raw", *(p for p in (root / "raw").rglob("*") if p.is_dir())]:
+        os.utime(d, ns=(old, old))
+
+
+def test_warm_walk_lists_only_directories_that_changed(tmp_path: Path) -> None:
+    docs = [
+        result_document(t, sample=i, bandwidth_gbps=40 + i)
+        for i in range(3)
+        for t in ("m7i.large", "c7g.large")
+    ]
+    keys = store_documents(tmp_path, docs)
+    _age_directories(tmp_path)
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 6
+    with ingest(tmp_path) as ds:  # nothing changed: no directory is read again
+        assert (ds.report.listed_dirs, ds.report.validated_now) == (0, 0)
+        assert (ds.report.files, ds.report.accepted) == (6, 6)
+
+    new_key = store_documents(tmp_path, [result_document("m7i.large", sample=7)])[0]
+    with ingest(tmp_path) as ds:
+        # only the new file's own directory changed (its parents already existed)
+        assert ds.report.listed_dirs == 1 and ds.report.validated_now == 1
+        assert ds.report.accepted == 7
+    _age_directories(tmp_path)
+
+    # A whole directory removed: its files leave the dataset, though it was never listed.
+    c7g_dir = tmp_path / "raw" / "stream" / "c7g.large"
+    shutil.rmtree(c7g_dir)
+    with ingest(tmp_path) as ds:
+        left = {r[0] for r in ds.con.execute("SELECT key FROM files").fetchall()}
+        status = ds.con.execute("SELECT count(*) FROM file_status").fetchone()
+    assert left == {k for k in [*keys, new_key] if "/c7g.large/" not in k}
+    assert status == (4,)
+
+
+def test_recent_directories_are_listed_again(tmp_path: Path) -> None:
+    """A directory modified within RACY_NS of the walk may still gain a file in the same
+    clock tick without its mtime changing, so the next walk reads it again."""
+    store_documents(tmp_path, [result_document(sample=1)])
+    with ingest(tmp_path) as ds:
+        first = ds.report.listed_dirs
+    with ingest(tmp_path) as ds:
+        assert ds.report.listed_dirs == first > 0
+
+
+def test_rescan_sees_a_file_edited_in_place(tmp_path: Path) -> None:
+    [key] = store_documents(tmp_path, [result_document(sample=1, bandwidth_gbps=40)])
+    _age_directories(tmp_path)
+    with ingest(tmp_path) as ds:
+        assert ds.report.accepted == 1
+    (tmp_path / key).write_bytes(_negative())  # in place: the directory's mtime is unchanged
+    with ingest(tmp_path, rescan=True) as ds:
+        assert ds.report.validated_now == 1
+        assert ds.report.accepted == 0 and ds.report.rejected == 1
