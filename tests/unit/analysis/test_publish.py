@@ -7,6 +7,7 @@ and review the diff like any other change of the published contract.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ from instbench.analysis.publish import (
     MEMORY_FIELDS,
     TypeFigures,
     build_entry,
+    inputs_digest,
     memory_document,
     publish,
 )
@@ -178,6 +180,62 @@ def test_publication_is_deterministic(tmp_path: Path) -> None:
         files = sorted(p for p in (tmp_path / name).rglob("*") if p.is_file())
         outputs.append({p.relative_to(tmp_path / name).as_posix(): p.read_bytes() for p in files})
     assert outputs[0] == outputs[1]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_inputs_digest_names_the_accepted_documents(tmp_path: Path) -> None:
+    _dataset(tmp_path)
+    with ingest(tmp_path) as ds:
+        ok = ds.con.execute(
+            "SELECT key, sha256 FROM file_status WHERE status = 'ok' ORDER BY key"
+        ).fetchall()
+        digest = inputs_digest(ds.con)
+    lines = "".join(f"{key} {sha}\n" for key, sha in ok)
+    assert len(ok) == 10 and digest == hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_unchanged_inputs_reuse_the_tidy_exports_and_change_nothing(tmp_path: Path) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    with ingest(mirror) as ds:
+        first = publish(ds, out)
+    before = _tree(out)
+    with ingest(mirror) as ds:
+        again = publish(ds, out)
+    assert (first.reused_exports, again.reused_exports) == (False, True)
+    assert _tree(out) == before  # byte for byte, index.json's hashes included
+
+    # Another option (sandbox results admitted): written again, with the extra rows.
+    with ingest(mirror) as ds:
+        demo = publish(ds, out, include_sandbox=True)
+    assert not demo.reused_exports
+    assert _tree(out)["latest/tidy.csv"] != before["latest/tidy.csv"]
+
+    # A new document: written again, and it is in them.
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    store_documents(mirror, [result_document("m7i.large", sample=9, run_id="late")])
+    with ingest(mirror) as ds:
+        later = publish(ds, out)
+    assert not later.reused_exports
+    assert "late-9.json" in (out / "latest" / "tidy.csv").read_text()
+
+
+def test_tampered_exports_are_written_again_not_reused(tmp_path: Path) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    before = _tree(out)
+    csv_path = out / "latest" / "tidy.csv"
+    csv_path.write_bytes(csv_path.read_bytes().replace(b"m7i.large", b"m7i.LARGE", 1))
+    with ingest(mirror) as ds:
+        again = publish(ds, out)
+    assert not again.reused_exports
+    assert _tree(out) == before  # the right bytes and hashes, not the edited file's
 
 
 class _Latency:
