@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 import tempfile
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,10 @@ def num(value: float | None) -> float | None:
     """Stable float formatting: 6 significant digits, -0.0 folded to 0.0."""
     if value is None:
         return None
-    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-    return 0.0 if rounded == 0 else rounded
+    return float(format(value, _NUM_FORMAT)) or 0.0  # `or`: -0.0 is falsy too
+
+
+_NUM_FORMAT = f".{SIGNIFICANT_DIGITS}g"
 
 
 def dumps(data: Any) -> bytes:
@@ -100,8 +103,11 @@ def dumps(data: Any) -> bytes:
     return (_pretty(data, "") + "\n").encode()
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
 def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    return _ENCODER.encode(value)
 
 
 _CONTAINERS = frozenset({dict, list})
@@ -579,22 +585,30 @@ def price_document(
 
 
 def _summary_rows(summaries: Iterable[Summary]) -> list[dict[str, Any]]:
+    """Each summary as a flat record in SUMMARY_FIELDS order, floats through `num`."""
     rows = []
     for s in summaries:
         row = s.as_dict()
-        for k, v in row.items():
-            if isinstance(v, float):
-                row[k] = num(v)
+        for k in _FLOAT_FIELDS:
+            if (v := row[k]) is not None:
+                row[k] = float(format(v, _NUM_FORMAT)) or 0.0  # num(), inlined: 240,000 calls
         rows.append(row)
     return rows
 
 
+_FLOAT_FIELDS = tuple(
+    name
+    for name, hint in typing.get_type_hints(Summary).items()
+    if hint is float or float in typing.get_args(hint)
+)
+
+
 def _csv_bytes(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    """CSV with a header; None is written as an empty field (the csv module's own rule)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    writer.writerows([row.get(c) for c in columns] for row in rows)
     return buf.getvalue().encode()
 
 
@@ -731,13 +745,18 @@ def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:
     return str(row[0]) if row else ""
 
 
+GENERATOR = f"instbench {__version__}"
+
+
 @dataclass(frozen=True)
 class Exported:
-    """The tidy exports in the staging folder: row count, sha256 per file, reused or not."""
+    """The tidy exports in the staging folder: row count, sha256 per file, reused or not,
+    and the publication's `inputs` (index.json) that decided it."""
 
     rows: int
     sha256: dict[str, str]
     reused: bool
+    inputs: dict[str, Any]
 
 
 def previous_exports(output: Path, key: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -756,25 +775,34 @@ def previous_exports(output: Path, key: Mapping[str, Any]) -> dict[str, Any] | N
     return {name: entries[name] for name in TIDY_FILES}
 
 
-def _write_exports(
+def _export_tidy(
     con: duckdb.DuckDBPyConnection,
-    where: str,
-    latest: Path,
-    previous: Mapping[str, Any] | None,
-    previous_dir: Path,
+    documents: int,
+    include_sandbox: bool,
+    output: Path,
+    staging: Path,
 ) -> Exported:
-    """Stage the tidy exports: the previous publication's files when `previous` says they
-    are still right and their bytes still hash to what its index.json recorded; else new.
+    """Stage the tidy exports: the previous publication's files when they were made from
+    the same inputs and their bytes still hash to what its index.json recorded; else new.
 
     At 100,000 results the two files are 390 MB and four seconds of DuckDB, most of a
     publication whose inputs did not change. Reused files are hard links (a copy where
     links fail), hashed after linking so that what is checked is what gets published.
     """
+    inputs = {"documents": documents, "sha256": inputs_digest(con), "ingest": CACHE_VERSION}
+    key = {
+        "inputs": inputs,
+        "generator": GENERATOR,
+        "publicationFormat": PUBLICATION_VERSION,
+        "includeSandbox": include_sandbox,
+    }
+    previous = previous_exports(output, key)
+    latest = staging / "latest"
     if previous is not None:
         sha = {}
         try:
             for name in TIDY_FILES:
-                _link_or_copy(previous_dir / name, latest / name)
+                _link_or_copy(output / "latest" / name, latest / name)
                 sha[name] = _sha(latest / name)
         except OSError:
             sha = {}
@@ -785,13 +813,12 @@ def _write_exports(
             and len(rows) == 1
             and isinstance(count := rows.pop(), int)
         ):
-            return Exported(rows=count, sha256=sha, reused=True)
+            return Exported(rows=count, sha256=sha, reused=True, inputs=inputs)
         for name in TIDY_FILES:
             (latest / name).unlink(missing_ok=True)
-    count = _copy_exports(con, where, latest)
-    return Exported(
-        rows=count, sha256={name: _sha(latest / name) for name in TIDY_FILES}, reused=False
-    )
+    count = _copy_exports(con, publishable_filter(include_sandbox), latest)
+    sha = {name: _sha(latest / name) for name in TIDY_FILES}
+    return Exported(rows=count, sha256=sha, reused=False, inputs=inputs)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -826,9 +853,12 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _sha(path: Path) -> str:
+    """sha256 of a file, read in 16 MiB pieces: hashing releases the GIL per piece, and
+    in the export thread each piece then waits up to a switch interval (5 ms) for the
+    main thread to give it back; 1 MiB pieces made hashing 390 MB take 2 s instead of 0.6."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
+        while chunk := fh.read(16 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -882,6 +912,43 @@ def publish(
 ) -> Publication:
     """Write the whole publication into `output` (see the module docstring)."""
     check_output(output)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
+    # The tidy exports (DuckDB, which releases the GIL) are written by a thread on a
+    # connection of its own, from the start: they overlap the summaries' SQL and their
+    # rendering (pure Python) on 2 cores.
+    exporter = dataset.con.cursor()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
+    try:
+        (staging / "latest").mkdir()
+        tidy = pool.submit(
+            _export_tidy, exporter, dataset.report.accepted, include_sandbox, output, staging
+        )
+        try:
+            index = _write_publication(dataset, staging, include_sandbox, prices, tidy)
+        finally:
+            if not tidy.done():
+                exporter.interrupt()  # failed before the exports were needed: stop them
+            pool.shutdown(wait=True)
+        _swap_into(staging, output)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the publication to {output}: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        exporter.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return Publication(output=output, index=index, reused_exports=tidy.result().reused)
+
+
+def _write_publication(
+    dataset: Dataset,
+    staging: Path,
+    include_sandbox: bool,
+    prices: PriceSet | None,
+    tidy: concurrent.futures.Future[Exported],
+) -> dict[str, Any]:
+    """Everything but the tidy exports, into `staging`; returns the index. `tidy` is the
+    export thread's future, awaited once the window summaries are written."""
     con = dataset.con
     summaries = summarize(con, include_sandbox=include_sandbox, window="all")
     weekly = summarize(con, include_sandbox=include_sandbox, window="week")
@@ -945,161 +1012,124 @@ def publish(
     for name, document in contract.items():
         compass_schema.validate(name, document)
 
-    inputs = {
-        "documents": dataset.report.accepted,
-        "sha256": inputs_digest(con),
-        "ingest": CACHE_VERSION,
+    latest = staging / "latest"
+    for name, document in contract.items():
+        _write(latest / name, dumps(document))
+        schema_name = compass_schema.SCHEMA_FILES[name]
+        _write(latest / "schemas" / schema_name, compass_schema.schema_bytes(name))
+    summary_rows = _summary_rows(summaries)
+    _write(latest / "aggregates.csv", _csv_bytes(summary_rows, _SUMMARY_COLUMNS))
+    con.execute(
+        f"COPY (SELECT * FROM read_csv('{(latest / 'aggregates.csv').as_posix()}', "
+        f"header=true)) TO '{(latest / 'aggregates.parquet').as_posix()}' (FORMAT parquet)"
+    )
+    report = dataset.report
+    _write(
+        latest / "quarantine.csv",
+        _csv_bytes([{"key": k, "reason": r} for k, r in report.rejections], ["key", "reason"]),
+    )
+    _write(latest / "schemas" / "result-v1.schema.json", SCHEMA_PATH.read_bytes())
+    _write(latest / "schemas" / "tidy-v1.schema.json", dumps(tidy_schema()))
+
+    windows: dict[str, list[str]] = {"weekly": [], "monthly": []}
+    for kind, rows, regs in (
+        ("weekly", weekly, weekly_reg),
+        ("monthly", monthly, monthly_reg),
+    ):
+        by_window: dict[str, list[Summary]] = {}
+        for s in rows:
+            by_window.setdefault(s.window, []).append(s)
+        regs_by_window: dict[str, list[dict[str, Any]]] = {}
+        for reg in regs:
+            r = reg.as_dict()
+            for k in ("previous_mean", "mean", "change", "p_value"):
+                r[k] = num(r[k])
+            regs_by_window.setdefault(reg.window, []).append(r)
+        for window in sorted(by_window):
+            folder = staging / window
+            groups = _summary_rows(by_window[window])
+            _write(
+                folder / "summary.json",
+                dumps(
+                    {
+                        "window": window,
+                        "kind": kind,
+                        "groups": groups,
+                        "regressions": regs_by_window.get(window, []),
+                    }
+                ),
+            )
+            _write(folder / "summary.csv", _csv_bytes(groups, _SUMMARY_COLUMNS))
+            windows[kind].append(window)
+    exported = tidy.result()
+    tidy_rows = exported.rows
+
+    files = sorted(p for p in latest.rglob("*") if p.is_file())
+    counts = {
+        MEMORY_FILE: {"instances": len(memory_doc["instances"])},
+        CPU_FILE: {"instances": len(cpu_doc["instances"])},
+        PRICE_FILE: {"instances": len(price_doc["instances"])},
+        "tidy.csv": {"rows": tidy_rows},
+        "tidy.parquet": {"rows": tidy_rows},
+        "aggregates.csv": {"rows": len(summaries)},
+        "aggregates.parquet": {"rows": len(summaries)},
+        "quarantine.csv": {"rows": len(report.rejections)},
     }
-    reuse_key = {
-        "inputs": inputs,
-        "generator": f"instbench {__version__}",
+    index = {
+        "version": header["version"],
+        "lastUpdated": last,
         "publicationFormat": PUBLICATION_VERSION,
+        "dataVersion": DATA_VERSION,
+        "generator": GENERATOR,
         "includeSandbox": include_sandbox,
-    }
-    previous = previous_exports(output, reuse_key)
-
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
-    try:
-        latest = staging / "latest"
-        latest.mkdir()
-        for name, document in contract.items():
-            _write(latest / name, dumps(document))
-            schema_name = compass_schema.SCHEMA_FILES[name]
-            _write(latest / "schemas" / schema_name, compass_schema.schema_bytes(name))
-        where = publishable_filter(include_sandbox)
-        summary_rows = _summary_rows(summaries)
-        _write(latest / "aggregates.csv", _csv_bytes(summary_rows, _SUMMARY_COLUMNS))
-        con.execute(
-            f"COPY (SELECT * FROM read_csv('{(latest / 'aggregates.csv').as_posix()}', "
-            f"header=true)) TO '{(latest / 'aggregates.parquet').as_posix()}' (FORMAT parquet)"
-        )
-        # The tidy exports (DuckDB, which releases the GIL) are written by a thread while
-        # this one renders the window summaries (pure Python): the two overlap on 2 cores.
-        # Nothing else touches `con` until the thread is joined.
-        exports = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
-        tidy_future = exports.submit(
-            _write_exports, con, where, latest, previous, output / "latest"
-        )
-        report = dataset.report
-        _write(
-            latest / "quarantine.csv",
-            _csv_bytes([{"key": k, "reason": r} for k, r in report.rejections], ["key", "reason"]),
-        )
-        _write(latest / "schemas" / "result-v1.schema.json", SCHEMA_PATH.read_bytes())
-        _write(latest / "schemas" / "tidy-v1.schema.json", dumps(tidy_schema()))
-
-        windows: dict[str, list[str]] = {"weekly": [], "monthly": []}
-        try:
-            for kind, rows, regs in (
-                ("weekly", weekly, weekly_reg),
-                ("monthly", monthly, monthly_reg),
-            ):
-                by_window: dict[str, list[Summary]] = {}
-                for s in rows:
-                    by_window.setdefault(s.window, []).append(s)
-                regs_by_window: dict[str, list[dict[str, Any]]] = {}
-                for reg in regs:
-                    r = reg.as_dict()
-                    for k in ("previous_mean", "mean", "change", "p_value"):
-                        r[k] = num(r[k])
-                    regs_by_window.setdefault(reg.window, []).append(r)
-                for window in sorted(by_window):
-                    folder = staging / window
-                    groups = _summary_rows(by_window[window])
-                    _write(
-                        folder / "summary.json",
-                        dumps(
-                            {
-                                "window": window,
-                                "kind": kind,
-                                "groups": groups,
-                                "regressions": regs_by_window.get(window, []),
-                            }
-                        ),
-                    )
-                    _write(folder / "summary.csv", _csv_bytes(groups, _SUMMARY_COLUMNS))
-                    windows[kind].append(window)
-        finally:
-            exported = tidy_future.result()
-            exports.shutdown()
-        tidy_rows = exported.rows
-
-        files = sorted(p for p in latest.rglob("*") if p.is_file())
-        counts = {
-            MEMORY_FILE: {"instances": len(memory_doc["instances"])},
-            CPU_FILE: {"instances": len(cpu_doc["instances"])},
-            PRICE_FILE: {"instances": len(price_doc["instances"])},
-            "tidy.csv": {"rows": tidy_rows},
-            "tidy.parquet": {"rows": tidy_rows},
-            "aggregates.csv": {"rows": len(summaries)},
-            "aggregates.parquet": {"rows": len(summaries)},
-            "quarantine.csv": {"rows": len(report.rejections)},
-        }
-        index = {
-            "version": header["version"],
-            "lastUpdated": last,
-            "publicationFormat": PUBLICATION_VERSION,
-            "dataVersion": DATA_VERSION,
-            "generator": reuse_key["generator"],
-            "includeSandbox": include_sandbox,
-            "inputs": inputs,
-            "files": [
-                {
-                    "path": p.relative_to(latest).as_posix(),
-                    "bytes": p.stat().st_size,
-                    "sha256": exported.sha256.get(p.relative_to(latest).as_posix()) or _sha(p),
-                    **counts.get(p.relative_to(latest).as_posix(), {}),
-                }
-                for p in files
-            ],
-            "heldBack": {MEMORY_FILE: memory_held, CPU_FILE: cpu_held, PRICE_FILE: price_held},
-            "omitted": {CPU_FILE: cpu.omitted},
-            "schemas": {
-                name: {
-                    "path": f"schemas/{compass_schema.SCHEMA_FILES[name]}",
-                    "version": compass_schema.SCHEMA_VERSION,
-                }
-                for name in contract
-            },
-            "ingest": {
-                "files": report.files,
-                "accepted": report.accepted,
-                "duplicates": report.duplicates,
-                "rejected": report.rejected,
-                "excluded": excluded_counts(con, include_sandbox),
-            },
-            "regressions": [
-                {
-                    **r.as_dict(),
-                    **{
-                        k: num(getattr(r, k))
-                        for k in ("previous_mean", "mean", "change", "p_value")
-                    },
-                }
-                for r in (*weekly_reg, *monthly_reg)
-                if r.flagged
-            ],
-            "windows": windows,
-            "prices": price_doc["prices"],
-        }
-        _write(latest / "datacard.md", datacard(index).encode())
-        index["files"].append(
+        "inputs": exported.inputs,
+        "files": [
             {
-                "path": "datacard.md",
-                "bytes": (latest / "datacard.md").stat().st_size,
-                "sha256": _sha(latest / "datacard.md"),
+                "path": p.relative_to(latest).as_posix(),
+                "bytes": p.stat().st_size,
+                "sha256": exported.sha256.get(p.relative_to(latest).as_posix()) or _sha(p),
+                **counts.get(p.relative_to(latest).as_posix(), {}),
             }
-        )
-        index["files"].sort(key=lambda f: f["path"])
-        _write(latest / "index.json", dumps(index))
-        _swap_into(staging, output)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot write the publication to {output}: {exc.strerror or exc}"
-        ) from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Publication(output=output, index=index, reused_exports=exported.reused)
+            for p in files
+        ],
+        "heldBack": {MEMORY_FILE: memory_held, CPU_FILE: cpu_held, PRICE_FILE: price_held},
+        "omitted": {CPU_FILE: cpu.omitted},
+        "schemas": {
+            name: {
+                "path": f"schemas/{compass_schema.SCHEMA_FILES[name]}",
+                "version": compass_schema.SCHEMA_VERSION,
+            }
+            for name in contract
+        },
+        "ingest": {
+            "files": report.files,
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "rejected": report.rejected,
+            "excluded": excluded_counts(con, include_sandbox),
+        },
+        "regressions": [
+            {
+                **r.as_dict(),
+                **{k: num(getattr(r, k)) for k in ("previous_mean", "mean", "change", "p_value")},
+            }
+            for r in (*weekly_reg, *monthly_reg)
+            if r.flagged
+        ],
+        "windows": windows,
+        "prices": price_doc["prices"],
+    }
+    _write(latest / "datacard.md", datacard(index).encode())
+    index["files"].append(
+        {
+            "path": "datacard.md",
+            "bytes": (latest / "datacard.md").stat().st_size,
+            "sha256": _sha(latest / "datacard.md"),
+        }
+    )
+    index["files"].sort(key=lambda f: f["path"])
+    _write(latest / "index.json", dumps(index))
+    return index
 
 
 def _swap_into(staging: Path, output: Path) -> None:

@@ -333,3 +333,25 @@ def test_unwritable_output_is_one_error_and_nothing_is_written(tmp_path: Path) -
     with ingest(tmp_path / "mirror") as ds, pytest.raises(StorageError, match="cannot write"):
         publish(ds, blocker / "out")
     assert blocker.read_text() == "not a directory"
+
+
+def test_a_group_reports_its_most_common_machine_ties_to_the_smallest(tmp_path: Path) -> None:
+    """One machine per group: the most common configuration among its samples."""
+    gib = 2**30
+    memories = {"m7i.large": [8 * gib, 8 * gib, 7 * gib], "c7g.large": [5 * gib, 4 * gib]}
+    docs = []
+    for itype, totals in memories.items():
+        for i, total in enumerate(totals):
+            doc = result_document(itype, sample=i, timestamp=T0 + timedelta(hours=i))
+            doc["system_info"]["memory"]["total_bytes"] = total
+            docs.append(doc)
+    store_documents(tmp_path, docs)
+    with ingest(tmp_path) as ds:
+        rows = {
+            s.instance_type: s
+            for s in summarize(ds.con)
+            if (s.test, s.thread_mode) == ("triad", "all")
+        }
+    assert rows["m7i.large"].memory_gib == 8.0  # two of three samples
+    assert rows["c7g.large"].memory_gib == 4.0  # one each: the smaller
+    assert rows["c7g.large"].per_gib == pytest.approx(rows["c7g.large"].mean / 4.0)
