@@ -27,7 +27,7 @@ from instbench.analysis.tidy import METRICS
 
 Window = Literal["all", "week", "month"]
 
-_WINDOW_SQL = {
+WINDOW_SQL = {
     "all": "'all'",
     "week": "strftime(timestamp, '%G-W%V')",
     "month": "strftime(timestamp, '%Y-%m')",
@@ -116,7 +116,7 @@ def _summary_sql(window: Window, include_sandbox: bool, with_values: bool) -> st
     keys = ", ".join(GROUP_COLUMNS)
     machine = ", ".join(_MACHINE)
     rows = (
-        f"SELECT *, {_WINDOW_SQL[window]} AS win FROM accepted_rows "
+        f"SELECT *, {WINDOW_SQL[window]} AS win FROM accepted_rows "
         f"WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL"
     )
     return f"""
@@ -183,13 +183,31 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def summarize(
-    con: duckdb.DuckDBPyConnection, *, include_sandbox: bool = False, window: Window = "all"
+    con: duckdb.DuckDBPyConnection,
+    *,
+    include_sandbox: bool = False,
+    window: Window = "all",
+    since: str | None = None,
 ) -> list[Summary]:
-    """One `Summary` per group and window, sorted by group then window."""
+    """One `Summary` per group and window, sorted by group then window.
+
+    `since` (week or month windows) keeps the windows from `since` on, and for each
+    group the one window before them, which `regressions` compares the first one with.
+    """
     if window == "all":
         records = _with_median_ci(con, _summary_sql(window, include_sandbox, True))
     else:
-        records = con.execute(_summary_sql(window, include_sandbox, with_values=False)).fetchall()
+        sql = _summary_sql(window, include_sandbox, with_values=False)
+        if since is None:
+            records = con.execute(sql).fetchall()
+        else:
+            keys = ", ".join(GROUP_COLUMNS)
+            records = con.execute(
+                f"SELECT * FROM ({sql}) QUALIFY win >= $since OR "
+                f"lead(win) OVER (PARTITION BY {keys} ORDER BY win) >= $since "
+                f"ORDER BY {keys}, win",
+                {"since": since},
+            ).fetchall()
     out: list[Summary] = []
     # Unpacked by position (the SQL's column order): a dict per record was a third of the
     # loop at 11,000 weekly groups.

@@ -51,6 +51,7 @@ import duckdb
 
 from instbench import __version__
 from instbench.analysis import compass_schema, stats
+from instbench.analysis import windows as windows_mod
 from instbench.analysis.aggregate import (
     SUMMARY_FIELDS,
     Regression,
@@ -759,17 +760,30 @@ class Exported:
     inputs: dict[str, Any]
 
 
-def previous_exports(output: Path, key: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The previous publication's index.json entries of the tidy exports, when that
-    publication was made from the same inputs by the same generator (`key`, fields of
-    index.json), so the files are what this one would write. None otherwise."""
+def _previous_index(output: Path, include_sandbox: bool) -> dict[str, Any] | None:
+    """The previous publication's index.json when it was made by this generator, with the
+    same options and ingest rules: only then may any of its files be reused."""
     try:
         old = json.loads((output / "latest" / "index.json").read_bytes())
     except (OSError, ValueError):
         return None
-    if not isinstance(old, dict) or any(old.get(k) != v for k, v in key.items()):
+    if not isinstance(old, dict) or not isinstance(old.get("inputs"), dict):
         return None
-    entries = {f.get("path"): f for f in old.get("files", []) if isinstance(f, dict)}
+    same = (
+        old.get("generator") == GENERATOR
+        and old.get("publicationFormat") == PUBLICATION_VERSION
+        and old.get("includeSandbox") == include_sandbox
+        and old["inputs"].get("ingest") == CACHE_VERSION
+    )
+    return old if same else None
+
+
+def previous_exports(previous: Mapping[str, Any] | None, inputs: Any) -> dict[str, Any] | None:
+    """The previous index's entries of the tidy exports when it was made from the same
+    `inputs` (so the files are what this publication would write); None otherwise."""
+    if previous is None or previous.get("inputs") != inputs:
+        return None
+    entries = {f.get("path"): f for f in previous.get("files", []) if isinstance(f, dict)}
     if not all(isinstance(entries.get(name), dict) for name in TIDY_FILES):
         return None
     return {name: entries[name] for name in TIDY_FILES}
@@ -779,6 +793,7 @@ def _export_tidy(
     con: duckdb.DuckDBPyConnection,
     documents: int,
     include_sandbox: bool,
+    previous_index: Mapping[str, Any] | None,
     output: Path,
     staging: Path,
 ) -> Exported:
@@ -790,13 +805,7 @@ def _export_tidy(
     links fail), hashed after linking so that what is checked is what gets published.
     """
     inputs = {"documents": documents, "sha256": inputs_digest(con), "ingest": CACHE_VERSION}
-    key = {
-        "inputs": inputs,
-        "generator": GENERATOR,
-        "publicationFormat": PUBLICATION_VERSION,
-        "includeSandbox": include_sandbox,
-    }
-    previous = previous_exports(output, key)
+    previous = previous_exports(previous_index, inputs)
     latest = staging / "latest"
     if previous is not None:
         sha = {}
@@ -821,7 +830,9 @@ def _export_tidy(
     return Exported(rows=count, sha256=sha, reused=False, inputs=inputs)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path, target: Path, *, mkdir: bool = False) -> None:
+    if mkdir:
+        target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, target)
     except OSError:
@@ -912,6 +923,7 @@ def publish(
 ) -> Publication:
     """Write the whole publication into `output` (see the module docstring)."""
     check_output(output)
+    previous = _previous_index(output, include_sandbox)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
     # The tidy exports (DuckDB, which releases the GIL) are written by a thread on a
     # connection of its own, from the start: they overlap the summaries' SQL and their
@@ -921,10 +933,18 @@ def publish(
     try:
         (staging / "latest").mkdir()
         tidy = pool.submit(
-            _export_tidy, exporter, dataset.report.accepted, include_sandbox, output, staging
+            _export_tidy,
+            exporter,
+            dataset.report.accepted,
+            include_sandbox,
+            previous,
+            output,
+            staging,
         )
         try:
-            index = _write_publication(dataset, staging, include_sandbox, prices, tidy)
+            index = _write_publication(
+                dataset, output, staging, include_sandbox, prices, previous, tidy
+            )
         finally:
             if not tidy.done():
                 exporter.interrupt()  # failed before the exports were needed: stop them
@@ -942,19 +962,18 @@ def publish(
 
 def _write_publication(
     dataset: Dataset,
+    output: Path,
     staging: Path,
     include_sandbox: bool,
     prices: PriceSet | None,
+    previous: Mapping[str, Any] | None,
     tidy: concurrent.futures.Future[Exported],
 ) -> dict[str, Any]:
     """Everything but the tidy exports, into `staging`; returns the index. `tidy` is the
-    export thread's future, awaited once the window summaries are written."""
+    export thread's future, awaited once the window summaries are written. `previous` is
+    the previous publication's index when its windows may be reused (`_previous_index`)."""
     con = dataset.con
     summaries = summarize(con, include_sandbox=include_sandbox, window="all")
-    weekly = summarize(con, include_sandbox=include_sandbox, window="week")
-    monthly = summarize(con, include_sandbox=include_sandbox, window="month")
-    weekly_reg = regressions(weekly)
-    monthly_reg = regressions(monthly)
 
     by_type: dict[str, list[Summary]] = {}
     for s in summaries:
@@ -1031,36 +1050,9 @@ def _write_publication(
     _write(latest / "schemas" / "result-v1.schema.json", SCHEMA_PATH.read_bytes())
     _write(latest / "schemas" / "tidy-v1.schema.json", dumps(tidy_schema()))
 
-    windows: dict[str, list[str]] = {"weekly": [], "monthly": []}
-    for kind, rows, regs in (
-        ("weekly", weekly, weekly_reg),
-        ("monthly", monthly, monthly_reg),
-    ):
-        by_window: dict[str, list[Summary]] = {}
-        for s in rows:
-            by_window.setdefault(s.window, []).append(s)
-        regs_by_window: dict[str, list[dict[str, Any]]] = {}
-        for reg in regs:
-            r = reg.as_dict()
-            for k in ("previous_mean", "mean", "change", "p_value"):
-                r[k] = num(r[k])
-            regs_by_window.setdefault(reg.window, []).append(r)
-        for window in sorted(by_window):
-            folder = staging / window
-            groups = _summary_rows(by_window[window])
-            _write(
-                folder / "summary.json",
-                dumps(
-                    {
-                        "window": window,
-                        "kind": kind,
-                        "groups": groups,
-                        "regressions": regs_by_window.get(window, []),
-                    }
-                ),
-            )
-            _write(folder / "summary.csv", _csv_bytes(groups, _SUMMARY_COLUMNS))
-            windows[kind].append(window)
+    windows, window_digests, flagged = _write_windows(
+        con, output, staging, include_sandbox, previous
+    )
     exported = tidy.result()
     tidy_rows = exported.rows
 
@@ -1108,15 +1100,9 @@ def _write_publication(
             "rejected": report.rejected,
             "excluded": excluded_counts(con, include_sandbox),
         },
-        "regressions": [
-            {
-                **r.as_dict(),
-                **{k: num(getattr(r, k)) for k in ("previous_mean", "mean", "change", "p_value")},
-            }
-            for r in (*weekly_reg, *monthly_reg)
-            if r.flagged
-        ],
+        "regressions": flagged,
         "windows": windows,
+        "windowDigests": window_digests,
         "prices": price_doc["prices"],
     }
     _write(latest / "datacard.md", datacard(index).encode())
@@ -1130,6 +1116,90 @@ def _write_publication(
     index["files"].sort(key=lambda f: f["path"])
     _write(latest / "index.json", dumps(index))
     return index
+
+
+def _write_windows(
+    con: duckdb.DuckDBPyConnection,
+    output: Path,
+    staging: Path,
+    include_sandbox: bool,
+    previous: Mapping[str, Any] | None,
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]], list[dict[str, Any]]]:
+    """Stage every weekly and monthly folder: the previous publication's where it still
+    holds (windows.plan_windows), the others computed. Returns index.json's `windows`,
+    `windowDigests` and flagged `regressions`."""
+    old_digests = (previous or {}).get("windowDigests")
+    old_digests = old_digests if isinstance(old_digests, dict) else None
+    old_flagged = [
+        r for r in (previous or {}).get("regressions", []) if isinstance(r, dict)
+    ]  # fmt: skip
+    names: dict[str, list[str]] = {}
+    digests_out: dict[str, dict[str, str]] = {}
+    flagged: list[dict[str, Any]] = []
+    for kind, window in windows_mod.KINDS.items():
+        digests = windows_mod.window_digests(con, window, include_sandbox)
+        plan = windows_mod.plan_windows(
+            digests,
+            {k: v for k, v in old_digests.items() if k in digests} if old_digests else None,
+            output,
+        )
+        names[kind] = sorted(digests)
+        for name in plan.reused:
+            for f in windows_mod.WINDOW_FILES:
+                _link_or_copy(output / name / f, staging / name / f, mkdir=True)
+            digests_out[name] = dict(old_digests[name]) if old_digests else {}
+        reused = set(plan.reused)
+        kind_flagged = [r for r in old_flagged if r.get("window") in reused]
+        if plan.since is None:
+            flagged += kind_flagged
+            continue
+        rows = summarize(con, include_sandbox=include_sandbox, window=window, since=plan.since)
+        regs = regressions(rows)
+        by_window: dict[str, list[Summary]] = {}
+        for s in rows:
+            if s.window >= plan.since:  # the earlier ones are there for `regressions`
+                by_window.setdefault(s.window, []).append(s)
+        regs_by_window: dict[str, list[dict[str, Any]]] = {}
+        for reg in regs:
+            r = _regression_record(reg)
+            regs_by_window.setdefault(reg.window, []).append(r)
+            if reg.flagged:
+                kind_flagged.append(r)
+        for name in sorted(by_window):
+            groups = _summary_rows(by_window[name])
+            document = {
+                "window": name,
+                "kind": kind,
+                "groups": groups,
+                "regressions": regs_by_window.get(name, []),
+            }
+            files = {
+                "summary.json": dumps(document),
+                "summary.csv": _csv_bytes(groups, _SUMMARY_COLUMNS),
+            }
+            for f, data in files.items():
+                _write(staging / name / f, data)
+            digests_out[name] = {
+                "inputs": digests[name],
+                **{f: hashlib.sha256(data).hexdigest() for f, data in files.items()},
+            }
+        # The order `regressions` gives: by group, then window.
+        flagged += sorted(kind_flagged, key=_regression_order)
+    return names, digests_out, flagged
+
+
+_REGRESSION_ORDER = ("instance_type", "benchmark", "test", "thread_mode", "metric", "window")
+
+
+def _regression_order(r: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(r.get(k)) for k in _REGRESSION_ORDER)
+
+
+def _regression_record(reg: Regression) -> dict[str, Any]:
+    r = reg.as_dict()
+    for k in ("previous_mean", "mean", "change", "p_value"):
+        r[k] = num(r[k])
+    return r
 
 
 def _swap_into(staging: Path, output: Path) -> None:

@@ -1,0 +1,121 @@
+"""Incremental windows: a publication reuses the previous one's window folders exactly
+where a publication from scratch would write the same bytes, and nowhere else."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.factories import result_document, store_documents
+
+from instbench.analysis.ingest import ingest
+from instbench.analysis.publish import publish
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # Monday of ISO week 10
+# Per-week triad bandwidths: week 2 drops significantly (a flagged regression).
+WEEKS = [[40.0, 41.0, 40.5, 39.5], [40.2, 39.8, 40.6, 40.9], [36.0, 35.5, 36.4, 35.8]]
+
+
+def _docs(week: int, values: list[float], run: str) -> list[dict[str, Any]]:
+    return [
+        result_document(
+            bandwidth_gbps=bw,
+            sample=i,
+            run_id=f"{run}-w{week}",
+            timestamp=T0 + timedelta(weeks=week, hours=i),
+        )
+        for i, bw in enumerate(values)
+    ]
+
+
+def _publish(mirror: Path, out: Path) -> dict[str, Any]:
+    with ingest(mirror) as ds:
+        return publish(ds, out).index
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _inodes(out: Path) -> dict[str, int]:
+    return {
+        p.relative_to(out).as_posix(): p.stat().st_ino
+        for p in out.glob("20*/summary.*")  # window folders only
+    }
+
+
+def _mirror(root: Path) -> None:
+    for week, values in enumerate(WEEKS):
+        store_documents(root, _docs(week, values, "first"))
+
+
+def test_new_results_rerender_only_their_windows_and_match_a_fresh_publication(
+    tmp_path: Path,
+) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _mirror(mirror)
+    first = _publish(mirror, out)
+    assert {r["window"] for r in first["regressions"]} == {"2025-W12"}
+    before = _inodes(out)
+
+    # New results in the last week and in a new one.
+    store_documents(mirror, _docs(2, [36.2, 35.9], "late"))
+    store_documents(mirror, _docs(3, [36.1, 36.3, 35.7], "late"))
+    incremental = _publish(mirror, out)
+    after = _inodes(out)
+    kept = sorted(k for k in before if after.get(k) == before[k])
+    assert kept == [
+        "2025-W10/summary.csv",
+        "2025-W10/summary.json",
+        "2025-W11/summary.csv",
+        "2025-W11/summary.json",
+    ]  # the month changed (new results in it), and so did week 12
+
+    fresh = tmp_path / "fresh"
+    scratch = _publish(mirror, fresh)
+    assert incremental == scratch
+    assert _tree(out) == _tree(fresh)
+    assert "2025-W13" in incremental["windows"]["weekly"]
+
+
+def test_a_result_added_to_an_old_week_rerenders_it_and_every_later_week(tmp_path: Path) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _mirror(mirror)
+    _publish(mirror, out)
+    before = _inodes(out)
+    store_documents(mirror, _docs(1, [30.0], "backfill"))  # week 11 gets a low sample
+    index = _publish(mirror, out)
+    after = _inodes(out)
+    kept = sorted(k for k in before if after.get(k) == before[k])
+    assert kept == ["2025-W10/summary.csv", "2025-W10/summary.json"]
+    fresh = tmp_path / "fresh"
+    assert index == _publish(mirror, fresh)
+    assert _tree(out) == _tree(fresh)
+
+
+def test_an_edited_window_file_is_rendered_again_not_republished(tmp_path: Path) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _mirror(mirror)
+    _publish(mirror, out)
+    good = _tree(out)
+    summary = out / "2025-W11" / "summary.csv"
+    summary.write_text(summary.read_text().replace("m7i.large", "m7i.xlarge"))
+    _publish(mirror, out)
+    assert _tree(out) == good
+
+
+def test_nothing_changed_reuses_every_window_and_keeps_flagged_regressions(
+    tmp_path: Path,
+) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _mirror(mirror)
+    first = _publish(mirror, out)
+    before, tree = _inodes(out), _tree(out)
+    again = _publish(mirror, out)
+    assert _inodes(out) == before  # every window folder linked, none rendered
+    assert _tree(out) == tree
+    assert again["regressions"] == first["regressions"] != []
+    digests = json.loads((out / "latest" / "index.json").read_text())["windowDigests"]
+    assert sorted(digests) == ["2025-03", "2025-W10", "2025-W11", "2025-W12"]
