@@ -436,7 +436,8 @@ def ingest(
     gone = sorted(
         {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
     )
-    derive = bool(todo or gone) or not _has_derived(con)
+    derive = bool(todo or gone)
+    derived = _has_derived(con)
     con.close()  # workers must not share the process while DuckDB holds the file
 
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
@@ -445,12 +446,11 @@ def ingest(
             _validate_new(root, todo, tmp, workers or default_workers(), progress)
         con = _connect(root / CACHE_DIR / CACHE_FILE)
         con.execute("BEGIN")
+        con.execute("CREATE OR REPLACE TEMP TABLE gone (key VARCHAR)")
         if gone:
-            con.execute("CREATE TEMP TABLE gone (key VARCHAR)")
             _bulk_keys(con, gone, tmp)
             con.execute("DELETE FROM files WHERE key IN (SELECT key FROM gone)")
             con.execute("DELETE FROM rows WHERE key IN (SELECT key FROM gone)")
-            con.execute("DROP TABLE gone")
         if todo:
             con.execute(
                 f"INSERT INTO files SELECT * FROM {_csv_glob(tmp, 'files', list(_FILE_COLUMNS))}"
@@ -464,14 +464,17 @@ def ingest(
                 "INSERT INTO dirs SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[])",
                 [list(scan.dirs), list(scan.dirs.values())],
             )
-        if derive:
+        if not derived:
             con.execute(_STATUS_VIEW)
             con.execute(_ACCEPTED_VIEW)
+        elif derive:
+            _derive_again(con)
+        con.execute("DROP TABLE gone")
         con.execute("COMMIT")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    if derive:
+    if derive or not derived:
         _quarantine_cross_document(con, LocalStore(root))
     files = con.execute("SELECT count(*) FROM files").fetchone()
     report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
@@ -493,6 +496,34 @@ def _cached_files(
         "WHERE regexp_extract(key, '^(.*)/', 1) IN (SELECT unnest(?::VARCHAR[]))",
         [affected],
     ).fetchall()
+
+
+def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring file_status and accepted_rows up to date after files came, went or changed
+    (their keys are in the temp table `gone`, changed ones also in `files` again).
+
+    file_status is derived again whole (a new file may make an older one a duplicate or a
+    placeholder), but accepted_rows, 800,000 rows at 100,000 results, only loses the rows
+    of files no longer ok or changed and gains those of files newly ok or changed: writing
+    it again was 1.5 s of a publication after a sync of 1,000 results.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE was_ok AS SELECT key FROM file_status WHERE status = 'ok'"
+    )
+    con.execute(_STATUS_VIEW)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE now_ok AS SELECT key FROM file_status WHERE status = 'ok'"
+    )
+    con.execute(
+        "DELETE FROM accepted_rows "
+        "WHERE key NOT IN (SELECT key FROM now_ok) OR key IN (SELECT key FROM gone)"
+    )
+    con.execute(
+        "INSERT INTO accepted_rows SELECT * FROM rows WHERE key IN ("
+        "SELECT key FROM now_ok WHERE key IN (SELECT key FROM gone) "
+        "OR key NOT IN (SELECT key FROM was_ok))"
+    )
+    con.execute("DROP TABLE was_ok; DROP TABLE now_ok")
 
 
 def _has_derived(con: duckdb.DuckDBPyConnection) -> bool:

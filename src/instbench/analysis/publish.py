@@ -783,7 +783,10 @@ def previous_exports(previous: Mapping[str, Any] | None, inputs: Any) -> dict[st
     `inputs` (so the files are what this publication would write); None otherwise."""
     if previous is None or previous.get("inputs") != inputs:
         return None
-    entries = {f.get("path"): f for f in previous.get("files", []) if isinstance(f, dict)}
+    files = previous.get("files")
+    entries = (
+        {f.get("path"): f for f in files if isinstance(f, dict)} if isinstance(files, list) else {}
+    )
     if not all(isinstance(entries.get(name), dict) for name in TIDY_FILES):
         return None
     return {name: entries[name] for name in TIDY_FILES}
@@ -811,7 +814,7 @@ def _export_tidy(
         sha = {}
         try:
             for name in TIDY_FILES:
-                _link_or_copy(output / "latest" / name, latest / name)
+                windows_mod.link_or_copy(output / "latest" / name, latest / name)
                 sha[name] = _sha(latest / name)
         except OSError:
             sha = {}
@@ -828,15 +831,6 @@ def _export_tidy(
     count = _copy_exports(con, publishable_filter(include_sandbox), latest)
     sha = {name: _sha(latest / name) for name in TIDY_FILES}
     return Exported(rows=count, sha256=sha, reused=False, inputs=inputs)
-
-
-def _link_or_copy(source: Path, target: Path, *, mkdir: bool = False) -> None:
-    if mkdir:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _copy_exports(con: duckdb.DuckDBPyConnection, where: str, latest: Path) -> int:
@@ -1126,38 +1120,33 @@ def _write_windows(
     previous: Mapping[str, Any] | None,
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, str]], list[dict[str, Any]]]:
     """Stage every weekly and monthly folder: the previous publication's where it still
-    holds (windows.plan_windows), the others computed. Returns index.json's `windows`,
-    `windowDigests` and flagged `regressions`."""
-    old_digests = (previous or {}).get("windowDigests")
-    old_digests = old_digests if isinstance(old_digests, dict) else None
-    old_flagged = [
-        r for r in (previous or {}).get("regressions", []) if isinstance(r, dict)
-    ]  # fmt: skip
+    holds (windows.unchanged_windows, checked by windows.stage_window), the others
+    computed. Returns index.json's `windows`, `windowDigests` and flagged `regressions`."""
+    old_regs = (previous or {}).get("regressions")
+    old_flagged = [r for r in old_regs if isinstance(r, dict)] if isinstance(old_regs, list) else []
     names: dict[str, list[str]] = {}
     digests_out: dict[str, dict[str, str]] = {}
     flagged: list[dict[str, Any]] = []
     for kind, window in windows_mod.KINDS.items():
         digests = windows_mod.window_digests(con, window, include_sandbox)
-        plan = windows_mod.plan_windows(
-            digests,
-            {k: v for k, v in old_digests.items() if k in digests} if old_digests else None,
-            output,
-        )
         names[kind] = sorted(digests)
-        for name in plan.reused:
-            for f in windows_mod.WINDOW_FILES:
-                _link_or_copy(output / name / f, staging / name / f, mkdir=True)
-            digests_out[name] = dict(old_digests[name]) if old_digests else {}
-        reused = set(plan.reused)
+        old = windows_mod.previous_windows(previous, kind)
+        reused: set[str] = set()
+        for name in windows_mod.unchanged_windows(digests, old):
+            if not windows_mod.stage_window(output / name, staging / name, old[name]):
+                break
+            reused.add(name)
+            digests_out[name] = dict(old[name])
         kind_flagged = [r for r in old_flagged if r.get("window") in reused]
-        if plan.since is None:
+        since = next((n for n in names[kind] if n not in reused), None)
+        if since is None:
             flagged += kind_flagged
             continue
-        rows = summarize(con, include_sandbox=include_sandbox, window=window, since=plan.since)
+        rows = summarize(con, include_sandbox=include_sandbox, window=window, since=since)
         regs = regressions(rows)
         by_window: dict[str, list[Summary]] = {}
         for s in rows:
-            if s.window >= plan.since:  # the earlier ones are there for `regressions`
+            if s.window >= since:  # the earlier ones are there for `regressions`
                 by_window.setdefault(s.window, []).append(s)
         regs_by_window: dict[str, list[dict[str, Any]]] = {}
         for reg in regs:

@@ -17,8 +17,9 @@ rendered again rather than republished.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,40 +53,61 @@ def window_digests(
     return {str(w): str(d) for w, d in rows}
 
 
-@dataclass(frozen=True)
-class WindowPlan:
-    """For one kind of window: the folders to reuse, and where computing starts."""
+def previous_windows(index: Mapping[str, Any] | None, kind: str) -> dict[str, dict[str, Any]]:
+    """The previous publication's `windowDigests` entries of one kind ('weekly',
+    'monthly'), by window name; empty when `index` is None (not reusable) or lacks them."""
+    names = (index or {}).get("windows")
+    digests = (index or {}).get("windowDigests")
+    if not isinstance(names, dict) or not isinstance(digests, dict):
+        return {}
+    listed = names.get(kind)
+    return {
+        n: digests[n]
+        for n in (listed if isinstance(listed, list) else [])
+        if isinstance(n, str) and isinstance(digests.get(n), dict)
+    }
 
-    reused: list[str]
-    """Windows whose previous folder is kept (linked), oldest first."""
-    since: str | None
-    """The first window to compute and render (with every later one); None: none."""
 
-
-def plan_windows(
-    digests: Mapping[str, str], previous: Mapping[str, Any] | None, output: Path
-) -> WindowPlan:
-    """The longest run of oldest windows whose inputs, and whose folders' bytes, are the
-    previous publication's (`previous`: its `windowDigests`, or None when it was made
-    by another generator or with other options)."""
-    names = sorted(digests)
-    old_names = sorted(previous or {})
-    reused: list[str] = []
-    for i, name in enumerate(names):
-        if i >= len(old_names) or old_names[i] != name:
+def unchanged_windows(digests: Mapping[str, str], previous: Mapping[str, Any]) -> list[str]:
+    """The longest run of oldest windows whose inputs are the previous publication's
+    (`previous`: `previous_windows` of the same kind): the same windows in the same
+    order, each with the same digest."""
+    old_names = sorted(previous)
+    same: list[str] = []
+    for i, name in enumerate(sorted(digests)):
+        entry = previous.get(name)
+        if i >= len(old_names) or old_names[i] != name or not isinstance(entry, dict):
             break
-        entry = (previous or {}).get(name)
-        if not isinstance(entry, dict) or entry.get("inputs") != digests[name]:
+        if entry.get("inputs") != digests[name]:
             break
-        if not all(_file_sha(output / name / f) == entry.get(f) for f in WINDOW_FILES):
-            break
-        reused.append(name)
-    rest = names[len(reused) :]
-    return WindowPlan(reused=reused, since=rest[0] if rest else None)
+        same.append(name)
+    return same
 
 
-def _file_sha(path: Path) -> str | None:
+def stage_window(source: Path, target: Path, recorded: Mapping[str, Any]) -> bool:
+    """Link (or copy) a window's files from the previous publication into `target` and
+    check their bytes against what its index.json `recorded`; False (nothing left in
+    `target`) when a file is missing or differs. Hashing the staged files, not the
+    sources, makes what was checked what gets published."""
+    target.mkdir(parents=True, exist_ok=True)
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        for name in WINDOW_FILES:
+            link_or_copy(source / name, target / name)
+            if _file_sha(target / name) != recorded.get(name):
+                raise ValueError(name)
+    except (OSError, ValueError):
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+    return True
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one (no bytes copied), else a copy."""
+    try:
+        os.link(source, target)
     except OSError:
-        return None
+        shutil.copyfile(source, target)
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

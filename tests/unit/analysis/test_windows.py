@@ -119,3 +119,18 @@ def test_nothing_changed_reuses_every_window_and_keeps_flagged_regressions(
     assert again["regressions"] == first["regressions"] != []
     digests = json.loads((out / "latest" / "index.json").read_text())["windowDigests"]
     assert sorted(digests) == ["2025-03", "2025-W10", "2025-W11", "2025-W12"]
+
+
+def test_a_malformed_previous_index_means_nothing_is_reused(tmp_path: Path) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _mirror(mirror)
+    _publish(mirror, out)
+    good = _tree(out)
+    path = out / "latest" / "index.json"
+    index = json.loads(path.read_text())
+    index.update(files=3, windows="weekly", windowDigests=[], regressions=5)
+    path.write_text(json.dumps(index))
+    before = _inodes(out)
+    _publish(mirror, out)
+    assert _tree(out) == good
+    assert not set(_inodes(out).items()) & set(before.items())  # every window rendered
