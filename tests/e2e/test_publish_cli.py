@@ -31,6 +31,9 @@ def test_publish_writes_the_contract_files_and_holds_back_incomplete_types(tmp_p
     proc = _cli("publish", "--input", str(tmp_path / "mirror"), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "memory-benchmarks.json 1 held back" in proc.stdout
+    assert "kept from the previous publication" not in proc.stdout
+    again = _cli("publish", "--input", str(tmp_path / "mirror"), "--output", str(out))
+    assert "tidy exports unchanged (same inputs), kept from the previous" in again.stdout
     index = json.loads((out / "latest" / "index.json").read_text())
     assert list(index["heldBack"]["memory-benchmarks.json"]) == ["m7i.large"]
     assert index["ingest"]["excluded"] == {"sandbox result": 1}

@@ -321,7 +321,12 @@ def publish_cmd(
         + ", ".join(f"{name} {len(held[name])} held back" for name in sorted(held))
         + f"; {ingest_counts['accepted']} results, {ingest_counts['rejected']} rejected, "
         f"{ingest_counts['duplicates']} duplicates"
-        + (f", excluded {ingest_counts['excluded']}" if ingest_counts["excluded"] else ""),
+        + (f", excluded {ingest_counts['excluded']}" if ingest_counts["excluded"] else "")
+        + (
+            "; tidy exports unchanged (same inputs), kept from the previous publication"
+            if publication.reused_exports
+            else ""
+        ),
         soft_wrap=True,
         markup=False,
     )
