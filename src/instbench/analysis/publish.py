@@ -50,7 +50,7 @@ from typing import Any
 import duckdb
 
 from instbench import __version__
-from instbench.analysis import compass_schema, stats
+from instbench.analysis import compass_schema, reuse, stats
 from instbench.analysis import windows as windows_mod
 from instbench.analysis.aggregate import (
     SUMMARY_FIELDS,
@@ -591,8 +591,7 @@ def _summary_rows(summaries: Iterable[Summary]) -> list[dict[str, Any]]:
     for s in summaries:
         row = s.as_dict()
         for k in _FLOAT_FIELDS:
-            if (v := row[k]) is not None:
-                row[k] = float(format(v, _NUM_FORMAT)) or 0.0  # num(), inlined: 240,000 calls
+            row[k] = num(row[k])
         rows.append(row)
     return rows
 
@@ -740,8 +739,7 @@ def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:
     with the same digest (and generator) were made from the same documents.
     """
     row = con.execute(
-        "SELECT sha256(coalesce(string_agg(key || ' ' || sha256 || chr(10), '' ORDER BY key), "
-        "'')) FROM file_status WHERE status = 'ok'"
+        f"SELECT {reuse.documents_digest_sql('sha256')} FROM file_status WHERE status = 'ok'"
     ).fetchone()
     return str(row[0]) if row else ""
 
@@ -811,25 +809,16 @@ def _export_tidy(
     previous = previous_exports(previous_index, inputs)
     latest = staging / "latest"
     if previous is not None:
-        sha = {}
-        try:
-            for name in TIDY_FILES:
-                windows_mod.link_or_copy(output / "latest" / name, latest / name)
-                sha[name] = _sha(latest / name)
-        except OSError:
-            sha = {}
+        recorded = {name: previous[name].get("sha256") for name in TIDY_FILES}
         rows = {previous[name].get("rows") for name in TIDY_FILES}
         if (
-            len(sha) == len(TIDY_FILES)
-            and all(sha[name] == previous[name].get("sha256") for name in TIDY_FILES)
-            and len(rows) == 1
+            len(rows) == 1
             and isinstance(count := rows.pop(), int)
+            and reuse.stage_verified(output / "latest", latest, recorded)
         ):
-            return Exported(rows=count, sha256=sha, reused=True, inputs=inputs)
-        for name in TIDY_FILES:
-            (latest / name).unlink(missing_ok=True)
+            return Exported(rows=count, sha256=dict(recorded), reused=True, inputs=inputs)
     count = _copy_exports(con, publishable_filter(include_sandbox), latest)
-    sha = {name: _sha(latest / name) for name in TIDY_FILES}
+    sha = {name: reuse.sha256_file(latest / name) for name in TIDY_FILES}
     return Exported(rows=count, sha256=sha, reused=False, inputs=inputs)
 
 
@@ -855,17 +844,6 @@ def _copy_exports(con: duckdb.DuckDBPyConnection, where: str, latest: Path) -> i
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-
-
-def _sha(path: Path) -> str:
-    """sha256 of a file, read in 16 MiB pieces: hashing releases the GIL per piece, and
-    in the export thread each piece then waits up to a switch interval (5 ms) for the
-    main thread to give it back; 1 MiB pieces made hashing 390 MB take 2 s instead of 0.6."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(16 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _distinct(
@@ -1071,12 +1049,13 @@ def _write_publication(
         "inputs": exported.inputs,
         "files": [
             {
-                "path": p.relative_to(latest).as_posix(),
+                "path": rel,
                 "bytes": p.stat().st_size,
-                "sha256": exported.sha256.get(p.relative_to(latest).as_posix()) or _sha(p),
-                **counts.get(p.relative_to(latest).as_posix(), {}),
+                "sha256": exported.sha256.get(rel) or reuse.sha256_file(p),
+                **counts.get(rel, {}),
             }
             for p in files
+            for rel in (p.relative_to(latest).as_posix(),)
         ],
         "heldBack": {MEMORY_FILE: memory_held, CPU_FILE: cpu_held, PRICE_FILE: price_held},
         "omitted": {CPU_FILE: cpu.omitted},
@@ -1104,7 +1083,7 @@ def _write_publication(
         {
             "path": "datacard.md",
             "bytes": (latest / "datacard.md").stat().st_size,
-            "sha256": _sha(latest / "datacard.md"),
+            "sha256": reuse.sha256_file(latest / "datacard.md"),
         }
     )
     index["files"].sort(key=lambda f: f["path"])
@@ -1120,7 +1099,7 @@ def _write_windows(
     previous: Mapping[str, Any] | None,
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, str]], list[dict[str, Any]]]:
     """Stage every weekly and monthly folder: the previous publication's where it still
-    holds (windows.unchanged_windows, checked by windows.stage_window), the others
+    holds (windows.unchanged_windows, checked by reuse.stage_verified), the others
     computed. Returns index.json's `windows`, `windowDigests` and flagged `regressions`."""
     old_regs = (previous or {}).get("regressions")
     old_flagged = [r for r in old_regs if isinstance(r, dict)] if isinstance(old_regs, list) else []
@@ -1133,7 +1112,9 @@ def _write_windows(
         old = windows_mod.previous_windows(previous, kind)
         reused: set[str] = set()
         for name in windows_mod.unchanged_windows(digests, old):
-            if not windows_mod.stage_window(output / name, staging / name, old[name]):
+            recorded = {f: old[name].get(f) for f in windows_mod.WINDOW_FILES}
+            (staging / name).mkdir()  # rendered into instead when the check fails
+            if not reuse.stage_verified(output / name, staging / name, recorded):
                 break
             reused.add(name)
             digests_out[name] = dict(old[name])

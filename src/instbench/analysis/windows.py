@@ -10,22 +10,19 @@ weeks that was most of a publication's Python time.
 
 What the previous publication used is read from its index.json `windowDigests`: per
 window, the sha256 of its inputs (as `inputs_digest`, over the window's documents only)
-and of its two files, which are hashed again before reuse, so a folder edited since is
-rendered again rather than republished.
+and of its two files, which are hashed again before reuse (reuse.stage_verified), so a
+folder edited since is rendered again rather than republished.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from instbench.analysis.aggregate import WINDOW_SQL, Window, publishable_filter
+from instbench.analysis.reuse import documents_digest_sql
 
 WINDOW_FILES = ("summary.csv", "summary.json")
 
@@ -40,7 +37,7 @@ def window_digests(
     whose figures count in it (the rows `summarize` reads), sorted by key."""
     rows = con.execute(
         f"""
-        SELECT win, sha256(string_agg(key || ' ' || sha || chr(10), '' ORDER BY key))
+        SELECT win, {documents_digest_sql("sha")}
         FROM (
             SELECT key, any_value(result_sha256) AS sha, any_value({WINDOW_SQL[window]}) AS win
             FROM accepted_rows
@@ -75,39 +72,9 @@ def unchanged_windows(digests: Mapping[str, str], previous: Mapping[str, Any]) -
     old_names = sorted(previous)
     same: list[str] = []
     for i, name in enumerate(sorted(digests)):
-        entry = previous.get(name)
-        if i >= len(old_names) or old_names[i] != name or not isinstance(entry, dict):
+        if i >= len(old_names) or old_names[i] != name:
             break
-        if entry.get("inputs") != digests[name]:
+        if previous[name].get("inputs") != digests[name]:
             break
         same.append(name)
     return same
-
-
-def stage_window(source: Path, target: Path, recorded: Mapping[str, Any]) -> bool:
-    """Link (or copy) a window's files from the previous publication into `target` and
-    check their bytes against what its index.json `recorded`; False (nothing left in
-    `target`) when a file is missing or differs. Hashing the staged files, not the
-    sources, makes what was checked what gets published."""
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        for name in WINDOW_FILES:
-            link_or_copy(source / name, target / name)
-            if _file_sha(target / name) != recorded.get(name):
-                raise ValueError(name)
-    except (OSError, ValueError):
-        shutil.rmtree(target, ignore_errors=True)
-        return False
-    return True
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """A hard link where the file system allows one (no bytes copied), else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
