@@ -352,7 +352,7 @@ class Dataset:
 
     `file_status` says for each file: ok, duplicate or rejected, with the reason.
     `accepted_rows` holds the rows of ok files only: every published number is computed
-    from it. Both are tables of the cache, derived again only when a file came or went.
+    from it. Both are tables of the cache, kept up to date when a file comes, goes or changes.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
@@ -437,8 +437,8 @@ def ingest(
     gone = sorted(
         {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
     )
-    derive = bool(todo or gone)
-    derived = _has_derived(con)
+    files_changed = bool(todo or gone)
+    has_derived = _has_derived(con)
     con.close()  # workers must not share the process while DuckDB holds the file
 
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
@@ -465,17 +465,17 @@ def ingest(
                 "INSERT INTO dirs SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[])",
                 [list(scan.dirs), list(scan.dirs.values())],
             )
-        if not derived:
+        if not has_derived:
             con.execute(_STATUS_VIEW)
             con.execute(_ACCEPTED_VIEW)
-        elif derive:
+        elif files_changed:
             _derive_again(con)
         con.execute("DROP TABLE gone")
         con.execute("COMMIT")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    if derive or not derived:
+    if files_changed or not has_derived:
         _quarantine_cross_document(con, LocalStore(root))
     files = con.execute("SELECT count(*) FROM files").fetchone()
     report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
