@@ -31,9 +31,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from instbench.aws.plan import FleetOptions
 from instbench.aws.session import AwsSession, AwsSettings
-from instbench.fleet_run import execute, plan_run
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import execute, plan_run
 from instbench.journal import Journal
 
 TYPES = ["m7i.large", "m7a.large", "c7g.large", "r7i.large", "c7i.large"]

@@ -25,8 +25,8 @@ from instbench.results.schema import DATA_VERSION, STREAM_BYTES_PER_ELEMENT, STR
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from instbench.analysis.pricing import InstancePrice, PriceSet
-    from instbench.aws.plan import FleetOptions, Plan
+    from instbench.fleet.plan import FleetOptions, Plan
+    from instbench.prices import InstancePrice, PriceSet
 
 GIB = 1024**3
 ELEMENTS = 2**28
@@ -368,7 +368,7 @@ def offline_plan(
     """A `Plan` of stream tasks for `opts.instance_types` built without AWS (for unit tests
     of what reads a plan: quotas, cost). `vcpus` per type (default 2); `fields` are extra
     Plan fields such as `vcpu_limits`."""
-    from instbench.aws.plan import Placement, Plan, Task
+    from instbench.fleet.plan import Placement, Plan, Task
 
     tasks = [
         Task(f"{t}-stream-{s}", t, "stream", s, "x86_64", "ami-1", (vcpus or {}).get(t, 2))
@@ -408,7 +408,7 @@ class TablePriceSource:
     def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
         from datetime import date
 
-        from instbench.analysis.pricing import PriceSet
+        from instbench.prices import PriceSet
 
         types = list(instance_types)
         self.asked.append(types)

@@ -48,6 +48,11 @@ class AwsConfigError(UserError):
     """Missing credentials, wrong region, unreachable endpoint, foreign bucket."""
 
 
+class PricesUnavailable(InstbenchError):
+    """AWS price APIs answered with an error or could not be reached; `str()` says which,
+    in a form fit for a plan's "prices unknown: ..." line."""
+
+
 class CapacityError(InstbenchError):
     """EC2 could not provide the instance (InsufficientInstanceCapacity, Unsupported...)."""
 

@@ -25,7 +25,9 @@ def test_archive_holds_only_agent_code(agent_pyz: Path) -> None:
     names = zipfile.ZipFile(agent_pyz).namelist()
     assert "__main__.py" in names
     assert "instbench/benchmarks/kernels/stream.c" in names
-    assert not [n for n in names if n.startswith(("instbench/cli", "instbench/aws"))]
+    assert not [
+        n for n in names if n.startswith(("instbench/cli", "instbench/aws", "instbench/fleet"))
+    ]
     assert not [n for n in names if n.startswith("instbench/results")]
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from instbench.aws.plan import FleetOptions
 from instbench.aws.session import AwsSession
 from instbench.cli.app import main
-from instbench.fleet_run import execute, plan_run
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import execute, plan_run
 from instbench.journal import Journal
 from instbench.results.validate import parse_result
 from instbench.sandbox.runtime import Sandbox

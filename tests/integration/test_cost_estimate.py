@@ -19,13 +19,13 @@ from botocore.awsrequest import AWSResponse
 from tests.recorded import price_list_item, recorded_response
 from typer.testing import CliRunner
 
-from instbench.analysis.pricing import CachedPriceSource
-from instbench.aws import cost
-from instbench.aws.plan import FleetOptions, Plan, make_plan
 from instbench.aws.pricing import PRICING_REGION, AwsPriceSource
 from instbench.aws.quotas import StaticQuotaSource
 from instbench.aws.session import AwsSession
 from instbench.cli.app import app
+from instbench.fleet import cost
+from instbench.fleet.plan import FleetOptions, Plan, make_plan
+from instbench.storage.price_files import CachedPriceSource
 
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 ON_DEMAND = {"m7i.large": "0.1008000000", "c7g.large": "0.0725000000"}

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from instbench.aws.plan import FleetOptions
 from instbench.aws.session import AwsSession, AwsSettings
-from instbench.fleet_run import credentials_warning, plan_run
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import credentials_warning, plan_run
 
 
 def _session(

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from instbench.aws.orchestrator import FleetOutcome
-from instbench.aws.plan import FleetOptions, Plan
 from instbench.aws.session import AwsSession
-from instbench.fleet_run import execute, plan_run
+from instbench.fleet.orchestrator import FleetOutcome
+from instbench.fleet.plan import FleetOptions, Plan
+from instbench.fleet.run import execute, plan_run
 from instbench.journal import Journal
 from instbench.sandbox.runtime import Sandbox
 

@@ -6,9 +6,9 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from instbench.aws.plan import FleetOptions
 from instbench.aws.session import AwsSession
-from instbench.fleet_run import execute, plan_run
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import execute, plan_run
 from instbench.journal import Journal
 from instbench.results.validate import parse_result
 from instbench.sandbox.runtime import Sandbox

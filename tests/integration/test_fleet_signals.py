@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from instbench.aws.cleanup import sweep
-from instbench.aws.plan import FleetOptions
 from instbench.aws.session import AwsSession
 from instbench.errors import CleanupInterrupted
-from instbench.fleet_run import execute, plan_run
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import execute, plan_run
 from instbench.journal import Journal
 from instbench.sandbox.runtime import Sandbox
 

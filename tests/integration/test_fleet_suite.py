@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from instbench.aws.plan import SUITE_BENCHMARK, FleetOptions, make_plan
 from instbench.aws.session import AwsSession
 from instbench.errors import UserError
-from instbench.fleet_run import execute, options_from_journal, options_to_params, plan_run
+from instbench.fleet.plan import SUITE_BENCHMARK, FleetOptions, make_plan
+from instbench.fleet.run import execute, options_from_journal, options_to_params, plan_run
 from instbench.journal import Journal
 from instbench.results.validate import parse_result
 from instbench.sandbox.runtime import Sandbox

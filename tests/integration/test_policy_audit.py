@@ -18,10 +18,10 @@ from tests.integration.conftest import OperationRecorder
 
 from instbench.aws.cleanup import sweep
 from instbench.aws.metrics import MetricsPublisher
-from instbench.aws.plan import FleetOptions
 from instbench.aws.policy import audit
 from instbench.aws.session import AwsSettings
-from instbench.fleet_run import Target, execute, open_target, plan_run
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import Target, execute, open_target, plan_run
 from instbench.journal import Journal
 from instbench.results.validate import parse_result
 from instbench.storage.local import LocalStore

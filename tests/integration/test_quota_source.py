@@ -20,15 +20,17 @@ from tests.recorded import recorded_response
 
 from instbench.aws.ami import latest_al2023
 from instbench.aws.launch import RUN_TAG
-from instbench.aws.plan import FleetOptions, make_plan
 from instbench.aws.quotas import (
     QUOTA_CLASSES,
-    QuotaTooSmall,
     ServiceQuotasSource,
     StaticQuotaSource,
-    pool_for_plan,
 )
 from instbench.aws.session import AwsSession
+from instbench.fleet.capacity import (
+    QuotaTooSmall,
+    pool_for_plan,
+)
+from instbench.fleet.plan import FleetOptions, make_plan
 
 JSON = "application/x-amz-json-1.1"
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)

@@ -302,10 +302,10 @@ def test_stop_kills_running_scripts(aws_session: AwsSession, tmp_path: Path) -> 
 def test_real_user_data_template_and_agent(
     aws_session: AwsSession, cloud: CloudInit, bucket: str, agent_pyz: Path
 ) -> None:
-    """The contract with aws/userdata.py: the rendered script and the real agent (quick)."""
+    """The contract with fleet/userdata.py: the rendered script and the real agent (quick)."""
     import hashlib
 
-    from instbench.aws.userdata import UserDataParams, render_user_data
+    from instbench.fleet.userdata import UserDataParams, render_user_data
 
     digest = hashlib.sha256(agent_pyz.read_bytes()).hexdigest()
     aws_session.s3().put_object(Bucket=BUCKET, Key="agent.pyz", Body=agent_pyz.read_bytes())

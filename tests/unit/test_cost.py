@@ -15,21 +15,25 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from tests.factories import TablePriceSource, offline_plan
 
-from instbench.analysis.pricing import InstancePrice, PriceSet
-from instbench.aws import cost
-from instbench.aws.plan import FleetOptions, Plan
+from instbench.aws.pricing import unavailable_reason
 from instbench.cli import run_cmd
 from instbench.context import Context
-from instbench.errors import UserError
+from instbench.errors import PricesUnavailable, UserError
+from instbench.fleet import cost
+from instbench.fleet.plan import FleetOptions, Plan
+from instbench.prices import InstancePrice, PriceSet
 
 DAY = date(2025, 3, 5)
 
 
 class _Denied:
+    """A price source over AWS that was denied: it says so with PricesUnavailable."""
+
     def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
-        raise ClientError(
+        denied = ClientError(
             {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetProducts"
         )
+        raise PricesUnavailable(unavailable_reason(denied))
 
 
 def _plan(

@@ -14,20 +14,22 @@ from collections.abc import Callable
 import pytest
 from tests.factories import offline_plan
 
-from instbench.aws.plan import FleetOptions, Plan
 from instbench.aws.policy import audit, permission_for
 from instbench.aws.quotas import (
     QUOTA_CLASSES,
-    QuotaTooSmall,
     StaticQuotaSource,
     Usage,
-    VcpuPool,
-    plan_limits,
-    pool_for_plan,
     pool_key,
     quota_class,
 )
 from instbench.errors import QuotaExceeded, UserError
+from instbench.fleet.capacity import (
+    QuotaTooSmall,
+    VcpuPool,
+    plan_limits,
+    pool_for_plan,
+)
+from instbench.fleet.plan import FleetOptions, Plan
 
 WAIT_S = 30.0
 """Generous deadline for a condition that must become true (a hang guard, not a timing)."""

@@ -19,9 +19,9 @@ from typing import Any
 import jinja2
 import pytest
 
-from instbench.aws import userdata
-from instbench.aws.userdata import UserDataParams, render_user_data
 from instbench.errors import UserDataTooLarge, UserError
+from instbench.fleet import userdata
+from instbench.fleet.userdata import UserDataParams, render_user_data
 
 AGENT_BYTES = b"PK fake agent zipapp\n"
 AGENT_SHA = hashlib.sha256(AGENT_BYTES).hexdigest()

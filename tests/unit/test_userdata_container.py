@@ -21,11 +21,11 @@ from tests.unit.test_userdata import calls_of
 from tests.unit.test_userdata import params as userdata_params
 from tests.unit.test_userdata import run_script as userdata_run_script
 
-from instbench.aws import userdata
-from instbench.aws.plan import FleetOptions
-from instbench.aws.userdata import UserDataParams, check_image, check_runtime, render_user_data
 from instbench.errors import UserError
-from instbench.fleet_run import options_from_journal, options_to_params
+from instbench.fleet import userdata
+from instbench.fleet.plan import FleetOptions
+from instbench.fleet.run import options_from_journal, options_to_params
+from instbench.fleet.userdata import UserDataParams, check_image, check_runtime, render_user_data
 from instbench.journal import Journal
 
 BASH = shutil.which("bash") or "/bin/bash"
@@ -56,10 +56,12 @@ FULL = {
 
 # sha256 of the script the zipapp runtime renders (same params), pinned when the container
 # runtime was added so that adding it could not change the default by a byte. Changed
-# deliberately since: the agent runs as `python3 -I -S` (hermetic, and no .pth start-up).
+# deliberately since: the agent runs as `python3 -I -S` (hermetic, and no .pth start-up);
+# the template moved from aws/templates to fleet/templates, and its header names that path
+# (two bytes longer, nothing else).
 ZIPAPP_GOLDEN = {
-    "plain": ("6a9e0df48bdf1ce3e5b0bf21a412f1587b7cd6e3739e24f9b18d596cddbbd54d", 3647),
-    "full": ("68c6f90aa7d6e2f6890bae2df0a0504d3ebda9fa72aeaf01d7d803a7dc5f9111", 3722),
+    "plain": ("8554a76961d38162ecf0878e1ee4ac016bcaa683dc6ed0d9e1dd91e0dfc83d20", 3649),
+    "full": ("9a8f9901a250ffdb1c360f74a35aeef9003e27a5cce6b16c2157b2ef461739e4", 3724),
 }
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from tests.unit.test_userdata import REAL_TOOLS, calls_of, params, run_script
 
-from instbench.aws import userdata
-from instbench.aws.userdata import AGENT_OPTIONS, render_user_data
 from instbench.benchmarks import registry
 from instbench.errors import UserError
+from instbench.fleet import userdata
+from instbench.fleet.userdata import AGENT_OPTIONS, render_user_data
 
 SUITE_URL = "https://bkt.s3.amazonaws.com/artifacts/" + "c" * 64 + ".json?X-Amz-Signature=3"
 SUITE_SHA = "d" * 64

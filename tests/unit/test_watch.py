@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pytest
 from botocore.exceptions import ClientError
 
-from instbench.aws.watch import RunWatcher, States
+from instbench.fleet.watch import RunWatcher, States
 
 
 class FakeCloud:

@@ -62,9 +62,9 @@ from instbench.analysis.aggregate import (
     summarize,
 )
 from instbench.analysis.ingest import CACHE_VERSION, Dataset
-from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, METRICS
 from instbench.errors import StorageError
+from instbench.prices import InstancePrice, PriceSet
 from instbench.results.jsonschema import SCHEMA_PATH
 from instbench.results.schema import DATA_VERSION, STREAM_KERNELS
 

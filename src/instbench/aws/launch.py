@@ -29,7 +29,6 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from instbench.aws import ami
 from instbench.aws.session import AwsSession
-from instbench.aws.userdata import USER_DATA_LIMIT
 from instbench.errors import CapacityError, LaunchRejected, UserDataTooLarge, UserError
 
 if TYPE_CHECKING:
@@ -45,6 +44,7 @@ TASK_TAG = "instbench:task"
 EXPIRES_TAG = "instbench:expires-at"
 
 # EC2's limit on raw user data (before base64). moto accepts more; we must not.
+USER_DATA_LIMIT = 16 * 1024
 
 ROOT_VOLUME_GIB = (8, 16)
 """Root volume size bounds: room for the OS, a compiler and the agent, no more."""
@@ -445,3 +445,15 @@ def wait_terminated(
     except WaiterError:
         return False
     return True
+
+
+def check_key_pair(session: AwsSession, name: str) -> None:
+    """A --key-pair must exist in the region (EC2 would only refuse it at launch)."""
+    try:
+        session.ec2().describe_key_pairs(KeyNames=[name])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in {"InvalidKeyPair.NotFound", "InvalidKeyPair.Malformed"}:
+            raise UserError(
+                f"key pair {name!r} not found in {session.region}: create it or drop --key-pair"
+            ) from exc
+        raise

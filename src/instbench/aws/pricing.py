@@ -26,9 +26,10 @@ from typing import Any
 
 import botocore.exceptions
 
-from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.aws.regions import aws_config_errors
 from instbench.aws.session import AwsSession
+from instbench.errors import PricesUnavailable
+from instbench.prices import InstancePrice, PriceSet
 
 PRICING_REGION = "us-east-1"
 """The Pricing API endpoint region (it is not served from every region)."""
@@ -110,6 +111,16 @@ def spot_summary(
     return sum(currents) / len(currents), sum(averages) / len(averages)
 
 
+def unavailable_reason(exc: Exception) -> str:
+    """One line on why the price APIs gave nothing: the AWS error code, or unreachable."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(error.get("Code") or status)
+        return f"AWS price APIs answered {'HTTP ' if code.isdigit() else ''}{code}"
+    return f"AWS price APIs unreachable ({type(exc).__name__})"
+
+
 class AwsPriceSource:
     """`PriceSource` over AWS APIs. `pricing` is a session in PRICING_REGION; `ec2` in the
     region being priced (the region passed to `prices` must be `ec2`'s region)."""
@@ -122,6 +133,14 @@ class AwsPriceSource:
         self.now = now
 
     def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
+        """Prices of `instance_types` in `region`; PricesUnavailable when AWS answers with
+        an error or cannot be reached (callers see a reason, never a botocore type)."""
+        try:
+            return self._prices(instance_types, region)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise PricesUnavailable(unavailable_reason(exc)) from exc
+
+    def _prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
         if region != self.ec2.region:
             raise ValueError(f"asked for {region} prices with an EC2 session in {self.ec2.region}")
         end = self.now()

@@ -18,13 +18,14 @@ from rich.table import Table
 
 from instbench.analysis.aggregate import Summary, regressions, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
-from instbench.analysis.pricing import CachedPriceSource, FilePriceSource, PriceSet, PriceSource
 from instbench.analysis.publish import check_output, num, publish
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
 from instbench.errors import UserError
+from instbench.prices import PriceSet, PriceSource
 from instbench.storage.local import LocalStore
+from instbench.storage.price_files import CachedPriceSource, FilePriceSource
 from instbench.storage.sync import SyncEvent, sync
 
 
@@ -276,7 +277,7 @@ def publish_cmd(
         help="Publish sandbox, local and quick-mode results too (demos and tests only).",
     ),
     prices: Path | None = typer.Option(
-        None, "--prices", help="JSON price file (format: analysis/pricing.py)."
+        None, "--prices", help="JSON price file (format: instbench/prices.py)."
     ),
     aws_prices: bool = typer.Option(
         False, "--aws-prices", help="Read prices from the AWS Pricing and EC2 APIs (cached daily)."

@@ -32,7 +32,7 @@ def report_cmd(
         help="Show sandbox, local and quick-mode results too (demos and tests).",
     ),
     prices: Path | None = typer.Option(
-        None, "--prices", help="Price file (JSON, see analysis/pricing.py) for $/h columns."
+        None, "--prices", help="Price file (JSON, see instbench/prices.py) for $/h columns."
     ),
 ) -> None:
     """Write a static HTML report (works offline from a folder or on GitHub Pages)."""

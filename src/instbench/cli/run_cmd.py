@@ -13,14 +13,14 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from instbench.aws import cost
-from instbench.aws.orchestrator import FleetOutcome, TaskStatus
-from instbench.aws.plan import FleetOptions, Plan
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.cli.render import stream_table
 from instbench.context import Context
 from instbench.errors import UserError
-from instbench.fleet_run import (
+from instbench.fleet import cost, model
+from instbench.fleet.orchestrator import FleetOutcome, TaskStatus
+from instbench.fleet.plan import FleetOptions, Plan
+from instbench.fleet.run import (
     Target,
     credentials_warning,
     execute,
@@ -400,7 +400,7 @@ def _usd(value: float) -> str:
 
 
 def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
-    """The dry run's price tag and vCPU limits: per task and in all (see aws.cost)."""
+    """The dry run's price tag and vCPU limits: per task and in all (see fleet.cost)."""
     estimate = plan.cost or cost.estimate_plan(
         plan, cost.price_source(session, plan.options, ctx.environ)
     )
@@ -420,7 +420,7 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
     ctx.console.print(table)
     total = estimate.total_usd
     if estimate.free:
-        line = f"estimated cost: 0 USD ({cost.SANDBOX_SOURCE})"
+        line = f"estimated cost: 0 USD ({model.SANDBOX_SOURCE})"
     elif total is None:
         line = (
             f"estimated cost: price unknown for {', '.join(estimate.unknown_types)} "

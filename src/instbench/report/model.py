@@ -21,9 +21,9 @@ from typing import Any
 
 from instbench.analysis.aggregate import Summary, excluded_counts, publishable_filter, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
-from instbench.analysis.pricing import PriceSet
 from instbench.analysis.tidy import METRICS
 from instbench.errors import UserError
+from instbench.prices import PriceSet
 from instbench.results.schema import ResultDocument
 
 HEADLINE = ("stream", "triad", "all", "bandwidth")
@@ -322,7 +322,7 @@ def load(
 
 
 def load_prices(path: Path) -> PriceSet:
-    """A price file (analysis/pricing.py format), in whatever region it was read for."""
+    """A price file (instbench/prices.py format), in whatever region it was read for."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

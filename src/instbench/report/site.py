@@ -124,7 +124,7 @@ def _chart_list(data: ReportData) -> list[Chart]:
         "price": (
             "Price-performance",
             "Triad GB/s against the on-demand hourly price.",
-            "No price data: pass --prices FILE (see analysis/pricing.py for the format) to "
+            "No price data: pass --prices FILE (see instbench/prices.py for the format) to "
             "chart bandwidth against price.",
         ),
         "history": (

@@ -29,9 +29,9 @@ from instbench.analysis.compass_schema import (
     ContractViolation,
 )
 from instbench.analysis.ingest import ingest
-from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.analysis.publish import publish
 from instbench.analysis.tidy import document_rows
+from instbench.prices import InstancePrice, PriceSet
 from instbench.results.validate import validate_document
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)

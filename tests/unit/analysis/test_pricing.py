@@ -17,10 +17,11 @@ from botocore.awsrequest import AWSResponse
 from tests.factories import TablePriceSource
 from tests.recorded import price_list_item, recorded_response
 
-from instbench.analysis.pricing import CachedPriceSource, FilePriceSource, InstancePrice
 from instbench.aws.pricing import AwsPriceSource, parse_price_list, spot_summary
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
+from instbench.prices import InstancePrice
+from instbench.storage.price_files import CachedPriceSource, FilePriceSource
 
 NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
 

@@ -20,7 +20,6 @@ from tests.factories import legacy_document, result_document, store_documents
 
 from instbench.analysis.aggregate import regressions, summarize
 from instbench.analysis.ingest import ingest
-from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.analysis.publish import (
     MEMORY_FIELDS,
     TypeFigures,
@@ -30,6 +29,7 @@ from instbench.analysis.publish import (
     publish,
 )
 from instbench.errors import StorageError
+from instbench.prices import InstancePrice, PriceSet
 from instbench.results.jsonschema import SCHEMA_PATH
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "publish"

@@ -41,9 +41,10 @@ from typing import Any
 
 import jinja2
 
+from instbench.aws.launch import USER_DATA_LIMIT
 from instbench.errors import UserDataTooLarge, UserError
 
-USER_DATA_LIMIT = 16 * 1024
+__all__ = ["USER_DATA_LIMIT"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _BENCHMARK = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -173,7 +174,7 @@ def _template() -> jinja2.Template:
         keep_trailing_newline=True,
     )
     env.filters["shq"] = shq
-    source = resources.files("instbench.aws").joinpath("templates/userdata.sh.j2")
+    source = resources.files("instbench.fleet").joinpath("templates/userdata.sh.j2")
     return env.from_string(source.read_text(encoding="utf-8"))
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from instbench.agent.runner import new_run_id
 from instbench.aws.metrics import MetricsPublisher
-from instbench.aws.orchestrator import URL_MARGIN_S, Fleet, FleetOutcome, PollPolicy, TaskStatus
-from instbench.aws.plan import FleetOptions, Plan, make_plan
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
+from instbench.fleet.orchestrator import URL_MARGIN_S, Fleet, FleetOutcome, PollPolicy, TaskStatus
+from instbench.fleet.plan import FleetOptions, Plan, make_plan
 from instbench.journal import Journal, JournalError
 from instbench.storage.local import LocalStore
 from instbench.suites import SuiteArtifact

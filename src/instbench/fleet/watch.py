@@ -15,7 +15,8 @@ accounts. A round here is two calls whatever the number of tasks:
 The order matters: an instance PUTs its result before it powers off, and S3 lists are
 strongly consistent, so a result that existed when an instance was seen ending is in the
 listing made after it. Tasks block on `next_round()` and read the snapshot; a failed
-round (throttling past botocore's retries, a network blip) keeps the last good view and
+round (throttling past the SDK's retries, a network blip, any error of the injected
+reads: this module never sees the SDK's exception types) keeps the last good view and
 records the error, and the next round tries again: waiting tasks only see their deadline.
 """
 
@@ -24,8 +25,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 States = Mapping[str, tuple[str, str]]
 """instance id -> (state name, reason) of the described instances that are ending or ended,
@@ -159,7 +158,7 @@ class RunWatcher:
             snap = Snapshot(
                 round=previous.round + 1, keys=keys, states=states, described=frozenset(ids)
             )
-        except (ClientError, BotoCoreError) as exc:
+        except Exception as exc:
             self.errors += 1
             snap = Snapshot(
                 round=previous.round + 1,

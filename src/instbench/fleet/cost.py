@@ -11,7 +11,7 @@ registry records no typical durations, so nothing shorter can be promised; most 
 finish well before their timeout. EBS root volumes (a few cents per month, pro rata) and
 data transfer are not counted.
 
-Prices are USD per instance-hour from a `PriceSource` (analysis/pricing.py): on AWS the
+Prices are USD per instance-hour from a `PriceSource` (instbench/prices.py): on AWS the
 Pricing API's on-demand price and EC2's current spot price (aws/pricing.py), cached on
 disk per region and day under the user's cache directory, so the estimate shows the date
 the prices were read and a second dry run on the same day makes no Pricing call. The
@@ -27,20 +27,22 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import botocore.exceptions
-
-from instbench.analysis.pricing import CachedPriceSource, InstancePrice, PriceSet, PriceSource
 from instbench.aws.pricing import PRICING_REGION, AwsPriceSource
 from instbench.aws.session import AwsSession
-from instbench.errors import AwsConfigError, UserError
-
-if TYPE_CHECKING:
-    from instbench.aws.plan import FleetOptions, Plan
+from instbench.errors import AwsConfigError, PricesUnavailable, UserError
+from instbench.fleet.model import (
+    SANDBOX_SOURCE,
+    CostEstimate,
+    FleetOptions,
+    Plan,
+    TaskCost,
+    watchdog_minutes,
+)
+from instbench.prices import InstancePrice, PriceSet, PriceSource
+from instbench.storage.price_files import CachedPriceSource
 
 BOOT_MARGIN_S = 120
 """Billed seconds before the on-instance watchdog is armed (boot, cloud-init start)."""
@@ -50,8 +52,6 @@ MIN_BILLED_S = 60
 
 PRICING_ATTEMPTS = 3
 """Attempts per Pricing API call: an estimate is not worth a minute of retries."""
-
-SANDBOX_SOURCE = "sandbox: nothing is billed"
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -92,8 +92,6 @@ def price_source(
 
 def billed_seconds(timeout_s: int) -> int:
     """Upper bound on the billed seconds of one task with this timeout."""
-    from instbench.aws.plan import watchdog_minutes  # plan imports this module
-
     return max(MIN_BILLED_S, watchdog_minutes(timeout_s) * 60 + BOOT_MARGIN_S)
 
 
@@ -119,72 +117,6 @@ def hourly_price(
     return spot_max_price if spot_max_price is not None else price.on_demand
 
 
-@dataclass(frozen=True)
-class TaskCost:
-    """The most one task can cost."""
-
-    task_id: str
-    instance_type: str
-    market: str
-    vcpus: int
-    seconds: int
-    """Upper bound on billed seconds (`billed_seconds`)."""
-    hourly_usd: float | None
-    """None: price unknown."""
-
-    @property
-    def cost_usd(self) -> float | None:
-        if self.hourly_usd is None:
-            return None
-        return self.hourly_usd * self.seconds / 3600
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    """Upper-bound cost of a plan, with where and when its prices were read."""
-
-    region: str
-    tasks: tuple[TaskCost, ...]
-    as_of: date | None
-    """The day the prices were read (None when none could be read)."""
-    source: str
-    basis: str
-    """How durations were bounded, in words (shown beside the total)."""
-    unknown_reason: str | None = None
-    """Why some prices are unknown, when they are."""
-
-    @property
-    def unknown_types(self) -> list[str]:
-        """Types whose price is unknown."""
-        return sorted({t.instance_type for t in self.tasks if t.hourly_usd is None})
-
-    @property
-    def known_usd(self) -> float:
-        """Sum over the tasks whose price is known."""
-        return sum(c for t in self.tasks if (c := t.cost_usd) is not None)
-
-    @property
-    def total_usd(self) -> float | None:
-        """Upper bound of the whole plan; None when any price is unknown."""
-        return None if self.unknown_types else self.known_usd
-
-    @property
-    def free(self) -> bool:
-        """True in the sandbox."""
-        return self.source == SANDBOX_SOURCE
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = str(error.get("Code") or status)
-        return f"AWS price APIs answered {'HTTP ' if code.isdigit() else ''}{code}"
-    if isinstance(exc, AwsConfigError):
-        return str(exc)
-    return f"AWS price APIs unreachable ({type(exc).__name__})"
-
-
 def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
     """Price every task of `plan` (one `prices` call for all its types).
 
@@ -200,10 +132,8 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
     price_set: PriceSet | None = None
     try:
         price_set = source.prices(types, plan.region)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        reason = _reason(exc)
-    except AwsConfigError as exc:
-        reason = _reason(exc)
+    except (PricesUnavailable, AwsConfigError) as exc:
+        reason = str(exc)
     prices = price_set.instances if price_set else {}
     seconds = billed_seconds(plan.options.timeout_s)
     tasks = tuple(

@@ -5,7 +5,7 @@ Each task runs in a worker thread (at most `max_concurrency` at once):
     journal launching -> run_instances (capacity failover across placements)
     journal running   -> wait for incoming/{run}/{task}/result.json, watching the
                          instance's state and the deadline (one watcher polls for all
-                         tasks: `aws/watch.py`)
+                         tasks: `fleet/watch.py`)
     validate          -> store locally first, then raw/ in S3 (never overwriting)
                          or quarantine with the reason
     terminate         -> whatever is still running
@@ -32,12 +32,13 @@ from typing import Any
 from instbench.agentpkg import AgentArchive, build_agent
 from instbench.aws import launch, network, quotas
 from instbench.aws.metrics import MetricsPublisher
-from instbench.aws.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
 from instbench.aws.session import AwsSession
-from instbench.aws.userdata import UserDataParams, render_user_data
-from instbench.aws.watch import RunWatcher
 from instbench.benchmarks import registry
 from instbench.errors import CapacityError, CleanupInterrupted, InvalidResult, QuotaExceeded
+from instbench.fleet import capacity
+from instbench.fleet.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
+from instbench.fleet.userdata import UserDataParams, render_user_data
+from instbench.fleet.watch import RunWatcher
 from instbench.journal import Journal
 from instbench.results.schema import ResultDocument
 from instbench.results.validate import parse_result
@@ -51,7 +52,7 @@ URL_MARGIN_S = 30 * 60
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often the run's watcher looks (one round serves every task; see `aws/watch.py`)."""
+    """How often the run's watcher looks (one round serves every task; see `fleet/watch.py`)."""
 
     interval_s: float = 5.0
     """Seconds between rounds. A round is one DescribeInstances and one ListObjectsV2 for
@@ -190,7 +191,7 @@ class Fleet:
         self._created_group: str | None = None
         self.leftover_group: str | None = None
         # vCPUs held per quota class (and under --vcpu-budget): a big type waits for room.
-        self.pool = quotas.pool_for_plan(plan, markets=self._markets())
+        self.pool = capacity.pool_for_plan(plan, markets=self._markets())
         self.watcher = RunWatcher(
             lambda ids: launch.ended_instances(self.session, ids),
             lambda: self.s3.keys(incoming_prefix(plan.run_id)),

@@ -1,0 +1,189 @@
+"""What a fleet run is, as data: the options asked for, the tasks and placements of a plan,
+and the most it can cost.
+
+Why a module of its own: planning (`plan`), capacity (`capacity`), cost (`cost`) and the
+orchestrator all speak of the same Plan, Task and FleetOptions. With the types beside the
+planning code, those modules imported each other in a circle; here they depend on one
+module that decides nothing and calls no one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from instbench.aws import launch
+from instbench.fleet.userdata import check_runtime
+from instbench.suites import SuiteArtifact
+
+EXPIRY_MARGIN = timedelta(minutes=30)
+"""Presigned URLs and the `instbench:expires-at` tag outlive the task timeout by this."""
+
+SUITE_BENCHMARK = "suite"
+"""`Task.benchmark` of a suite task. It is what the agent writes into
+`metadata.benchmark_suite` for a suite-only run and the section `performance_data.suite`,
+so the result is stored under raw/suite/... exactly as `run --local --suite` stores it
+(and as the analysis' identity check expects); the suite's own name and digest are in
+that section and are checked against the run's suite on collection. The registry
+reserves the name, so no benchmark can collide with it."""
+
+
+SANDBOX_SOURCE = "sandbox: nothing is billed"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an instance can be launched: a subnet (and its AZ), or an AZ of the default VPC."""
+
+    availability_zone: str
+    subnet_id: str | None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One instance running one benchmark, or the run's suite (`SUITE_BENCHMARK`), once."""
+
+    task_id: str
+    instance_type: str
+    benchmark: str
+    sample: int
+    architecture: str
+    image_id: str
+    vcpus: int
+
+
+@dataclass
+class FleetOptions:
+    """What the user asked for (already syntactically checked by the CLI)."""
+
+    instance_types: list[str]
+    benchmarks: tuple[str, ...]
+    bucket: str
+    samples: int = 1
+    subnets: list[str] = field(default_factory=list)
+    security_group: str | None = None
+    key_pair: str | None = None
+    ami_id: str | None = None
+    max_concurrency: int = 5
+    timeout_s: int = 20 * 60
+    quick: bool = False
+    agent_args: list[str] = field(default_factory=list)
+    collection_method: str = "aws"
+    market: str = "on-demand"
+    run_id: str | None = None
+    spot_max_price: str | None = None
+    """--spot-max-price: the most to pay per hour for spot, USD (None: up to on-demand)."""
+    spot_fallback: str | None = None
+    """--spot-fallback on-demand: when spot has no capacity or interrupts the task, run it
+    on-demand instead of failing it."""
+    runtime: str = "zipapp"
+    """How instances run the agent: "zipapp" (fetched by presigned URL) or "container"."""
+    image: str | None = None
+    """The public agent image for the container runtime (see fleet.userdata.check_image)."""
+    vcpu_budget: int | None = None
+    """--vcpu-budget: most vCPUs the run may hold at once, over all types (None: no cap)."""
+    max_cost: float | None = None
+    """--max-cost: USD ceiling on the plan's upper-bound cost (None: not checked)."""
+    suite: SuiteArtifact | None = None
+    """--suite: a validated user-defined suite, run as its own task per type and sample
+    (besides one task per benchmark in `benchmarks`, which may then be empty)."""
+
+    @property
+    def task_benchmarks(self) -> tuple[str, ...]:
+        """What each (type, sample) runs as separate tasks: the benchmarks, then the suite."""
+        return self.benchmarks + ((SUITE_BENCHMARK,) if self.suite is not None else ())
+
+    def __post_init__(self) -> None:
+        # Checked when the options are made (CLI, journal, library), so a runtime that
+        # cannot work fails before the sandbox starts or anything is planned.
+        check_runtime(self.runtime, self.image)
+        launch.check_market(self.market, self.spot_max_price, self.spot_fallback)
+
+
+@dataclass
+class Plan:
+    """The validated run: tasks, placements, and the resources to use or create."""
+
+    run_id: str
+    region: str
+    tasks: list[Task]
+    placements: list[Placement]
+    vpc_id: str
+    security_group: str | None
+    images: dict[str, str]
+    expires_at: datetime
+    options: FleetOptions
+    vcpu_limits: dict[str, int | None] = field(default_factory=dict)
+    """vCPU quota per pool key (aws.quotas.pool_key) read at plan time; None: unknown."""
+    cost: CostEstimate | None = None
+    """The upper-bound cost, when it was estimated at plan time (--max-cost)."""
+
+    @property
+    def total_vcpus(self) -> int:
+        return sum(t.vcpus for t in self.tasks)
+
+
+def task_id(instance_type: str, benchmark: str, sample: int) -> str:
+    """Stable, readable, key-safe task id, e.g. m7i.large-stream-0."""
+    return f"{instance_type}-{benchmark}-{sample}"
+
+
+@dataclass(frozen=True)
+class TaskCost:
+    """The most one task can cost."""
+
+    task_id: str
+    instance_type: str
+    market: str
+    vcpus: int
+    seconds: int
+    """Upper bound on billed seconds (`billed_seconds`)."""
+    hourly_usd: float | None
+    """None: price unknown."""
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.hourly_usd is None:
+            return None
+        return self.hourly_usd * self.seconds / 3600
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Upper-bound cost of a plan, with where and when its prices were read."""
+
+    region: str
+    tasks: tuple[TaskCost, ...]
+    as_of: date | None
+    """The day the prices were read (None when none could be read)."""
+    source: str
+    basis: str
+    """How durations were bounded, in words (shown beside the total)."""
+    unknown_reason: str | None = None
+    """Why some prices are unknown, when they are."""
+
+    @property
+    def unknown_types(self) -> list[str]:
+        """Types whose price is unknown."""
+        return sorted({t.instance_type for t in self.tasks if t.hourly_usd is None})
+
+    @property
+    def known_usd(self) -> float:
+        """Sum over the tasks whose price is known."""
+        return sum(c for t in self.tasks if (c := t.cost_usd) is not None)
+
+    @property
+    def total_usd(self) -> float | None:
+        """Upper bound of the whole plan; None when any price is unknown."""
+        return None if self.unknown_types else self.known_usd
+
+    @property
+    def free(self) -> bool:
+        """True in the sandbox."""
+        return self.source == SANDBOX_SOURCE
+
+
+def watchdog_minutes(timeout_s: int) -> int:
+    """Minutes for the on-instance `shutdown -h +N` watchdog (rounded up, at least 1)."""
+    return max(1, math.ceil(timeout_s / 60))

@@ -1,0 +1,156 @@
+"""Plan a fleet run: validate everything, read-only, before the first paid API call.
+
+The plan expands instance types x benchmarks x samples into tasks (a user-defined suite,
+`--suite`, is one more task per type and sample: see `SUITE_BENCHMARK`) and resolves, for each
+type, what AWS says it is (DescribeInstanceTypes), that it is offered where it will run,
+the AMI for its architecture, and where it can be placed (subnets / availability zones for
+capacity failover). Any mistake the user can fix raises a `UserError` here, so nothing is
+created when the input is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from instbench.aws import ami, discovery, launch, network, quotas, regions
+from instbench.aws.quotas import QuotaSource
+from instbench.aws.session import AwsSession
+from instbench.errors import UserError
+from instbench.fleet import capacity, cost
+from instbench.fleet.model import (
+    EXPIRY_MARGIN,
+    SUITE_BENCHMARK,
+    FleetOptions,
+    Placement,
+    Plan,
+    Task,
+    task_id,
+    watchdog_minutes,
+)
+from instbench.instance_types import parse_instance_type
+from instbench.prices import PriceSource
+from instbench.storage.s3 import S3Store
+
+__all__ = [
+    "EXPIRY_MARGIN",
+    "SUITE_BENCHMARK",
+    "FleetOptions",
+    "Placement",
+    "Plan",
+    "Task",
+    "make_plan",
+    "task_id",
+    "watchdog_minutes",
+]
+"""The plan's data types live in `fleet.model` (so that capacity and cost need not import
+this module); they are re-exported here, where readers look for them."""
+
+
+def make_plan(
+    session: AwsSession,
+    opts: FleetOptions,
+    run_id: str,
+    now: datetime,
+    quota_source: QuotaSource | None = None,
+    price_source: PriceSource | None = None,
+) -> Plan:
+    """Validate the request against AWS (read-only calls) and expand it into tasks.
+
+    `quota_source` and `price_source` default to AWS (Service Quotas, the Pricing API)
+    or, for the sandbox, to no limits and zero prices; tests pass their own.
+    """
+    if opts.samples < 1:
+        raise UserError("--samples must be at least 1")
+    if not opts.task_benchmarks:
+        raise UserError("nothing to run: pass --benchmarks and/or --suite")
+    if opts.max_concurrency < 1:
+        raise UserError("--max-concurrency must be at least 1")
+    if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
+        raise UserError("--vcpu-budget must be at least 1")
+    launch.check_market(opts.market, opts.spot_max_price, opts.spot_fallback)
+    cost.check_max_cost_value(opts.max_cost)
+    if not opts.instance_types:
+        raise UserError("no instance types given: pass --instance-types m7i.large,...")
+    for name in opts.instance_types:
+        parse_instance_type(name)  # syntax and shell-safety, offline, before any call
+    region = regions.check_region(session.region)
+    regions.check_credentials(session)
+
+    facts = discovery.describe_types(session, opts.instance_types)
+    # A type that does not fit under its vCPU quota (less what other instances hold now)
+    # or the budget fails now, not after the rest of the run has been launched.
+    vcpu_limits = capacity.plan_limits(
+        {name: facts[name].vcpus for name in opts.instance_types},
+        opts.market,
+        quota_source or capacity.default_source(session, opts),
+        opts.vcpu_budget,
+        region,
+        in_use=lambda: quotas.vcpus_in_use(session, run_id),
+    )
+
+    if opts.subnets:
+        subnets = network.resolve_subnets(session, opts.subnets)
+        vpc_id = subnets[0].vpc_id
+        placements = [Placement(s.availability_zone, s.id) for s in subnets]
+    else:
+        vpc_id = network.default_vpc(session)
+        placements = [
+            Placement(s.availability_zone, s.id) for s in network.default_subnets(session, vpc_id)
+        ]
+    if not placements:
+        raise UserError(f"no subnet to launch into in {region}: pass --subnet")
+    zones = sorted({p.availability_zone for p in placements})
+    offered = discovery.offered_zones(session, opts.instance_types)
+    for name in opts.instance_types:
+        usable = [z for z in zones if z in offered.get(name, set())]
+        if not usable:
+            where = f"availability zones {', '.join(zones)}" if opts.subnets else region
+            raise UserError(f"instance type {name} is not offered in {where}")
+
+    if opts.security_group:
+        network.check_security_group(session, opts.security_group, vpc_id)
+    if opts.key_pair:
+        launch.check_key_pair(session, opts.key_pair)
+
+    architectures = sorted({facts[name].architecture for name in opts.instance_types})
+    images: dict[str, str] = {}
+    for arch in architectures:
+        if opts.ami_id:
+            ami.check_ami(session, opts.ami_id, arch)
+            images[arch] = opts.ami_id
+        else:
+            images[arch] = ami.latest_al2023(session, arch).image_id
+
+    S3Store(session, opts.bucket).check_bucket()
+
+    tasks = [
+        Task(
+            task_id=task_id(name, bench, sample),
+            instance_type=name,
+            benchmark=bench,
+            sample=sample,
+            architecture=facts[name].architecture,
+            image_id=images[facts[name].architecture],
+            vcpus=facts[name].vcpus,
+        )
+        for name in opts.instance_types
+        for bench in opts.task_benchmarks
+        for sample in range(opts.samples)
+    ]
+    expires = now + timedelta(seconds=opts.timeout_s) + EXPIRY_MARGIN
+    plan = Plan(
+        run_id=run_id,
+        region=region,
+        tasks=tasks,
+        placements=placements,
+        vpc_id=vpc_id,
+        security_group=opts.security_group,
+        images=images,
+        expires_at=expires,
+        options=opts,
+        vcpu_limits=vcpu_limits,
+    )
+    if opts.max_cost is not None:
+        plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))
+        cost.enforce_max_cost(plan.cost, opts.max_cost)
+    return plan
