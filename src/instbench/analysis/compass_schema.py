@@ -3,7 +3,7 @@
 Why schemas for our own output: the app reads `cache.memory.latency`, `numa.*` and the
 CPU figures without null checks, so a missing or mistyped field in a published file
 breaks it for every user. `publish` builds the documents from a rule table
-(`publish.MEMORY_FIELDS`, `publish.CPU_FIELDS`); the schemas state the contract
+(`documents.compass.MEMORY_FIELDS`, `documents.compass.CPU_FIELDS`); the schemas state the contract
 independently of that code, and every file is validated against its schema before
 anything is written. A failure is a bug in publication, never a property of the data:
 it raises `ContractViolation` and the previous publication stays in place.
@@ -45,7 +45,7 @@ class ContractViolation(InstbenchError):
     """A document publish built does not match the ComputeCompass schema: a bug.
 
     Raised before anything is written, with every violation (up to a few) located by
-    its JSON path, so the message alone says which rule of publish.py produced what.
+    its JSON path, so the message alone says which rule of documents/compass.py produced what.
     """
 
 
@@ -88,6 +88,6 @@ def validate(file_name: str, document: Any) -> None:
     shown = problems[:MAX_REPORTED_ERRORS]
     more = len(problems) - len(shown)
     raise ContractViolation(
-        f"{file_name} does not match {SCHEMA_FILES[file_name]} (a bug in publish.py; "
+        f"{file_name} does not match {SCHEMA_FILES[file_name]} (a bug in documents/compass.py; "
         "nothing was written): " + "; ".join(shown) + (f"; and {more} more" if more else "")
     )

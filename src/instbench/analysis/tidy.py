@@ -209,7 +209,7 @@ def _latency_rows(section: Any, base: Row) -> Iterator[Row]:
     load) and `bandwidth_gbps` (single-thread read bandwidth at that level, GB/s). Optional
     `threads` (default 1) and `trials` (per-trial latency_ns) are used when present. A
     level that is missing produces no row, so the type is held back from
-    memory-benchmarks.json naming that level (publish.MEMORY_FIELDS).
+    memory-benchmarks.json naming that level (documents.compass.MEMORY_FIELDS).
     """
     for level in LATENCY_LEVELS:
         part = getattr(section, level, None)

@@ -17,8 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from instbench.analysis.aggregate import Summary, regressions, summarize
+from instbench.analysis.documents.jsonform import num
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
-from instbench.analysis.publish import check_output, num, publish
+from instbench.analysis.publish import publish
+from instbench.analysis.write import check_output
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context

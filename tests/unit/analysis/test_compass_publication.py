@@ -20,7 +20,6 @@ from tests.factories import raw_key_of, store_documents
 from tests.unit.analysis.test_compass_documents import full_document, recorded
 
 from instbench.analysis import compass_schema
-from instbench.analysis import publish as publish_module
 from instbench.analysis.compass_schema import (
     CPU_FILE,
     MEMORY_FILE,
@@ -28,6 +27,7 @@ from instbench.analysis.compass_schema import (
     SCHEMA_FILES,
     ContractViolation,
 )
+from instbench.analysis.documents import compass as compass_module
 from instbench.analysis.ingest import ingest
 from instbench.analysis.publish import publish
 from instbench.analysis.tidy import document_rows
@@ -129,9 +129,9 @@ def test_the_schemas_require_every_field_publish_says_the_app_reads(published: P
     memory = _load(published, MEMORY_FILE)
     cpu = _load(published, CPU_FILE)
     for name, doc, fields in (
-        (MEMORY_FILE, memory, publish_module.MEMORY_FIELDS),
-        (CPU_FILE, cpu, publish_module.CPU_FIELDS),
-        (CPU_FILE, cpu, publish_module.COREMARK_FIELDS),
+        (MEMORY_FILE, memory, compass_module.MEMORY_FIELDS),
+        (CPU_FILE, cpu, compass_module.CPU_FIELDS),
+        (CPU_FILE, cpu, compass_module.COREMARK_FIELDS),
     ):
         itype = next(t for t, e in doc["instances"].items() if fields[0].path[0] in e)
         for field in fields:
@@ -166,7 +166,7 @@ def test_a_memory_document_missing_a_field_the_app_reads_fails(
         compass_schema.validate(MEMORY_FILE, doc)
     message = str(info.value)
     assert fragment in message
-    assert "instances/m7i.large" in message and "a bug in publish.py" in message
+    assert "instances/m7i.large" in message and "a bug in documents/compass.py" in message
 
 
 def test_the_one_socket_convention_and_types_are_part_of_the_contract(published: Path) -> None:
@@ -190,8 +190,8 @@ def test_publish_refuses_to_write_a_file_that_breaks_its_schema(
 ) -> None:
     # A bug no real input can cause: a rule table that forgets a field the app reads.
     store_documents(tmp_path / "mirror", [full_document("m7i.large")])
-    broken = tuple(f for f in publish_module.MEMORY_FIELDS if f.name != "numa.socketCount")
-    monkeypatch.setattr(publish_module, "MEMORY_FIELDS", broken)
+    broken = tuple(f for f in compass_module.MEMORY_FIELDS if f.name != "numa.socketCount")
+    monkeypatch.setattr(compass_module, "MEMORY_FIELDS", broken)
     with ingest(tmp_path / "mirror") as ds, pytest.raises(ContractViolation) as info:
         publish(ds, tmp_path / "out")
     assert "memory-benchmarks.json does not match" in str(info.value)

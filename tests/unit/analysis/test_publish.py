@@ -19,15 +19,15 @@ import pytest
 from tests.factories import legacy_document, result_document, store_documents
 
 from instbench.analysis.aggregate import regressions, summarize
-from instbench.analysis.ingest import ingest
-from instbench.analysis.publish import (
+from instbench.analysis.documents.compass import (
     MEMORY_FIELDS,
     TypeFigures,
     build_entry,
-    inputs_digest,
     memory_document,
-    publish,
 )
+from instbench.analysis.documents.exports import inputs_digest
+from instbench.analysis.ingest import ingest
+from instbench.analysis.publish import publish
 from instbench.errors import StorageError
 from instbench.prices import InstancePrice, PriceSet
 from instbench.results.jsonschema import SCHEMA_PATH

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from instbench.analysis.publish import dumps
+from instbench.analysis.documents.jsonform import dumps
 
 DOC = {
     "version": "2025.03.03",

@@ -1,0 +1,188 @@
+"""index.json and datacard.md: what a publication holds and how to read it, and the JSON
+Schema of the tidy table.
+
+Documents stage: built from the other documents' outcomes and the table of files the
+write stage staged (paths, sizes, sha256), so index.json describes exactly the bytes
+that are published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from instbench.analysis import compass_schema
+from instbench.analysis.documents.compass import CPU_FILE, MEMORY_FILE, PRICE_FILE, CompassDocuments
+from instbench.analysis.documents.exports import Exported
+from instbench.analysis.documents.windows import WindowDocuments
+from instbench.analysis.generator import GENERATOR, PUBLICATION_VERSION
+from instbench.analysis.ingest import IngestReport
+from instbench.analysis.summarize import Summarized
+from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, METRICS
+from instbench.results.schema import DATA_VERSION
+
+
+def tidy_schema() -> dict[str, Any]:
+    """JSON Schema of one row of the tidy export (generated from tidy.COLUMNS)."""
+    types = {
+        "VARCHAR": "string",
+        "INTEGER": "integer",
+        "BIGINT": "integer",
+        "DOUBLE": "number",
+        "BOOLEAN": "boolean",
+        "TIMESTAMP": "string",
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://instbench.dev/schemas/tidy-v1.schema.json",
+        "title": "instbench tidy row",
+        "type": "object",
+        "properties": {
+            c.name: {"type": [types[c.sql_type], "null"], "description": c.description}
+            for c in COLUMNS
+        },
+        "required": list(COLUMN_NAMES),
+        "additionalProperties": False,
+    }
+
+
+def datacard(index: dict[str, Any]) -> str:
+    """The datacard: what the dataset is, each column, each metric, how it was measured."""
+    lines = [
+        "# instbench dataset — datacard",
+        "",
+        f"Publication format {PUBLICATION_VERSION}, result data_version {DATA_VERSION}, "
+        f"last measurement {index['lastUpdated'] or 'none'}.",
+        "",
+        "## What it is",
+        "",
+        "Benchmarks of AWS EC2 instance types measured by instbench on real instances. Each",
+        "result document (one instance, one run) is validated against the published JSON",
+        "Schema and plausibility rules before it counts; rejected files are listed in",
+        "quarantine.csv with the reason. Sandbox, local and quick-mode results are not part of",
+        "a real publication. A figure is the mean over independent instances (samples) of",
+        "each instance's best-of-trials value; its 95 % interval is a Student t interval of",
+        "that mean (docs/statistics.md explains the choice).",
+        "",
+        "## ComputeCompass files",
+        "",
+        "memory-benchmarks.json, cpu-benchmarks.json and price-performance.json are validated",
+        "against the JSON Schemas in schemas/ (computecompass-*-v1.schema.json) before they",
+        "are written. A type appears in one only when every field the app reads was measured;",
+        "index.json `heldBack` lists the others with what they lack. The cpu file's `coremark`",
+        "object comes only from real EEMBC CoreMark; `scaling` is instbench-int, our own",
+        "integer kernel, and is never labelled CoreMark (index.json `omitted` lists the",
+        "types published without CoreMark).",
+        "",
+        "## Counts",
+        "",
+        f"- files under raw/: {index['ingest']['files']}",
+        f"- accepted documents (duplicates counted once): {index['ingest']['accepted']}",
+        f"- duplicates: {index['ingest']['duplicates']}",
+        f"- rejected (quarantined): {index['ingest']['rejected']}",
+        f"- excluded from publication: {index['ingest']['excluded'] or 'none'}",
+        "",
+        "## Columns of tidy.csv / tidy.parquet",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+        *(f"| `{c.name}` | {c.sql_type} | {c.description} |" for c in COLUMNS),
+        "",
+        "## Metrics",
+        "",
+        "| metric | unit | better | meaning |",
+        "|---|---|---|---|",
+        *(
+            f"| `{m.name}` | {m.unit} | {'higher' if m.higher_is_better else 'lower'} | "
+            f"{m.description} |"
+            for m in METRICS.values()
+        ),
+        "",
+        "## Columns of aggregates.csv",
+        "",
+        "One row per instance type x benchmark x test x thread mode x metric. `n` counts",
+        "instances; `mean`, `median`, `sd`, `cv`, `min`, `max` describe the spread between",
+        "instances; `ci_low`/`ci_high` the 95 % t interval of the mean (n >= 2);",
+        "`median_ci_low`/`median_ci_high` the distribution-free interval of the median",
+        "(n >= 6); `within_sd`/`within_cv` the pooled spread of trials inside one instance;",
+        "`per_vcpu`, `per_gib` the mean divided by the machine's vCPUs and memory (GiB).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One file of latest/ as staged: its path under latest/, size and sha256."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+def index_document(
+    summarized: Summarized,
+    compass: CompassDocuments,
+    windows: WindowDocuments,
+    exported: Exported,
+    report: IngestReport,
+    include_sandbox: bool,
+    staged: Sequence[StagedFile],
+) -> tuple[dict[str, Any], bytes]:
+    """(index.json, datacard.md bytes). `staged` lists every file of latest/ but these two;
+    the datacard is listed in the index, the index of course not."""
+    docs = compass.documents
+    tidy_rows = exported.rows
+    n_summaries = len(summarized.summaries)
+    counts: dict[str, dict[str, int]] = {
+        MEMORY_FILE: {"instances": len(docs[MEMORY_FILE]["instances"])},
+        CPU_FILE: {"instances": len(docs[CPU_FILE]["instances"])},
+        PRICE_FILE: {"instances": len(docs[PRICE_FILE]["instances"])},
+        "tidy.csv": {"rows": tidy_rows},
+        "tidy.parquet": {"rows": tidy_rows},
+        "aggregates.csv": {"rows": n_summaries},
+        "aggregates.parquet": {"rows": n_summaries},
+        "quarantine.csv": {"rows": len(report.rejections)},
+    }
+    header = summarized.header
+    index: dict[str, Any] = {
+        "version": header["version"],
+        "lastUpdated": summarized.last,
+        "publicationFormat": PUBLICATION_VERSION,
+        "dataVersion": DATA_VERSION,
+        "generator": GENERATOR,
+        "includeSandbox": include_sandbox,
+        "inputs": exported.inputs,
+        "files": [
+            {"path": f.path, "bytes": f.bytes, "sha256": f.sha256, **counts.get(f.path, {})}
+            for f in staged
+        ],
+        "heldBack": compass.held,
+        "omitted": compass.omitted,
+        "schemas": {
+            name: {
+                "path": f"schemas/{compass_schema.SCHEMA_FILES[name]}",
+                "version": compass_schema.SCHEMA_VERSION,
+            }
+            for name in docs
+        },
+        "ingest": {
+            "files": report.files,
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "rejected": report.rejected,
+            "excluded": summarized.excluded,
+        },
+        "regressions": windows.flagged,
+        "windows": windows.names,
+        "windowDigests": windows.digests,
+        "prices": docs[PRICE_FILE]["prices"],
+    }
+    card = datacard(index).encode()
+    index["files"].append(
+        {"path": "datacard.md", "bytes": len(card), "sha256": hashlib.sha256(card).hexdigest()}
+    )
+    index["files"].sort(key=lambda f: f["path"])
+    return index, card

@@ -1,0 +1,15 @@
+"""Who made a publication, in the words index.json records.
+
+A publication may reuse files of the previous one only when the same generator made it
+with the same layout (`previous.read_previous`), so both names live here, apart from the
+stages that write and read them.
+"""
+
+from __future__ import annotations
+
+from instbench import __version__
+
+PUBLICATION_VERSION = "1.0.0"
+"""Version of the publication layout (index.json, exports); independent of data_version."""
+
+GENERATOR = f"instbench {__version__}"

@@ -1,0 +1,146 @@
+"""The "summarize" stage of a publication: statistics of every group, all-time and per
+weekly and monthly window, the regressions between windows, and the facts the documents
+cite (toolchains, exclusions).
+
+It reads the ingested dataset (DuckDB) and what the previous publication vouches for
+(`previous.Previous`), and returns plain data (`Summarized`); it renders nothing and
+writes nothing. The documents stage turns that data into files, the write stage puts
+them on disk.
+
+Windows: a window's folder is a function of the documents measured in it and, through the
+regression test against the group's previous window, of the windows before it. So the
+oldest windows whose documents (and every earlier window's) are the ones the previous
+publication used, and whose files are intact, are kept (`WindowSummaries.kept`); from the
+first other window on, windows are computed again (see analysis/windows.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from instbench.analysis import windows as windows_mod
+from instbench.analysis.aggregate import (
+    Regression,
+    Summary,
+    excluded_counts,
+    publishable_filter,
+    regressions,
+    summarize,
+)
+from instbench.analysis.ingest import Dataset
+from instbench.analysis.previous import Previous
+
+TOOLCHAIN_BENCHMARKS = ("stream", "latency", "linpack", "cpu", "coremark")
+"""Benchmarks whose compilers and flags a document's methodology may cite."""
+
+
+@dataclass(frozen=True)
+class WindowSummaries:
+    """One kind of window ('weekly' or 'monthly')."""
+
+    kind: str
+    names: list[str]
+    """Every window of the kind, oldest first."""
+    digests: dict[str, str]
+    """Window -> digest of its documents (windows.window_digests)."""
+    kept: dict[str, dict[str, Any]]
+    """Windows whose previous folder is kept as it is -> its previous windowDigests entry."""
+    kept_flagged: list[dict[str, Any]]
+    """The previous index's flagged regression records of the kept windows."""
+    computed: dict[str, list[Summary]] = field(default_factory=dict)
+    """Window -> its summaries, for every window from the first one not kept on."""
+    regressions: list[Regression] = field(default_factory=list)
+    """Every tested pair of consecutive windows ending in a computed window."""
+
+
+@dataclass(frozen=True)
+class Summarized:
+    """Everything the documents of a publication are made of, but the prices."""
+
+    summaries: list[Summary]
+    """All-time summaries, by group."""
+    last: str | None
+    """The newest published measurement (ISO timestamp), which dates the publication."""
+    toolchains: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+    """benchmark -> (distinct compilers, distinct flags) of its published rows."""
+    excluded: dict[str, int]
+    """Valid documents left out of the publication, by reason."""
+    windows: list[WindowSummaries]
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """`version` and `lastUpdated` of every document (dated by the data, not the clock)."""
+        last = self.last
+        return {"version": last[:10].replace("-", ".") if last else None, "lastUpdated": last}
+
+
+def _distinct(
+    con: duckdb.DuckDBPyConnection, column: str, include_sandbox: bool
+) -> dict[str, tuple[str, ...]]:
+    names = ", ".join(f"'{b}'" for b in TOOLCHAIN_BENCHMARKS)
+    rows = con.execute(
+        f"SELECT benchmark, list(DISTINCT {column} ORDER BY {column}) FROM accepted_rows "
+        f"WHERE {column} IS NOT NULL AND benchmark IN ({names}) AND "
+        f"{publishable_filter(include_sandbox)} GROUP BY benchmark"
+    ).fetchall()
+    return {str(b): tuple(str(v) for v in values) for b, values in rows}
+
+
+def toolchains(
+    con: duckdb.DuckDBPyConnection, include_sandbox: bool
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Per benchmark, the distinct compilers and flags of its published rows."""
+    compilers = _distinct(con, "compiler", include_sandbox)
+    flags = _distinct(con, "cflags", include_sandbox)
+    return {
+        b: (compilers.get(b, ()), flags.get(b, ())) for b in sorted(set(compilers) | set(flags))
+    }
+
+
+def summarize_windows(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    include_sandbox: bool,
+    previous: Previous | None,
+) -> WindowSummaries:
+    """One kind of window: which windows are kept from `previous`, and the summaries and
+    regressions of the others."""
+    window = windows_mod.KINDS[kind]
+    digests = windows_mod.window_digests(con, window, include_sandbox)
+    names = sorted(digests)
+    old = previous.windows(kind) if previous is not None else {}
+    kept: dict[str, dict[str, Any]] = {}
+    for name in windows_mod.unchanged_windows(digests, old):
+        if previous is None or not previous.window_intact(kind, name):
+            break
+        kept[name] = dict(old[name])
+    kept_flagged = [r for r in (previous.flagged() if previous else []) if r.get("window") in kept]
+    since = next((n for n in names if n not in kept), None)
+    if since is None:
+        return WindowSummaries(kind, names, digests, kept, kept_flagged)
+    rows = summarize(con, include_sandbox=include_sandbox, window=window, since=since)
+    computed: dict[str, list[Summary]] = {}
+    for s in rows:
+        if s.window >= since:  # the earlier ones are there for `regressions`
+            computed.setdefault(s.window, []).append(s)
+    return WindowSummaries(kind, names, digests, kept, kept_flagged, computed, regressions(rows))
+
+
+def summarize_publication(
+    dataset: Dataset, include_sandbox: bool, previous: Previous | None
+) -> Summarized:
+    """The whole stage: all-time summaries, facts, and every kind of window."""
+    con = dataset.con
+    summaries = summarize(con, include_sandbox=include_sandbox, window="all")
+    return Summarized(
+        summaries=summaries,
+        last=max((s.last for s in summaries), default=None),
+        toolchains=toolchains(con, include_sandbox),
+        excluded=excluded_counts(con, include_sandbox),
+        windows=[
+            summarize_windows(con, kind, include_sandbox, previous) for kind in windows_mod.KINDS
+        ],
+    )
