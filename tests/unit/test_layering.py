@@ -141,3 +141,23 @@ def test_the_agent_imports_only_the_standard_library_and_itself() -> None:
         and name != "instbench"
     ]
     assert bad == []
+
+
+PUBLICATION_STAGES = (
+    ("instbench.analysis.ingest", "instbench.analysis.previous"),
+    ("instbench.analysis.summarize", "instbench.analysis.aggregate", "instbench.analysis.windows"),
+    ("instbench.analysis.documents",),
+    ("instbench.analysis.write",),
+    ("instbench.analysis.publish",),
+)
+"""A publication's stages in the order they run (publish.py runs them)."""
+
+
+def test_a_publication_runs_one_way() -> None:
+    """No stage imports a later one: each takes the previous one's result, never calls back."""
+    back = []
+    for i, stage in enumerate(PUBLICATION_STAGES):
+        later = tuple(m for s in PUBLICATION_STAGES[i + 1 :] for m in s)
+        for prefix in stage:
+            back += _importers(prefix, later)
+    assert back == []

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from instbench.analysis import reuse
-from instbench.analysis import windows as windows_mod
 from instbench.analysis.generator import GENERATOR, PUBLICATION_VERSION
 from instbench.analysis.ingest import CACHE_VERSION
+
+WINDOW_FILES = ("summary.csv", "summary.json")
+"""The files of a window folder ({YYYY}-W{WW}/, {YYYY}-{MM}/)."""
 
 
 @dataclass
@@ -33,14 +35,14 @@ class Previous:
 
     def windows(self, kind: str) -> dict[str, dict[str, Any]]:
         """Its `windowDigests` entries of one kind ('weekly', 'monthly'), by window."""
-        return windows_mod.previous_windows(self.index, kind)
+        return previous_windows(self.index, kind)
 
     def window_intact(self, kind: str, name: str) -> bool:
         """True when the window folder's files hash to what the index recorded."""
         if name not in self._intact:
             recorded = self.windows(kind).get(name, {})
             self._intact[name] = _files_match(
-                self.output / name, {f: recorded.get(f) for f in windows_mod.WINDOW_FILES}
+                self.output / name, {f: recorded.get(f) for f in WINDOW_FILES}
             )
         return self._intact[name]
 
@@ -48,6 +50,21 @@ class Previous:
         """Its index.json `regressions` records (those of kept windows are kept)."""
         regs = self.index.get("regressions")
         return [r for r in regs if isinstance(r, dict)] if isinstance(regs, list) else []
+
+
+def previous_windows(index: Mapping[str, Any] | None, kind: str) -> dict[str, dict[str, Any]]:
+    """The previous publication's `windowDigests` entries of one kind ('weekly',
+    'monthly'), by window name; empty when `index` is None (not reusable) or lacks them."""
+    names = (index or {}).get("windows")
+    digests = (index or {}).get("windowDigests")
+    if not isinstance(names, dict) or not isinstance(digests, dict):
+        return {}
+    listed = names.get(kind)
+    return {
+        n: digests[n]
+        for n in (listed if isinstance(listed, list) else [])
+        if isinstance(n, str) and isinstance(digests.get(n), dict)
+    }
 
 
 def _files_match(folder: Path, expected: Mapping[str, object]) -> bool:

@@ -11,7 +11,7 @@ weeks that was most of a publication's Python time.
 What the previous publication used is read from its index.json `windowDigests`: per
 window, the sha256 of its inputs (as `inputs_digest`, over the window's documents only)
 and of its two files, which are hashed again before reuse (reuse.stage_verified), so a
-folder edited since is rendered again rather than republished.
+folder edited since is rendered again rather than republished (analysis/previous.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import duckdb
 
 from instbench.analysis.aggregate import WINDOW_SQL, Window, publishable_filter
 from instbench.analysis.reuse import documents_digest_sql
-
-WINDOW_FILES = ("summary.csv", "summary.json")
 
 KINDS: dict[str, Window] = {"weekly": "week", "monthly": "month"}
 """index.json's name of each kind of window -> aggregate.summarize's."""
@@ -50,24 +48,9 @@ def window_digests(
     return {str(w): str(d) for w, d in rows}
 
 
-def previous_windows(index: Mapping[str, Any] | None, kind: str) -> dict[str, dict[str, Any]]:
-    """The previous publication's `windowDigests` entries of one kind ('weekly',
-    'monthly'), by window name; empty when `index` is None (not reusable) or lacks them."""
-    names = (index or {}).get("windows")
-    digests = (index or {}).get("windowDigests")
-    if not isinstance(names, dict) or not isinstance(digests, dict):
-        return {}
-    listed = names.get(kind)
-    return {
-        n: digests[n]
-        for n in (listed if isinstance(listed, list) else [])
-        if isinstance(n, str) and isinstance(digests.get(n), dict)
-    }
-
-
 def unchanged_windows(digests: Mapping[str, str], previous: Mapping[str, Any]) -> list[str]:
     """The longest run of oldest windows whose inputs are the previous publication's
-    (`previous`: `previous_windows` of the same kind): the same windows in the same
+    (`previous`: `Previous.windows` of the same kind): the same windows in the same
     order, each with the same digest."""
     old_names = sorted(previous)
     same: list[str] = []

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from instbench.analysis import windows as windows_mod
 from instbench.analysis.aggregate import Regression
 from instbench.analysis.documents.jsonform import (
     SUMMARY_COLUMNS,
@@ -22,6 +21,7 @@ from instbench.analysis.documents.jsonform import (
     num,
     summary_rows,
 )
+from instbench.analysis.previous import WINDOW_FILES
 from instbench.analysis.summarize import WindowSummaries
 
 _REGRESSION_ORDER = ("instance_type", "benchmark", "test", "thread_mode", "metric", "window")
@@ -65,7 +65,7 @@ def window_documents(kinds: Iterable[WindowSummaries]) -> WindowDocuments:
     for ws in kinds:
         names[ws.kind] = list(ws.names)
         for name, entry in ws.kept.items():
-            kept[name] = windows_mod.WINDOW_FILES
+            kept[name] = WINDOW_FILES
             digests[name] = dict(entry)
         kind_flagged = list(ws.kept_flagged)
         regs_by_window: dict[str, list[dict[str, Any]]] = {}
