@@ -146,6 +146,13 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("scaling", "ratio", True, "All-threads score / single-thread score."),
         Metric(
+            "smt_efficiency",
+            "ratio",
+            True,
+            "All-vCPU score / score with one thread per physical core: what SMT adds to "
+            "whole cores. Exactly 1 on a CPU without SMT (the two runs are the same run).",
+        ),
+        Metric(
             "offered",
             "flag",
             True,
@@ -358,6 +365,8 @@ def _cpu_rows(section: Any, base: Row) -> Iterator[Row]:
     yield from _figure(base, "cpu", test, "all", threads, "score", integer.all_threads_score)
     yield from _figure(base, "cpu", test, "all", threads, "scaling", integer.scaling)
     yield from _figure(base, "cpu", test, "all", threads, "smt_yield", integer.smt_yield)
+    smt = getattr(integer, "smt_efficiency", None)
+    yield from _figure(base, "cpu", test, "all", threads, "smt_efficiency", smt)
     vector = section.vector
     offered = set(vector.offered)
     for ext in VECTOR_EXTENSIONS:
@@ -383,7 +392,7 @@ def _coremark_rows(coremark: Any, base: Row) -> Iterator[Row]:
 
     The section must name itself `coremark` and carry CoreMark's scores; anything else
     (no section, our own kernel, a section without scores) yields no row, so the
-    `coremark` object of cpu-benchmarks.json is omitted rather than filled with
+    type is held back from cpu-benchmarks.json rather than filled with
     something that is not CoreMark.
     """
     if coremark is None or _get(coremark, "name") != "coremark":
