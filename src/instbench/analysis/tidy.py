@@ -365,7 +365,11 @@ def _cpu_rows(section: Any, base: Row) -> Iterator[Row]:
     yield from _figure(base, "cpu", test, "all", threads, "score", integer.all_threads_score)
     yield from _figure(base, "cpu", test, "all", threads, "scaling", integer.scaling)
     yield from _figure(base, "cpu", test, "all", threads, "smt_yield", integer.smt_yield)
-    smt = getattr(integer, "smt_efficiency", None)
+    smt = integer.smt_efficiency
+    if smt is None and integer.physical_cores >= base["vcpus"]:
+        # Every vCPU is a whole core (no SMT): 1.0 by definition, as the agent records it
+        # since data_version 1.2.0; earlier results say so through their core count.
+        smt = 1.0
     yield from _figure(base, "cpu", test, "all", threads, "smt_efficiency", smt)
     vector = section.vector
     offered = set(vector.offered)

@@ -26,6 +26,8 @@ from instbench.analysis.compass_contract import ClientField
 from instbench.analysis.compass_schema import CPU_FILE, MEMORY_FILE, PRICE_FILE
 from instbench.analysis.ingest import ingest
 from instbench.analysis.pricing import InstancePrice, PriceSet
+from instbench.analysis.tidy import document_rows
+from instbench.results.validate import validate_document
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "computecompass.md"
 FILES = (MEMORY_FILE, CPU_FILE, PRICE_FILE)
@@ -235,6 +237,17 @@ def test_smt_efficiency_is_one_without_smt_and_measured_with_it(
     assert document["instances"]["m7a.large"]["scaling"]["smtEfficiency"] == 1.0
     integer = full_document("m7a.large")["performance_data"]["cpu"]["integer"]
     assert integer["smt_efficiency"] == 1.0 and integer["per_core_score"] is None
+
+    # Results from before the per-core run (data_version < 1.2.0): 1.0 where every vCPU is
+    # a core; with SMT there is nothing to publish, and the type is held back for it.
+    def smt_rows(itype: str) -> list[float]:
+        doc = full_document(itype)
+        doc["performance_data"]["cpu"]["integer"].update(smt_efficiency=None, per_core_score=None)
+        rows = document_rows(validate_document(doc), "k", "s")
+        return [r["value"] for r in rows if r["metric"] == "smt_efficiency"]
+
+    assert smt_rows("m7a.large") == [1.0]
+    assert smt_rows("m7i.large") == []
 
 
 def test_the_docs_carry_the_contract_tables() -> None:
