@@ -473,3 +473,24 @@ def test_scripts_launched_together_start_boot_spacing_apart(
     # started_at is wall-clock time and the spacing is kept on the monotonic clock:
     # allow a few milliseconds between the two.
     assert all(later - earlier >= 0.45 for earlier, later in itertools.pairwise(starts))
+
+
+def test_only_the_coremark_url_reaches_the_scripts_from_the_controller(
+    aws_session: AwsSession, cloud: CloudInit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loopback mirror of the pinned CoreMark sources: what a sandbox run fetches instead
+    # of GitHub. Everything else of the controller's environment stays behind.
+    monkeypatch.setenv("INSTBENCH_COREMARK_URL", "http://127.0.0.1:9/coremark")
+    monkeypatch.setenv("INSTBENCH_NOT_FORWARDED", "secret")
+    iid = _launch(
+        aws_session,
+        _script(
+            """
+W=$(mktemp -d /tmp/instbench.XXXXXX)
+echo "url=${INSTBENCH_COREMARK_URL:-none} other=${INSTBENCH_NOT_FORWARDED:-none}" > "$W/env.txt"
+"""
+        ),
+    )
+    cloud.wait_ended(iid, timeout=20)
+    (env,) = cloud.instance_dir(iid).glob("tmp/instbench.*/env.txt")
+    assert env.read_text() == "url=http://127.0.0.1:9/coremark other=none\n"

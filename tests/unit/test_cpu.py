@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from instbench.agent import sysinfo
 from instbench.benchmarks import compiler as cc
 from instbench.benchmarks import cpu, isa, registry
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
@@ -127,6 +128,15 @@ def test_integer_summary() -> None:
     assert s["smt_yield"] == pytest.approx(1.3)
 
 
+def test_smt_efficiency() -> None:
+    # 2 cores with SMT (4 threads): all four threads 260, one per core 200.
+    assert cpu.smt_efficiency(260.0, 200.0, threads=4, physical=2, smt=True) == pytest.approx(1.3)
+    # No SMT: the per-core run is the all-threads run, 1.0 by definition (no run needed).
+    assert cpu.smt_efficiency(260.0, None, threads=2, physical=2, smt=False) == 1.0
+    # SMT, but --threads no more than the cores: all vCPUs were not used, not measured.
+    assert cpu.smt_efficiency(260.0, None, threads=2, physical=2, smt=True) is None
+
+
 def test_options_validated() -> None:
     with pytest.raises(BenchmarkInputError):
         cpu.CpuOptions(duration_ms=1.0)
@@ -154,6 +164,14 @@ def test_real_quick_run_through_registry(tmp_path: Path) -> None:
     assert result.integer.name == "instbench-int" and result.integer.checksum_ok
     assert result.coremark is None
     assert result.integer.scaling > 0
+    smt = sysinfo.collect()["cpu"]["threads_per_core"] > 1
+    if smt and result.integer.threads > result.integer.physical_cores:
+        assert result.integer.per_core_score is not None
+        assert result.integer.smt_efficiency == pytest.approx(
+            result.integer.all_threads_score / result.integer.per_core_score
+        )
+    elif not smt:  # this machine's vCPUs are whole cores: 1.0 by definition, no third run
+        assert (result.integer.smt_efficiency, result.integer.per_core_score) == (1.0, None)
     flags = set(Path("/proc/cpuinfo").read_text().split())
     offered = isa.offered(flags)
     assert result.vector.offered == offered

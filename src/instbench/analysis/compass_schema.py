@@ -16,6 +16,8 @@ fetch against the same text.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,7 +37,7 @@ SCHEMA_FILES: dict[str, str] = {
 }
 """Published file -> its schema file under instbench/schemas/ (and latest/schemas/)."""
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 """Version of the three contract schemas; the `-v1` in their names is its major part."""
 
 MAX_REPORTED_ERRORS = 5
@@ -75,9 +77,27 @@ def violations(file_name: str, document: Any) -> list[str]:
     """
     errors = _validator(file_name).iter_errors(document)
     found = sorted(
-        (("/".join(str(p) for p in e.absolute_path) or "(document)"), e.message) for e in errors
+        [(("/".join(str(p) for p in e.absolute_path) or "(document)"), e.message) for e in errors]
+        + [(path, f"{value!r} is not a finite number") for path, value in _non_finite(document)]
     )
     return [f"{path}: {message}" for path, message in found]
+
+
+def _non_finite(node: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    """NaN and infinities anywhere in `node`, with their paths.
+
+    JSON Schema cannot say "finite": NaN passes every bound (each comparison is false)
+    and Python's json writes it as `NaN`, which the client's JSON.parse rejects, losing
+    the whole file. So the contract check looks for them itself.
+    """
+    if isinstance(node, float) and not math.isfinite(node):
+        yield (path or "(document)", node)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _non_finite(value, f"{path}/{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, f"{path}/{i}" if path else str(i))
 
 
 def validate(file_name: str, document: Any) -> None:

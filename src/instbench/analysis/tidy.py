@@ -146,6 +146,13 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("scaling", "ratio", True, "All-threads score / single-thread score."),
         Metric(
+            "smt_efficiency",
+            "ratio",
+            True,
+            "All-vCPU score / score with one thread per physical core: what SMT adds to "
+            "whole cores. Exactly 1 on a CPU without SMT (the two runs are the same run).",
+        ),
+        Metric(
             "offered",
             "flag",
             True,
@@ -358,6 +365,12 @@ def _cpu_rows(section: Any, base: Row) -> Iterator[Row]:
     yield from _figure(base, "cpu", test, "all", threads, "score", integer.all_threads_score)
     yield from _figure(base, "cpu", test, "all", threads, "scaling", integer.scaling)
     yield from _figure(base, "cpu", test, "all", threads, "smt_yield", integer.smt_yield)
+    smt = integer.smt_efficiency
+    if smt is None and integer.physical_cores >= base["vcpus"]:
+        # Every vCPU is a whole core (no SMT): 1.0 by definition, as the agent records it
+        # since data_version 1.2.0; earlier results say so through their core count.
+        smt = 1.0
+    yield from _figure(base, "cpu", test, "all", threads, "smt_efficiency", smt)
     vector = section.vector
     offered = set(vector.offered)
     for ext in VECTOR_EXTENSIONS:
@@ -383,7 +396,7 @@ def _coremark_rows(coremark: Any, base: Row) -> Iterator[Row]:
 
     The section must name itself `coremark` and carry CoreMark's scores; anything else
     (no section, our own kernel, a section without scores) yields no row, so the
-    `coremark` object of cpu-benchmarks.json is omitted rather than filled with
+    type is held back from cpu-benchmarks.json rather than filled with
     something that is not CoreMark.
     """
     if coremark is None or _get(coremark, "name") != "coremark":

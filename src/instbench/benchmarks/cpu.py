@@ -19,6 +19,12 @@ Assembles `performance_data.cpu` (`CpuResult` in instbench/results/schema.py).
   scaling = all / single; parallel efficiency = all / (single x threads); SMT yield =
   (all / physical cores) / single, i.e. what one whole core with all its hardware threads
   delivers relative to one thread alone (about 1 without SMT; above 1 when SMT helps).
+* SMT efficiency = all-threads score / the score of one thread per physical core (a third
+  run, OMP_PLACES=cores OMP_PROC_BIND=spread): what the SMT siblings add to whole cores,
+  the figure ComputeCompass shows as `scaling.smtEfficiency`. Without SMT (one thread
+  per core) the per-core run is the all-threads run, so the figure is exactly 1.0 by
+  definition, not measured; with SMT but fewer threads than CPUs (--threads) it is not
+  measured (None).
 * OpenSSL: `openssl speed -mr -seconds 1 -evp aes-256-gcm` and `-evp sha256` where the
   `openssl` command exists (quick mode: one 16 KiB block size); bytes per second as
   OpenSSL reports them (it divides by the CPU time of the process).
@@ -201,8 +207,10 @@ def openssl_command(algorithm: str, quick: bool) -> List[str]:
     return [*cmd, "-evp", algorithm]
 
 
-def _run(cmd: Sequence[str], timeout: float, what: str) -> str:
-    proc, _ = cc.run_binary(cmd, timeout, what)
+def _run(
+    cmd: Sequence[str], timeout: float, what: str, env: Optional[Dict[str, str]] = None
+) -> str:
+    proc, _ = cc.run_binary(cmd, timeout, what, None if env is None else {**os.environ, **env})
     if proc.returncode != 0:
         raise BenchmarkError(cc.exit_failure(proc, what))
     return proc.stdout
@@ -254,10 +262,31 @@ def integer_summary(
     }
 
 
-def _run_int(binary: Path, threads: int, ms: float) -> Dict[str, Any]:
-    data = parse_int_output(
-        _run([str(binary), f"threads={threads}", f"ms={ms:g}"], 60 + ms / 100, INT_NAME)
-    )
+ONE_THREAD_PER_CORE = {"OMP_PLACES": "cores", "OMP_PROC_BIND": "spread"}
+"""OpenMP placement of the per-core run: each thread on its own physical core."""
+
+
+def smt_efficiency(
+    all_threads: float, per_core: Optional[float], threads: int, physical: int, smt: bool
+) -> Optional[float]:
+    """all_threads / per_core score; 1.0 exactly without SMT; None when not measured.
+
+    Without SMT every CPU is a core: the run with one thread per core is the all-threads
+    run, so the ratio is 1 by definition. With SMT it needs the per-core run, which is
+    only meaningful when the all-threads run used more threads than there are cores.
+    """
+    if not smt:
+        return 1.0
+    if per_core is None or threads <= physical:
+        return None
+    return all_threads / per_core
+
+
+def _run_int(
+    binary: Path, threads: int, ms: float, env: Optional[Dict[str, str]] = None
+) -> Dict[str, Any]:
+    argv = [str(binary), f"threads={threads}", f"ms={ms:g}"]
+    data = parse_int_output(_run(argv, 60 + ms / 100, INT_NAME, env))
     if not data["checksum_ok"]:
         raise BenchmarkError(
             f"instbench-int checksum {data['checksums']} != {EXPECTED_CHECKSUM}: miscompiled "
@@ -336,6 +365,11 @@ def run_cpu(
     single = _run_int(built.binary, 1, ms)
     multi = _run_int(built.binary, threads, ms)
     s1, sn = float(single["score"]), float(multi["score"])
+    smt = int(cpu.get("threads_per_core") or 1) > 1
+    per_core: Optional[float] = None
+    if smt and threads > physical:
+        per_core = float(_run_int(built.binary, physical, ms, ONE_THREAD_PER_CORE)["score"])
+        log(f"cpu {INT_NAME}: {per_core:.0f} it/s one thread per core ({physical} threads)")
     summary = integer_summary(s1, sn, threads, min(physical, threads))
     log(
         f"cpu {INT_NAME}: {s1:.0f} it/s one thread, {sn:.0f} it/s {threads} threads "
@@ -353,6 +387,8 @@ def run_cpu(
         "single_thread_score": s1,
         "all_threads_score": sn,
         **summary,
+        "per_core_score": per_core,
+        "smt_efficiency": smt_efficiency(sn, per_core, threads, physical, smt),
     }
 
     try:
@@ -422,6 +458,7 @@ __all__ = [
     "parse_openssl_speed",
     "parse_vec_output",
     "run_cpu",
+    "smt_efficiency",
     "vector_note",
     "vector_plan",
 ]

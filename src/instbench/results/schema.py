@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.1.0"
+DATA_VERSION = "1.2.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -502,6 +502,19 @@ class CpuInteger(_Model):
     smt_yield: PositiveFinite = Field(
         description="score_per_physical_core / single_thread_score: what a whole core with "
         "its SMT siblings gives relative to one thread (about 1 without SMT)."
+    )
+    per_core_score: PositiveFinite | None = Field(
+        default=None,
+        description="Iterations/s with one thread per physical core (OMP_PLACES=cores, "
+        "OMP_PROC_BIND=spread). Null without SMT (that run is the all-threads run) and in "
+        "documents before 1.2.0.",
+    )
+    smt_efficiency: PositiveFinite | None = Field(
+        default=None,
+        description="all_threads_score / per_core_score: throughput with every vCPU over "
+        "throughput with one thread per physical core. Exactly 1.0 on a CPU without SMT "
+        "(threads_per_core 1), by definition. Null when not measured (SMT with fewer "
+        "threads than CPUs, or documents before 1.2.0). Since 1.2.0.",
     )
 
 

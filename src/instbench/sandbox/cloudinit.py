@@ -13,7 +13,10 @@ and executes it, exactly as launched, with:
 - ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` pointing at the sandbox IMDS with the instance's
   id as path prefix, so the agent reads the identity EC2 (moto) gave that instance;
 - a fresh, minimal environment (``PATH``, ``HOME``, ``LANG``, ``TMPDIR``, ``USER``): no
-  AWS credentials leak from the controller, as none exist on a real instance;
+  AWS credentials leak from the controller, as none exist on a real instance; only
+  ``INSTBENCH_COREMARK_URL`` is passed on when the controller has it (`FORWARDED_ENV`):
+  on EC2 the agent fetches the pinned CoreMark sources from GitHub, and the sandbox,
+  which must not reach the network, can get them from a loopback mirror this way;
 - its own process group and session, so powering off kills everything it started;
 - its "disk" in ``workdir/{instance-id}/`` (user-data, console.log, home/, tmp/, sandbox/).
 
@@ -149,6 +152,10 @@ class _Slot:
     @property
     def sandbox_dir(self) -> Path:
         return self.root / "sandbox"
+
+
+FORWARDED_ENV = ("INSTBENCH_COREMARK_URL",)
+"""Variables of the controller's environment every instance script gets (see above)."""
 
 
 class CloudInit(Service):
@@ -419,6 +426,7 @@ class CloudInit(Service):
             "INSTBENCH_SANDBOX_HOST_PATH": host_path,
             # The docker shim plays the agent image with the agent of this installation.
             "INSTBENCH_SANDBOX_PYTHON": sys.executable,
+            **{k: os.environ[k] for k in FORWARDED_ENV if k in os.environ},
             **self.extra_env,
         }
         self._console_line(slot, "running user data")

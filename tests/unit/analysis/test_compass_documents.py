@@ -261,6 +261,10 @@ def cpu_section(
             "score_per_physical_core": total / min(physical, threads),
             "score_per_logical_cpu": total / threads,
             "smt_yield": total / min(physical, threads) / single,
+            # One thread per core: a `physical`-thread share of the total at the single
+            # rate per core; without SMT that run is the all-threads run (1.0 exactly).
+            "per_core_score": single * physical if threads > physical else None,
+            "smt_efficiency": total / (single * physical) if threads > physical else 1.0,
         },
         "coremark": coremark,
         "coremark_note": None if coremark else "not fetched: no source URL",

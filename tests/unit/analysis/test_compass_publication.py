@@ -131,7 +131,6 @@ def test_the_schemas_require_every_field_publish_says_the_app_reads(published: P
     for name, doc, fields in (
         (MEMORY_FILE, memory, compass_module.MEMORY_FIELDS),
         (CPU_FILE, cpu, compass_module.CPU_FIELDS),
-        (CPU_FILE, cpu, compass_module.COREMARK_FIELDS),
     ):
         itype = next(t for t, e in doc["instances"].items() if fields[0].path[0] in e)
         for field in fields:
@@ -211,9 +210,18 @@ def test_types_enter_each_file_only_when_complete(published: Path) -> None:
     assert held[MEMORY_FILE]["r7i.48xlarge"] == ["numa.remoteBandwidth", "numa.interSocketLatency"]
     # A remote node on the same socket is not another socket's memory.
     assert held[MEMORY_FILE]["c7i.48xlarge"] == ["numa.remoteBandwidth", "numa.interSocketLatency"]
-    # Graviton: no frequency (no LINPACK peak, so no efficiency), SVE not measured.
-    assert held[CPU_FILE]["c7g.large"] == ["linpack.efficiency", "vectorization.sve"]
+    # Graviton: no frequency (no LINPACK peak, so no efficiency), no CoreMark, SVE not
+    # measured.
+    assert held[CPU_FILE]["c7g.large"] == [
+        "linpack.efficiency",
+        "coremark.score",
+        "coremark.coremarkMhz",
+        "vectorization.sve",
+    ]
     assert "c7g.large" not in cpu["instances"]
+    # No real CoreMark: held back from the cpu file, in the memory file all the same.
+    assert held[CPU_FILE]["m7a.large"] == ["coremark.score", "coremark.coremarkMhz"]
+    assert sorted(cpu["instances"]) == ["m7i.large"]
     m7i = memory["instances"]["m7i.large"]
     assert m7i["cache"]["memory"]["latency"] == pytest.approx((92.0 + 95.0 + 97.0) / 3)
     assert m7i["cache"]["memory"]["stats"]["latency"]["n"] == 3
@@ -240,7 +248,7 @@ def test_cpu_figures_come_from_the_measured_results(published: Path) -> None:
     assert entry["scaling"] == {
         "singleThread": pytest.approx(mean([x["single_thread_score"] for x in integer]), rel=1e-5),
         "allCores": pytest.approx(mean([x["all_threads_score"] for x in integer]), rel=1e-5),
-        "smtEfficiency": pytest.approx(mean([x["smt_yield"] for x in integer]), rel=1e-5),
+        "smtEfficiency": pytest.approx(mean([x["smt_efficiency"] for x in integer]), rel=1e-5),
         "kernel": "instbench-int",
         "unit": "iterations/s",
         "stats": entry["scaling"]["stats"],
@@ -272,11 +280,12 @@ def test_cpu_figures_come_from_the_measured_results(published: Path) -> None:
 def test_instbench_int_is_never_published_as_coremark(published: Path) -> None:
     cpu = _load(published, CPU_FILE)
     index = _load(published, "index.json")
-    m7a = cpu["instances"]["m7a.large"]
-    assert "coremark" not in m7a  # no real CoreMark: the object is omitted, not filled
-    assert m7a["scaling"]["kernel"] == "instbench-int"
-    assert index["omitted"][CPU_FILE]["m7a.large"] == ["coremark.score", "coremark.coremarkMhz"]
-    assert "m7i.large" not in index["omitted"][CPU_FILE]
+    # No real CoreMark: held back, never filled with a placeholder or our kernel's score.
+    assert "m7a.large" not in cpu["instances"]
+    assert index["heldBack"][CPU_FILE]["m7a.large"] == ["coremark.score", "coremark.coremarkMhz"]
+    assert "omitted" not in index
+    assert cpu["instances"]["m7i.large"]["scaling"]["kernel"] == "instbench-int"
+    assert cpu["instances"]["m7i.large"]["coremark"]["kernel"] == "EEMBC CoreMark"
     assert "real EEMBC CoreMark" in cpu["methodology"]["coremark"]
     assert "never published as CoreMark" in cpu["methodology"]["coremark"]
     # In the tidy rows too: our kernel's scores never carry the CoreMark name.
@@ -286,8 +295,11 @@ def test_instbench_int_is_never_published_as_coremark(published: Path) -> None:
     assert {r["test"] for r in rows if r["metric"] == "score"} == {"instbench-int"}
 
 
-def test_recorded_cpu_and_linpack_results_fill_the_cpu_file(tmp_path: Path) -> None:
-    """Real results of this repository's agent (local, quick: published only in demos)."""
+def test_recorded_cpu_and_linpack_results_without_coremark_are_held_back(tmp_path: Path) -> None:
+    """Real results of this repository's agent (local, quick: published only in demos),
+    recorded before CoreMark ran in local runs: held back from the cpu file with what
+    they lack, their figures kept in the aggregates. That machine has no SMT (2 vCPUs, 2
+    cores), so its smtEfficiency is 1.0 although the result predates the per-core run."""
     from instbench.storage.local import LocalStore
 
     store = LocalStore(tmp_path / "mirror")
@@ -299,19 +311,20 @@ def test_recorded_cpu_and_linpack_results_fill_the_cpu_file(tmp_path: Path) -> N
         publish(ds, tmp_path / "demo", include_sandbox=True)
         publish(ds, tmp_path / "real")
     cpu = _load(tmp_path / "demo" / "latest", CPU_FILE)
-    entry = cpu["instances"]["local"]
-    raw = recorded("cpu")["performance_data"]["cpu"]
-    assert entry["scaling"]["singleThread"] == pytest.approx(
-        raw["integer"]["single_thread_score"], rel=1e-5
-    )
-    assert (
-        entry["linpack"]["problemSize"] == recorded("linpack")["performance_data"]["linpack"]["n"]
-    )
-    # That machine offers no AVX-512: 0 from its flags; avx2 measured.
-    assert entry["vectorization"]["avx512"] == 0 and entry["vectorization"]["avx2"] > 0
-    assert "coremark" not in entry  # CoreMark was not fetched on that run
-    memory = _load(tmp_path / "demo" / "latest", MEMORY_FILE)
     index = _load(tmp_path / "demo" / "latest", "index.json")
+    assert cpu["instances"] == {}
+    assert index["heldBack"][CPU_FILE]["local"] == ["coremark.score", "coremark.coremarkMhz"]
+    smt = [
+        line
+        for line in (tmp_path / "demo" / "latest" / "aggregates.csv").read_text().splitlines()
+        if ",smt_efficiency," in line
+    ]
+    assert len(smt) == 1 and ",1.0," in smt[0], smt
+    raw = recorded("cpu")["performance_data"]["cpu"]
+    aggregates = (tmp_path / "demo" / "latest" / "aggregates.csv").read_text()
+    assert "instbench-int" in aggregates and "problem_size" in aggregates
+    assert str(raw["integer"]["single_thread_score"])[:5] in aggregates
+    memory = _load(tmp_path / "demo" / "latest", MEMORY_FILE)
     assert "local" not in memory["instances"]  # no STREAM in that run: held back
     assert index["heldBack"][MEMORY_FILE]["local"][0] == "stream.copy.bandwidth"
     # Local, quick-mode results are never part of a real publication.

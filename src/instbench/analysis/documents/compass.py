@@ -1,12 +1,13 @@
 """The three files ComputeCompass fetches: memory-benchmarks.json, cpu-benchmarks.json and
 price-performance.json, built from the publication's summaries.
 
-Complete or absent, never invented: the app reads some fields without null checks, so a
-type enters a contract file only when every field the app reads was measured (or read
-from the machine; remote NUMA figures are 0 on one socket by the convention the format
-has always used). `MEMORY_FIELDS` and `CPU_FIELDS` list those fields and where each comes
-from; a type that lacks any is listed in index.json `heldBack` with exactly what it
-lacks, and still appears in the tidy exports.
+Complete or absent, never invented: the client is the contract (analysis/compass_contract.py,
+docs/computecompass.md). It reads fields without null checks, so a type enters a contract
+file only when every field the client requires was measured (or read from the machine;
+remote NUMA figures are 0 on one socket by the convention the format has always used).
+`MEMORY_FIELDS`, `CPU_FIELDS` and `PRICE_FIELDS` list those fields and where each comes
+from; a type that lacks any is listed in index.json `heldBack` under that file with
+exactly what it lacks, and still appears in the tidy exports and the report.
 
 Figures are means over samples (instances); beside each, a `stats` object gives n, the
 median, the 95 % t interval of the mean, and the CV between instances (docs/statistics.md).
@@ -198,31 +199,27 @@ CPU_FIELDS: tuple[Field, ...] = (
     Field(("linpack", "gflops"), ("linpack", "hpl", "all", "gflops")),
     Field(("linpack", "efficiency"), ("linpack", "hpl", "all", "efficiency")),
     Field(("linpack", "problemSize"), ("linpack", "hpl", "all", "problem_size"), integer=True),
+    Field(("coremark", "score"), ("coremark", "coremark", "all", "score")),
+    Field(("coremark", "coremarkMhz"), ("coremark", "coremark", "all", "score_per_mhz")),
     *(
         Field(("vectorization", key), machine=_vector(ext))
         for key, ext in COMPASS_VECTOR_EXTENSIONS.items()
     ),
     Field(("scaling", "singleThread"), ("cpu", "instbench-int", "single", "score")),
     Field(("scaling", "allCores"), ("cpu", "instbench-int", "all", "score")),
-    Field(("scaling", "smtEfficiency"), ("cpu", "instbench-int", "all", "smt_yield")),
+    Field(("scaling", "smtEfficiency"), ("cpu", "instbench-int", "all", "smt_efficiency")),
 )
 """Every field of cpu-benchmarks.json a type needs to enter the file, and its source.
 
 LINPACK: gflops, efficiency (gflops / estimated peak; a type whose peak could not be
-estimated is held back), the matrix order n. Vectorization: the all-threads GFLOPS of
-the multiply-add kernel built for each extension (`_vector`). Scaling: instbench-int,
-our own integer kernel, one thread and all threads, and its SMT yield. instbench-int is
-never published as CoreMark: see `COREMARK_FIELDS`."""
-
-COREMARK_FIELDS: tuple[Field, ...] = (
-    Field(("coremark", "score"), ("coremark", "coremark", "all", "score")),
-    Field(("coremark", "coremarkMhz"), ("coremark", "coremark", "all", "score_per_mhz")),
-)
-"""The optional `coremark` object: real EEMBC CoreMark only (tidy._coremark_rows reads
-it only from a result section that names itself CoreMark), all threads, and its score
-per MHz of the OS-reported maximum clock. A type without it still enters the file, with
-no `coremark` object (never our kernel's score in its place); index.json `omitted` lists
-such types."""
+estimated is held back), the matrix order n. CoreMark: real EEMBC CoreMark only
+(tidy._coremark_rows reads it only from a result section that names itself CoreMark),
+all threads, and its score per MHz of the OS-reported maximum clock; the client reads
+`coremark.score` without a check, so a type without real CoreMark is held back (never a
+placeholder, never our kernel's score under the CoreMark name). Vectorization: the
+all-threads GFLOPS of the multiply-add kernel built for each extension (`_vector`).
+Scaling: instbench-int, our own integer kernel, one thread and all threads, and its SMT
+efficiency (all vCPUs / one thread per physical core; 1.0 exactly without SMT)."""
 
 _CPU_CONSTANTS: dict[tuple[str, ...], dict[str, str]] = {
     ("linpack",): {"unit": "GFLOPS"},
@@ -271,23 +268,16 @@ def build_entry(
     fig: TypeFigures,
     fields: Iterable[Field],
     constants: Mapping[tuple[str, ...], Mapping[str, str]] | None = None,
-    optional: Iterable[tuple[Field, ...]] = (),
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """(the type's object, []) when every field is known, else (None, missing fields).
 
-    `optional` groups are added whole when every field of the group is known and left
-    out entirely otherwise (never half an object). `constants` adds fixed keys (units)
-    to the objects that exist.
+    `constants` adds fixed keys (units) to the objects that exist.
     """
     found, missing = _values(fig, fields)
     if missing:
         return None, missing
     entry: dict[str, Any] = {}
     _fill(entry, found)
-    for group in optional:
-        group_found, group_missing = _values(fig, group)
-        if not group_missing:
-            _fill(entry, group_found)
     for path, keys in (constants if constants is not None else _MEMORY_CONSTANTS).items():
         parent = _lookup(entry, path)
         if isinstance(parent, dict):
@@ -369,30 +359,19 @@ def memory_document(
     return doc, held
 
 
-@dataclass(frozen=True)
-class CpuPublication:
-    """cpu-benchmarks.json, the types held back (with what they lack), and the types
-    published without a `coremark` object (with the CoreMark fields they lack)."""
-
-    document: dict[str, Any]
-    held: dict[str, list[str]]
-    omitted: dict[str, list[str]]
-
-
-def cpu_document(figures: Mapping[str, TypeFigures], meta: dict[str, Any]) -> CpuPublication:
-    """cpu-benchmarks.json: LINPACK, vectorization, scaling; real CoreMark where measured."""
+def cpu_document(
+    figures: Mapping[str, TypeFigures], meta: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """cpu-benchmarks.json (LINPACK, real CoreMark, vectorization, scaling) and the
+    held-back types with what they lack."""
     instances: dict[str, Any] = {}
     held: dict[str, list[str]] = {}
-    omitted: dict[str, list[str]] = {}
     for itype in sorted(figures):
-        fig = figures[itype]
-        entry, missing = build_entry(fig, CPU_FIELDS, _CPU_CONSTANTS, (COREMARK_FIELDS,))
+        entry, missing = build_entry(figures[itype], CPU_FIELDS, _CPU_CONSTANTS)
         if entry is None:
             held[itype] = missing
             continue
         instances[itype] = entry
-        if "coremark" not in entry:
-            omitted[itype] = _values(fig, COREMARK_FIELDS)[1]
     peak = sorted(
         (
             {
@@ -412,26 +391,68 @@ def cpu_document(figures: Mapping[str, TypeFigures], meta: dict[str, Any]) -> Cp
                 "architecture": _architecture(figures[t]),
             }
             for t, e in instances.items()
-            if "coremark" in e
         ),
         key=lambda r: (-r["score"], r["instanceType"]),
     )
     doc = {
         **meta,
         "description": "CPU performance of AWS EC2 instance types: LINPACK GFLOPS and "
-        "efficiency, multiply-add GFLOPS per vector extension, integer throughput scaling "
-        "(instbench-int, our own kernel) and, only where real EEMBC CoreMark ran and "
-        "validated, a coremark object; means over independent instances with 95 % "
-        "confidence intervals.",
+        "efficiency, real EEMBC CoreMark, multiply-add GFLOPS per vector extension, integer "
+        "throughput scaling (instbench-int, our own kernel); a type enters only with every "
+        "one of them measured. Means over independent instances with 95 % confidence "
+        "intervals.",
         "instances": instances,
         "rankings": {"peak_gflops": peak, "coremark_score": coremark},
     }
-    return CpuPublication(doc, held, omitted)
+    return doc, held
+
+
+@dataclass(frozen=True)
+class PriceField:
+    """One field of a type's price object and how it is computed from the type's price
+    and figures (None: unknown, and the type is held back from the price file)."""
+
+    path: tuple[str, ...]
+    value: Callable[[InstancePrice, TypeFigures], float | None]
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+
+def _per(
+    figure: SummaryKey,
+) -> Callable[[InstancePrice, TypeFigures], float | None]:
+    """On-demand USD/hour divided by the mean of a measured figure (> 0)."""
+
+    def value(price: InstancePrice, fig: TypeFigures) -> float | None:
+        measured = fig.get(figure)
+        if price.on_demand is None or measured is None or not measured.mean > 0:
+            return None
+        return price.on_demand / measured.mean
+
+    return value
+
+
+PRICE_FIELDS: tuple[PriceField, ...] = (
+    PriceField(("onDemand",), lambda p, _: p.on_demand),
+    PriceField(("spot", "current"), lambda p, _: p.spot_current),
+    PriceField(("spot", "average7d"), lambda p, _: p.spot_average_7d),
+    PriceField(("spot", "reliability"), lambda p, _: p.spot_reliability),
+    PriceField(("reserved", "term1yr"), lambda p, _: p.reserved_1yr),
+    PriceField(("reserved", "term3yr"), lambda p, _: p.reserved_3yr),
+    PriceField(("costEfficiency", "costPerGBs"), _per(("stream", "triad", "all", "bandwidth"))),
+    PriceField(("costEfficiency", "costPerGflop"), _per(("linpack", "hpl", "all", "gflops"))),
+)
+"""Every field of price-performance.json a type needs to enter the file, and its source.
+
+Prices are USD per instance-hour (instbench/prices.py); `spot.reliability` is the spot
+placement score / 10. costPerGflop is USD per hour per LINPACK GFLOPS (per GFLOPS-hour),
+whether or not the type entered the cpu file (that file has requirements of its own)."""
 
 
 def price_document(
     figures: Mapping[str, TypeFigures],
-    cpu_instances: Mapping[str, Any],
     prices: PriceSet | None,
     meta: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -443,21 +464,7 @@ def price_document(
         price = prices.instances.get(itype) if prices else None
         price = price or InstancePrice()
         triad = fig.get(("stream", "triad", "all", "bandwidth"))
-        gflops = cpu_instances.get(itype, {}).get("linpack", {}).get("gflops")
-        values: dict[tuple[str, ...], Any] = {
-            ("onDemand",): price.on_demand,
-            ("spot", "current"): price.spot_current,
-            ("spot", "average7d"): price.spot_average_7d,
-            ("spot", "reliability"): price.spot_reliability,
-            ("reserved", "term1yr"): price.reserved_1yr,
-            ("reserved", "term3yr"): price.reserved_3yr,
-            ("costEfficiency", "costPerGBs"): (
-                price.on_demand / triad.mean if price.on_demand is not None and triad else None
-            ),
-            ("costEfficiency", "costPerGflop"): (
-                price.on_demand / gflops if price.on_demand is not None and gflops else None
-            ),
-        }
+        values = {f.path: f.value(price, fig) for f in PRICE_FIELDS}
         missing = [".".join(p) for p, v in values.items() if v is None]
         if missing:
             held[itype] = missing
@@ -525,8 +532,6 @@ class CompassDocuments:
     """File name -> document, in the order they are written."""
     held: dict[str, dict[str, list[str]]]
     """File name -> held-back type -> the fields it lacks (index.json `heldBack`)."""
-    omitted: dict[str, dict[str, list[str]]]
-    """index.json `omitted`: types published without an optional object."""
 
 
 def compass_documents(
@@ -565,9 +570,9 @@ def compass_documents(
                 "multiply-add kernel built per extension, all threads; scaling: "
                 "instbench-int, our own integer kernel (not CoreMark)",
             ),
-            "coremark": "present only for types where real EEMBC CoreMark 1.0 (fetched at a "
-            "pinned commit, checksummed, validated run) was measured; otherwise the type has "
-            "no coremark object. instbench-int scores are never published as CoreMark.",
+            "coremark": "real EEMBC CoreMark 1.0 (fetched at a pinned commit, checksummed, "
+            "validated run), all threads. A type without it is held back from this file "
+            "(index.json heldBack); instbench-int scores are never published as CoreMark.",
         },
     }
     price_meta = {
@@ -581,13 +586,12 @@ def compass_documents(
         ),
     }
     memory_doc, memory_held = memory_document(figures, memory_meta)
-    cpu = cpu_document(figures, cpu_meta)
-    price_doc, price_held = price_document(figures, cpu.document["instances"], prices, price_meta)
-    documents = {MEMORY_FILE: memory_doc, CPU_FILE: cpu.document, PRICE_FILE: price_doc}
+    cpu_doc, cpu_held = cpu_document(figures, cpu_meta)
+    price_doc, price_held = price_document(figures, prices, price_meta)
+    documents = {MEMORY_FILE: memory_doc, CPU_FILE: cpu_doc, PRICE_FILE: price_doc}
     for name, document in documents.items():
         compass_schema.validate(name, document)
     return CompassDocuments(
         documents=documents,
-        held={MEMORY_FILE: memory_held, CPU_FILE: cpu.held, PRICE_FILE: price_held},
-        omitted={CPU_FILE: cpu.omitted},
+        held={MEMORY_FILE: memory_held, CPU_FILE: cpu_held, PRICE_FILE: price_held},
     )

@@ -70,11 +70,11 @@ def datacard(index: dict[str, Any]) -> str:
         "",
         "memory-benchmarks.json, cpu-benchmarks.json and price-performance.json are validated",
         "against the JSON Schemas in schemas/ (computecompass-*-v1.schema.json) before they",
-        "are written. A type appears in one only when every field the app reads was measured;",
-        "index.json `heldBack` lists the others with what they lack. The cpu file's `coremark`",
-        "object comes only from real EEMBC CoreMark; `scaling` is instbench-int, our own",
-        "integer kernel, and is never labelled CoreMark (index.json `omitted` lists the",
-        "types published without CoreMark).",
+        "are written. A type appears in one only when every field the client requires was",
+        "measured; index.json `heldBack` lists the others with what they lack. The cpu file's",
+        "`coremark` object comes only from real EEMBC CoreMark (a type without it is held",
+        "back from that file); `scaling` is instbench-int, our own integer kernel, and is",
+        "never labelled CoreMark. Units and meanings: docs/computecompass.md.",
         "",
         "## Counts",
         "",
@@ -160,7 +160,6 @@ def index_document(
             for f in staged
         ],
         "heldBack": compass.held,
-        "omitted": compass.omitted,
         "schemas": {
             name: {
                 "path": f"schemas/{compass_schema.SCHEMA_FILES[name]}",
