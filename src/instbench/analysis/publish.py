@@ -6,13 +6,14 @@ Layout written under the output directory (replaced as a whole, never half-writt
     latest/cpu-benchmarks.json      ComputeCompass contract
     latest/price-performance.json   ComputeCompass contract
     latest/index.json               files + sha256, versions, row counts, held-back types,
-                                    ingest counts, regressions, price provenance
+                                    ingest counts, change points (regressions, CPU-mix
+                                    changes, untested series), price provenance
     latest/tidy.parquet, tidy.csv   every published figure, one row per sample
     latest/aggregates.csv, .parquet every group's statistics
     latest/quarantine.csv           every rejected file with its reason
     latest/schemas/                 JSON Schemas: result document, tidy table
     latest/datacard.md              what each column means and how it was measured
-    {YYYY}-W{WW}/summary.json|csv   weekly statistics (+ regressions against the week before)
+    {YYYY}-W{WW}/summary.json|csv   weekly statistics
     {YYYY}-{MM}/summary.json|csv    monthly statistics
 
 Complete or absent, never invented: the app reads some fields without null checks, so a
@@ -50,21 +51,20 @@ from typing import Any
 import duckdb
 
 from instbench import __version__
+from instbench.analysis import changes as changes_mod
 from instbench.analysis import compass_schema, reuse, stats
 from instbench.analysis import windows as windows_mod
 from instbench.analysis.aggregate import (
     SUMMARY_FIELDS,
-    Regression,
     Summary,
     excluded_counts,
     publishable_filter,
-    regressions,
     summarize,
 )
 from instbench.analysis.ingest import CACHE_VERSION, Dataset
 from instbench.analysis.pricing import InstancePrice, PriceSet
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, METRICS
-from instbench.errors import StorageError
+from instbench.errors import StorageError, UserError
 from instbench.results.jsonschema import SCHEMA_PATH
 from instbench.results.schema import DATA_VERSION, STREAM_KERNELS
 
@@ -892,8 +892,14 @@ def publish(
     *,
     include_sandbox: bool = False,
     prices: PriceSet | None = None,
+    min_effect: float = changes_mod.MIN_EFFECT,
 ) -> Publication:
-    """Write the whole publication into `output` (see the module docstring)."""
+    """Write the whole publication into `output` (see the module docstring).
+
+    `min_effect`: the smallest relative change of a mean reported as a change point
+    (changes.py; printed in index.json `changeDetection`)."""
+    if not 0.0 <= min_effect < 1.0:
+        raise UserError(f"--min-effect must be a fraction in [0, 1), not {min_effect}")
     check_output(output)
     previous = _previous_index(output, include_sandbox)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
@@ -915,7 +921,7 @@ def publish(
         )
         try:
             index = _write_publication(
-                dataset, output, staging, include_sandbox, prices, previous, tidy
+                dataset, output, staging, include_sandbox, prices, previous, tidy, min_effect
             )
         finally:
             if not tidy.done():
@@ -940,6 +946,7 @@ def _write_publication(
     prices: PriceSet | None,
     previous: Mapping[str, Any] | None,
     tidy: concurrent.futures.Future[Exported],
+    min_effect: float = changes_mod.MIN_EFFECT,
 ) -> dict[str, Any]:
     """Everything but the tidy exports, into `staging`; returns the index. `tidy` is the
     export thread's future, awaited once the window summaries are written. `previous` is
@@ -1022,8 +1029,9 @@ def _write_publication(
     _write(latest / "schemas" / "result-v1.schema.json", SCHEMA_PATH.read_bytes())
     _write(latest / "schemas" / "tidy-v1.schema.json", dumps(tidy_schema()))
 
-    windows, window_digests, flagged = _write_windows(
-        con, output, staging, include_sandbox, previous
+    windows, window_digests = _write_windows(con, output, staging, include_sandbox, previous)
+    detected = changes_mod.detect(
+        changes_mod.series_cells(con, include_sandbox=include_sandbox), min_effect=min_effect
     )
     exported = tidy.result()
     tidy_rows = exported.rows
@@ -1073,7 +1081,7 @@ def _write_publication(
             "rejected": report.rejected,
             "excluded": excluded_counts(con, include_sandbox),
         },
-        "regressions": flagged,
+        **change_index(detected),
         "windows": windows,
         "windowDigests": window_digests,
         "prices": price_doc["prices"],
@@ -1097,15 +1105,14 @@ def _write_windows(
     staging: Path,
     include_sandbox: bool,
     previous: Mapping[str, Any] | None,
-) -> tuple[dict[str, list[str]], dict[str, dict[str, str]], list[dict[str, Any]]]:
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
     """Stage every weekly and monthly folder: the previous publication's where it still
     holds (windows.unchanged_windows, checked by reuse.stage_verified), the others
-    computed. Returns index.json's `windows`, `windowDigests` and flagged `regressions`."""
-    old_regs = (previous or {}).get("regressions")
-    old_flagged = [r for r in old_regs if isinstance(r, dict)] if isinstance(old_regs, list) else []
+    computed. Returns index.json's `windows` and `windowDigests`. Change points are not
+    in the folders: they are found over whole series (changes.py) and listed once, in
+    index.json, at the window where they happened."""
     names: dict[str, list[str]] = {}
     digests_out: dict[str, dict[str, str]] = {}
-    flagged: list[dict[str, Any]] = []
     for kind, window in windows_mod.KINDS.items():
         digests = windows_mod.window_digests(con, window, include_sandbox)
         names[kind] = sorted(digests)
@@ -1118,30 +1125,20 @@ def _write_windows(
                 break
             reused.add(name)
             digests_out[name] = dict(old[name])
-        kind_flagged = [r for r in old_flagged if r.get("window") in reused]
         since = next((n for n in names[kind] if n not in reused), None)
         if since is None:
-            flagged += kind_flagged
             continue
         rows = summarize(con, include_sandbox=include_sandbox, window=window, since=since)
-        regs = regressions(rows)
         by_window: dict[str, list[Summary]] = {}
         for s in rows:
-            if s.window >= since:  # the earlier ones are there for `regressions`
-                by_window.setdefault(s.window, []).append(s)
-        regs_by_window: dict[str, list[dict[str, Any]]] = {}
-        for reg in regs:
-            r = _regression_record(reg)
-            regs_by_window.setdefault(reg.window, []).append(r)
-            if reg.flagged:
-                kind_flagged.append(r)
+            by_window.setdefault(s.window, []).append(s)
         for name in sorted(by_window):
             groups = _summary_rows(by_window[name])
             document = {
                 "window": name,
                 "kind": kind,
                 "groups": groups,
-                "regressions": regs_by_window.get(name, []),
+                "notes": WINDOW_NOTES,
             }
             files = {
                 "summary.json": dumps(document),
@@ -1153,23 +1150,35 @@ def _write_windows(
                 "inputs": digests[name],
                 **{f: hashlib.sha256(data).hexdigest() for f, data in files.items()},
             }
-        # The order `regressions` gives: by group, then window.
-        flagged += sorted(kind_flagged, key=_regression_order)
-    return names, digests_out, flagged
+    return names, digests_out
 
 
-_REGRESSION_ORDER = ("instance_type", "benchmark", "test", "thread_mode", "metric", "window")
+WINDOW_NOTES = {
+    "median_ci": "median_ci_low/median_ci_high are the distribution-free 95 % interval of "
+    "the median (order statistics); null where n < 6, because with fewer than 6 values no "
+    "pair of them covers the median with 95 % probability (even [min, max] covers 93.75 % "
+    "at n = 5)",
+    "ci": "ci_low/ci_high are the 95 % Student t interval of the mean; null where n = 1",
+    "changes": "change points are found over whole series and listed in "
+    "latest/index.json (regressions, improvements, cpuMixChanges, untested)",
+}
+"""Why a window summary's intervals can be null, said in every summary.json."""
 
 
-def _regression_order(r: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(r.get(k)) for k in _REGRESSION_ORDER)
+def change_index(report: changes_mod.ChangeReport) -> dict[str, Any]:
+    """index.json's change-detection entries: settings, the changes (worse ones under
+    `regressions`), CPU-mix changes reported instead of regressions, untested series."""
 
+    def record(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: num(v) if isinstance(v, float) else v for k, v in d.items()}
 
-def _regression_record(reg: Regression) -> dict[str, Any]:
-    r = reg.as_dict()
-    for k in ("previous_mean", "mean", "change", "p_value"):
-        r[k] = num(r[k])
-    return r
+    return {
+        "changeDetection": report.settings(),
+        "regressions": [record(c.as_dict()) for c in report.regressions],
+        "improvements": [record(c.as_dict()) for c in report.improvements],
+        "cpuMixChanges": [record(m.as_dict()) for m in report.mix_changes],
+        "untested": [record(u.as_dict()) for u in report.untested],
+    }
 
 
 def _swap_into(staging: Path, output: Path) -> None:
@@ -1188,8 +1197,3 @@ def _swap_into(staging: Path, output: Path) -> None:
             os.replace(staging / name, output / name)
     finally:
         shutil.rmtree(trash, ignore_errors=True)
-
-
-def regressions_table(regs: Iterable[Regression]) -> list[dict[str, Any]]:
-    """Flagged regressions as plain dicts (for --json and the terminal)."""
-    return [r.as_dict() for r in regs if r.flagged]
