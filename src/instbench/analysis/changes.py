@@ -427,7 +427,15 @@ def _mix_message(
     most between the segments, counted in the two windows beside the change."""
     nb, na = sum(before.values()), sum(after.values())
     models = sorted(set(before) | set(after))
-    moved = max(models, key=lambda m: (abs(before.get(m, 0) / nb - after.get(m, 0) / na), m))
+    # Ties (two models trade places) go to the model whose share fell: "3 of 5 -> 0 of 5"
+    # says where the faster or slower machines went.
+    moved = max(
+        models,
+        key=lambda m: (
+            round(abs(before.get(m, 0) / nb - after.get(m, 0) / na), 9),
+            before.get(m, 0) / nb > after.get(m, 0) / na,
+        ),
+    )
     prev, cur = _counts(prev_cells), _counts(cur_cells)
     return (
         f"CPU model mix changed ({moved} {prev.get(moved, 0)} of {sum(prev.values())} → "
@@ -494,16 +502,31 @@ def detect(
                 if tests:
                     pooled.append((key, models, merged, tests))
 
-    q_values = (
-        [float(q) for q in sps.false_discovery_control(np.array(family), method="bh")]
-        if family
-        else []
-    )
+    q_values = _bh(family)
+    # One refinement, as Otava does: candidates that did not survive the procedure stop
+    # being boundaries, and the survivors are tested again between surviving neighbours
+    # (longer segments, so their size and interval use every window they can).
+    kept: dict[tuple[SeriesKey, str | None], list[tuple[_Stratum, _Test, int]]] = {}
+    for key, model, stratum, t, i in candidates:
+        if q_values[i] <= fdr:
+            kept.setdefault((key, model), []).append((stratum, t, i))
+    final: list[tuple[SeriesKey, str | None, _Stratum, _Test, int]] = []
+    for (key, model), survivors in kept.items():
+        stratum = survivors[0][0]
+        taus = sorted(t.tau for _, t, _ in survivors)
+        bounds = [0, *taus, len(stratum)]
+        index_of = {t.tau: i for _, t, i in survivors}
+        for j in range(1, len(bounds) - 1):
+            retest = stratum.at(bounds[j - 1], bounds[j], bounds[j + 1])
+            if retest is not None:
+                family[index_of[bounds[j]]] = retest.p_value
+                final.append((key, model, stratum, retest, index_of[bounds[j]]))
+    q_values = _bh(family)
     rejected = [p for p, q in zip(family, q_values, strict=True) if q <= fdr]
     cutoff = max(rejected) if rejected else fdr / max(1, len(family))
 
     changes: list[Change] = []
-    for key, model, stratum, t, i in candidates:
+    for key, model, stratum, t, i in final:
         if q_values[i] > fdr:
             continue
         change = _change(key, model, stratum, t, q_values[i], higher_is_better)
@@ -561,6 +584,13 @@ def detect(
         fdr=fdr,
         window=window,
     )
+
+
+def _bh(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q-values) of `p_values`."""
+    if not p_values:
+        return []
+    return [float(q) for q in sps.false_discovery_control(np.array(p_values), method="bh")]
 
 
 def _change(
