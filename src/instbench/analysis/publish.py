@@ -700,6 +700,16 @@ def datacard(index: dict[str, Any]) -> str:
         "(n >= 6); `within_sd`/`within_cv` the pooled spread of trials inside one instance;",
         "`per_vcpu`, `per_gib` the mean divided by the machine's vCPUs and memory (GiB).",
         "",
+        "## Change points (index.json)",
+        "",
+        "Each series (type x benchmark x test x thread mode x metric) is searched as a whole",
+        "over its weekly windows, within one CPU model at a time. `regressions` and",
+        "`improvements` list each change once, at the first window after it, with the",
+        "relative change of the mean and its 95 % interval; `cpuMixChanges` the changes",
+        "explained by a change of the CPU models behind a type; `untested` every series",
+        "that had too few samples, with the reason; `changeDetection` the method and its",
+        "thresholds (minimum effect, false-discovery rate). docs/statistics.md section 4.",
+        "",
     ]
     return "\n".join(lines)
 

@@ -355,6 +355,8 @@ def publish_cmd(
         + f"; {ingest_counts['accepted']} results, {ingest_counts['rejected']} rejected, "
         f"{ingest_counts['duplicates']} duplicates"
         + (f", excluded {ingest_counts['excluded']}" if ingest_counts["excluded"] else "")
+        + f"; {len(index['regressions'])} regressions, {len(index['cpuMixChanges'])} CPU-mix "
+        f"changes, {len(index['untested'])} series not tested for changes"
         + (
             "; tidy exports unchanged (same inputs), kept from the previous publication"
             if publication.reused_exports
