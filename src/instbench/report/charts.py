@@ -210,18 +210,19 @@ def history(
     if not values:
         return None
     weeks = {v["week"] for v in values}
-    marks = [
+    marks: list[dict[str, Any]] = [
         {
             "week": c.window,
             "type": c.instance_type,
-            "label": f"{c.instance_type}: {change_label(c)}"
-            + (f" ({c.cpu_model})" if c.cpu_model else ""),
+            "label": f"{c.instance_type}: {change_label(c)}",
         }
         for c in changes
         if (c.benchmark, c.test, c.thread_mode, c.metric) == HEADLINE
         and (wanted is None or c.instance_type in wanted)
         and c.window in weeks
     ]
+    for i, mark in enumerate(marks):
+        mark["y"] = 4 + 14 * i  # one line per label, from the top of the plot
     spec = _base(
         "Line chart: STREAM Triad bandwidth (GB/s, mean over the instances measured that "
         "week) per ISO week and instance type, with 95 % confidence intervals as error bars"
@@ -265,15 +266,21 @@ def history(
             },
             {
                 "data": {"values": marks},
+                # Left of its line: a change is never at the first week, so the label
+                # stays inside the plot and clear of the legend on the right.
                 "mark": {
                     "type": "text",
-                    "align": "left",
-                    "dx": 4,
+                    "align": "right",
+                    "dx": -4,
                     "baseline": "top",
                     "color": "#cf222e",
                     "fontSize": 11,
                 },
-                "encoding": {"x": x, "y": {"value": 4}, "text": {"field": "label"}},
+                "encoding": {
+                    "x": x,
+                    "y": {"field": "y", "type": "quantitative", "scale": None},
+                    "text": {"field": "label"},
+                },
             },
         ]
     return spec

@@ -110,6 +110,27 @@ def test_a_step_is_published_once_with_its_size_and_interval(tmp_path: Path) -> 
     assert index["improvements"] == [] and index["cpuMixChanges"] == []
 
 
+def test_a_step_after_a_week_of_one_instance_is_still_found(tmp_path: Path) -> None:
+    """The per-pair test could not compare a week with n = 1; segments pool windows."""
+    docs = _docs(TYPES[:3], 10, 5, 0.03, seed=4, step={"m6i.xlarge": (STEP_WEEK, -0.15)})
+    lone = T0 + timedelta(weeks=STEP_WEEK - 1)
+    docs = [
+        d
+        for d in docs
+        if not (
+            d["metadata"]["instance_type"] == "m6i.xlarge"
+            and d["metadata"]["timestamp"][:10] == lone.date().isoformat()
+            and d["metadata"]["sample"] > 0
+        )
+    ]
+    _, index = _publish(tmp_path, docs)
+    triad = [r for r in index["regressions"] if (r["test"], r["thread_mode"]) == ("triad", "all")]
+    assert [(r["instance_type"], r["window"], r["previous_window"]) for r in triad] == [
+        ("m6i.xlarge", "2025-W16", "2025-W15")
+    ]
+    assert triad[0]["n_before"] == 26 and triad[0]["ci_low"] < -0.15 < triad[0]["ci_high"]
+
+
 def test_a_cpu_model_mix_shift_is_not_a_regression(tmp_path: Path) -> None:
     """m5.large lands on two CPU models, 15 % apart; from week 5 on only on the slower.
     Within each model nothing changed: the pooled drop is reported as a mix change."""
