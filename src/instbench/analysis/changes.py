@@ -130,7 +130,8 @@ class Change:
     p_value: float
     """Two-sided, Bonferroni-corrected for the boundaries the change was chosen from."""
     q_value: float
-    """Benjamini-Hochberg adjusted p-value across the publication."""
+    """Benjamini-Hochberg adjusted p-value across the publication. For a change of every
+    model pooled (cpu_model None) it is `p_value`, which passed the procedure's cutoff."""
     worse: bool
 
     def as_dict(self) -> dict[str, Any]:
