@@ -68,8 +68,12 @@ from instbench.errors import StorageError, UserError
 from instbench.results.jsonschema import SCHEMA_PATH
 from instbench.results.schema import DATA_VERSION, STREAM_KERNELS
 
-PUBLICATION_VERSION = "1.0.0"
-"""Version of the publication layout (index.json, exports); independent of data_version."""
+PUBLICATION_VERSION = "1.1.0"
+"""Version of the publication layout (index.json, exports); independent of data_version.
+1.1.0: change points replace the per-pair regression flags (index.json `regressions`,
+`improvements`, `cpuMixChanges`, `untested`, `changeDetection`); window summaries carry
+the median's interval and `notes`, no `regressions`. A previous publication of another
+format is never reused (its window folders are of the old form)."""
 
 SIGNIFICANT_DIGITS = 6
 
