@@ -177,6 +177,7 @@ def _cases(w: World) -> list[Case]:
             "publish-price-region-typo",
             (*publish, "--price-region", "us-east-9"),
         ),
+        Case("publish-min-effect-above-one", (*publish, "--min-effect", "5")),
         # --- sandbox serve / the root ------------------------------------------------------
         Case("serve-port-too-big", ("sandbox", "serve", "--port", "70000"), usage=True),
         Case("serve-max-parallel-0", ("sandbox", "serve", "--max-parallel", "0"), usage=True),

@@ -1,10 +1,12 @@
 """The HTML report opened in a real headless Chromium (the system browser, never a download).
 
-Builds a report of a synthetic dataset (three families, two weeks, a price file) and of an
-empty dataset through the installed `instbench` console script, then checks in the
+Builds a report of a synthetic dataset (three families, two weeks, a price file; one type
+drops 20 % in the second week, one has too few instances to be tested for a change) and
+of an empty dataset through the installed `instbench` console script, then checks in the
 browser: every page loads without a console error, no request leaves the machine, the
-overview table sorts and filters, every chart is a non-empty SVG, and the overview is
-saved as a screenshot under test-artifacts/.
+overview table sorts and filters, every chart is a non-empty SVG, the change point is
+marked on the history chart with its size and interval and the untested series are
+listed, and the overview is saved as a screenshot under test-artifacts/.
 
 Chromium comes from Debian (`apt-get install -y chromium chromium-driver`); when it is
 missing the test fails and says so (CI installs it), it is not skipped.
@@ -59,10 +61,13 @@ def _dataset(root: Path) -> Path:
     for itype, gbps in types.items():
         for w, ts in enumerate(weeks):
             for i in range(2):
+                if (itype, w, i) == ("r7a.large", 1, 1):
+                    continue  # 2 + 1 instances: too few to test for a change
+                drop = 0.8 if (itype, w) == ("m7i.large", 1) else 1.0  # a -20 % step
                 docs.append(
                     result_document(
                         itype,
-                        bandwidth_gbps=gbps * (1 + 0.02 * i - 0.01 * w),
+                        bandwidth_gbps=gbps * drop * (1 + 0.02 * i - 0.01 * w),
                         sample=i,
                         run_id=f"run-{w}",
                         timestamp=ts,
@@ -105,7 +110,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     empty = root / "empty-site"
     proc = _cli("report", "--input", str(empty_input), "--output", str(empty))
     assert proc.returncode == 0, proc.stderr
-    return {"full": full, "empty": empty}
+    return {"full": full, "empty": empty, "mirror": mirror}
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +238,29 @@ def test_every_chart_renders_with_labels(sites: dict[str, Path], browser_page: A
     raw = page.get_attribute("main ul li a", "href")
     assert raw and raw.startswith("../raw/stream/m7i.large/")
     assert (sites["full"] / "types" / raw).resolve().is_file()
+
+
+def test_change_points_are_marked_and_untested_series_listed(
+    sites: dict[str, Path], browser_page: Any
+) -> None:
+    page = browser_page
+    _open(page, sites["full"] / "types" / "m7i.large.html")
+    changes = page.inner_text("#changes")
+    assert "2025-W11" in changes and "−20.8 % [" in changes
+    history = page.eval_on_selector_all(
+        "figure.chart svg", "svgs => svgs.map(s => s.textContent).join(' ')"
+    )
+    assert "m7i.large: −20.8 % [" in history  # the dashed line's label on the chart
+    _open(page, sites["full"] / "types" / "r7a.large.html")
+    assert "no window boundary leaves 2 samples on each side" in page.inner_text("#untested")
+    _open(page, sites["full"] / "types" / "c7g.large.html")
+    assert "No change point found" in page.inner_text("main")
+    shown = _cli("results", "show", "m7i.large", "--input", str(sites["mirror"]))
+    assert shown.returncode == 0, shown.stderr
+    assert "change point 2025-W11: stream triad all bandwidth" in shown.stdout
+    assert "−20.8 % [" in shown.stdout
+    untested = _cli("results", "show", "r7a.large", "--input", str(sites["mirror"]))
+    assert "not tested: stream triad all bandwidth" in untested.stdout
 
 
 def test_empty_dataset_report_says_so(sites: dict[str, Path], browser_page: Any) -> None:

@@ -9,21 +9,20 @@ does a new instance of this type vary?" (between) and "how repeatable is one run
 (within). Methods and why: docs/statistics.md.
 
 DuckDB does the heavy part (grouping millions of rows); stats.py finishes each group
-(t quantile, order-statistic ranks, Welch test) in Python.
+(t quantile, order-statistic ranks) in Python; change detection over the windows is
+changes.py.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import duckdb
 
 from instbench.analysis import stats
-from instbench.analysis.tidy import METRICS
 
 Window = Literal["all", "week", "month"]
 
@@ -34,6 +33,8 @@ WINDOW_SQL = {
 }
 
 GROUP_COLUMNS = ("instance_type", "benchmark", "test", "thread_mode", "metric")
+
+_WINDOW_NAME = re.compile(r"^\d{4}-(W\d{2}|\d{2})$")
 
 
 def publishable_filter(include_sandbox: bool) -> str:
@@ -191,23 +192,16 @@ def summarize(
 ) -> list[Summary]:
     """One `Summary` per group and window, sorted by group then window.
 
-    `since` (week or month windows) keeps the windows from `since` on, and for each
-    group the one window before them, which `regressions` compares the first one with.
+    `since` (week or month windows) keeps the windows from `since` on.
     """
-    if window == "all":
-        records = _with_median_ci(con, _summary_sql(window, include_sandbox, True))
-    else:
-        sql = _summary_sql(window, include_sandbox, with_values=False)
-        if since is None:
-            records = con.execute(sql).fetchall()
-        else:
-            keys = ", ".join(GROUP_COLUMNS)
-            records = con.execute(
-                f"SELECT * FROM ({sql}) QUALIFY win >= $since OR "
-                f"lead(win) OVER (PARTITION BY {keys} ORDER BY win) >= $since "
-                f"ORDER BY {keys}, win",
-                {"since": since},
-            ).fetchall()
+    # Every window gets the median's interval where n allows it (n >= 6 at 95 %): the
+    # values stay in DuckDB, only the two order statistics come back (_with_median_ci).
+    sql = _summary_sql(window, include_sandbox, with_values=True)
+    if since is not None:
+        if not _WINDOW_NAME.match(since):
+            raise ValueError(f"since must name a week or month window, not {since!r}")
+        sql = f"SELECT * FROM ({sql}) WHERE win >= '{since}'"
+    records = _with_median_ci(con, sql)
     out: list[Summary] = []
     # Unpacked by position (the SQL's column order): a dict per record was a third of the
     # loop at 11,000 weekly groups.
@@ -257,73 +251,6 @@ def summarize(
                 last=last,
             )
         )
-    return out
-
-
-@dataclass(frozen=True)
-class Regression:
-    """A window whose figure is significantly worse than the previous window's."""
-
-    instance_type: str
-    benchmark: str
-    test: str
-    thread_mode: str
-    metric: str
-    previous_window: str
-    window: str
-    previous_mean: float
-    mean: float
-    change: float
-    p_value: float
-    flagged: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        # Flat record: a shallow dict (dataclasses.asdict deep-copies, 10x slower).
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def regressions(
-    summaries: Sequence[Summary], alpha: float = stats.REGRESSION_ALPHA
-) -> list[Regression]:
-    """Compare each window with the previous one of the same group (one-sided Welch test).
-
-    'Worse' follows the metric: lower for bandwidth, higher for latency. Every compared
-    pair is returned (`flagged` says whether it is a regression) so a reader sees the
-    tests that did not fire as well; pairs where a window has n < 2 are not testable and
-    are left out.
-    """
-    by_group: dict[tuple[str, ...], list[Summary]] = {}
-    for s in summaries:
-        by_group.setdefault(s.key(), []).append(s)
-    out: list[Regression] = []
-    for key in sorted(by_group):
-        series = sorted(by_group[key], key=lambda s: s.window)
-        higher_better = METRICS[key[4]].higher_is_better if key[4] in METRICS else True
-        for old, new in itertools.pairwise(series):
-            if old.sd is None or new.sd is None:
-                continue
-            if higher_better:
-                test = stats.welch_below(old.n, old.mean, old.sd, new.n, new.mean, new.sd)
-            else:
-                test = stats.welch_below(new.n, new.mean, new.sd, old.n, old.mean, old.sd)
-            if test is None:
-                continue
-            out.append(
-                Regression(
-                    instance_type=key[0],
-                    benchmark=key[1],
-                    test=key[2],
-                    thread_mode=key[3],
-                    metric=key[4],
-                    previous_window=old.window,
-                    window=new.window,
-                    previous_mean=old.mean,
-                    mean=new.mean,
-                    change=(new.mean - old.mean) / old.mean,
-                    p_value=test.p_value,
-                    flagged=test.p_value < alpha,
-                )
-            )
     return out
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from instbench import __version__
 
-PUBLICATION_VERSION = "1.0.0"
-"""Version of the publication layout (index.json, exports); independent of data_version."""
+PUBLICATION_VERSION = "1.1.0"
+"""Version of the publication layout (index.json, exports); independent of data_version.
+1.1.0: change points replace the per-pair regression flags (index.json `regressions`,
+`improvements`, `cpuMixChanges`, `untested`, `changeDetection`); window summaries carry
+the median's interval and `notes`, no `regressions`. A previous publication of another
+format is never reused (its window folders are of the old form)."""
 
 GENERATOR = f"instbench {__version__}"

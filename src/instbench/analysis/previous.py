@@ -46,11 +46,6 @@ class Previous:
             )
         return self._intact[name]
 
-    def flagged(self) -> list[dict[str, Any]]:
-        """Its index.json `regressions` records (those of kept windows are kept)."""
-        regs = self.index.get("regressions")
-        return [r for r in regs if isinstance(r, dict)] if isinstance(regs, list) else []
-
 
 def previous_windows(index: Mapping[str, Any] | None, kind: str) -> dict[str, dict[str, Any]]:
     """The previous publication's `windowDigests` entries of one kind ('weekly',

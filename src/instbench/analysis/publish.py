@@ -6,13 +6,14 @@ Layout written under the output directory (replaced as a whole, never half-writt
     latest/cpu-benchmarks.json      ComputeCompass contract
     latest/price-performance.json   ComputeCompass contract
     latest/index.json               files + sha256, versions, row counts, held-back types,
-                                    ingest counts, regressions, price provenance
+                                    ingest counts, change points (regressions, CPU-mix
+                                    changes, untested series), price provenance
     latest/tidy.parquet, tidy.csv   every published figure, one row per sample
     latest/aggregates.csv, .parquet every group's statistics
     latest/quarantine.csv           every rejected file with its reason
     latest/schemas/                 JSON Schemas: result document, tidy table, the three files
     latest/datacard.md              what each column means and how it was measured
-    {YYYY}-W{WW}/summary.json|csv   weekly statistics (+ regressions against the week before)
+    {YYYY}-W{WW}/summary.json|csv   weekly statistics
     {YYYY}-{MM}/summary.json|csv    monthly statistics
 
 A publication runs one way, one stage after the other, each taking the previous one's
@@ -20,8 +21,8 @@ result and never calling back:
 
     ingest      analysis/ingest.py: the mirror as a DuckDB dataset; analysis/previous.py:
                 what of the previous publication may be reused (read and hash-checked)
-    summarize   analysis/summarize.py: statistics all-time and per window, regressions,
-                the facts the documents cite
+    summarize   analysis/summarize.py: statistics all-time and per window, change
+                points over whole series (changes.py), the facts the documents cite
     documents   analysis/documents/: one module per contract (compass, windows, exports,
                 index + datacard), bytes in memory (the exports: DuckDB into staging)
     write       analysis/write.py: staged, kept files linked, swapped in by renames
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instbench.analysis import compass_schema
+from instbench.analysis import changes, compass_schema
 from instbench.analysis.documents.compass import compass_documents
 from instbench.analysis.documents.exports import export_tidy
 from instbench.analysis.documents.index import index_document, tidy_schema
@@ -53,7 +54,7 @@ from instbench.analysis.ingest import Dataset
 from instbench.analysis.previous import read_previous
 from instbench.analysis.summarize import summarize_publication
 from instbench.analysis.write import Staging, check_output
-from instbench.errors import StorageError
+from instbench.errors import StorageError, UserError
 from instbench.prices import PriceSet
 from instbench.results.jsonschema import SCHEMA_PATH
 
@@ -74,8 +75,14 @@ def publish(
     *,
     include_sandbox: bool = False,
     prices: PriceSet | None = None,
+    min_effect: float = changes.MIN_EFFECT,
 ) -> Publication:
-    """Write the whole publication into `output` (see the module docstring)."""
+    """Write the whole publication into `output` (see the module docstring).
+
+    `min_effect`: the smallest relative change of a mean reported as a change point
+    (changes.py; printed in index.json `changeDetection`)."""
+    if not 0.0 <= min_effect < 1.0:
+        raise UserError(f"--min-effect must be a fraction in [0, 1), not {min_effect}")
     check_output(output)
     previous = read_previous(output, include_sandbox)
     # The tidy exports (DuckDB, which releases the GIL) are rendered by a thread on a
@@ -95,7 +102,7 @@ def publish(
                 staging.root,
             )
             try:
-                summarized = summarize_publication(dataset, include_sandbox, previous)
+                summarized = summarize_publication(dataset, include_sandbox, previous, min_effect)
                 compass = compass_documents(
                     summarized.summaries, summarized.toolchains, summarized.header, prices
                 )

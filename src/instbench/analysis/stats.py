@@ -1,14 +1,16 @@
-"""Small-sample statistics without SciPy: Student t quantiles, intervals, Welch's test.
+"""Small-sample statistics without SciPy: Student t quantiles and intervals.
 
 Why here and not in SQL: DuckDB computes the moments (n, mean, variance, median) over
 millions of rows; what is left per group (a t quantile, an interval, a p-value) is a
 handful of floats per instance type and needs the t distribution, which DuckDB lacks.
-The controller must not pull SciPy in for that, so the t CDF is computed from the
-regularised incomplete beta function (continued fraction, as in Numerical Recipes §6.4)
-and inverted by bisection: exact to ~1e-10, fast enough for thousands of groups.
+These were written before SciPy became a dependency (for change detection); the t CDF
+is computed from the regularised incomplete beta function (continued fraction, as in
+Numerical Recipes §6.4) and inverted by bisection: exact to ~1e-10, fast enough for
+thousands of groups.
 
-The method choices (t interval of the mean; order-statistic interval of the median;
-one-sided Welch test for regressions) and why are in docs/statistics.md.
+The method choices (t interval of the mean; order-statistic interval of the median) and
+why are in docs/statistics.md. Change detection, which needs more of the t distribution
+and Benjamini-Hochberg, uses SciPy (changes.py).
 """
 
 from __future__ import annotations
@@ -16,13 +18,9 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 CONFIDENCE = 0.95
 """Confidence level of every published interval."""
-
-REGRESSION_ALPHA = 0.05
-"""One-sided significance level of the regression flag."""
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -139,32 +137,3 @@ def median_ci(
         return None
     ordered = sorted(values)
     return ordered[ranks[0] - 1], ordered[ranks[1] - 1]
-
-
-@dataclass(frozen=True)
-class WelchResult:
-    """One-sided Welch test of 'the new window's mean is below the previous one's'."""
-
-    t: float
-    df: float
-    p_value: float
-    change: float
-    """Relative change of the mean, (new - old) / old."""
-
-
-def welch_below(
-    n_old: int, mean_old: float, sd_old: float, n_new: int, mean_new: float, sd_new: float
-) -> WelchResult | None:
-    """Welch's t test, H1: mean_new < mean_old. None when either window has n < 2."""
-    if n_old < 2 or n_new < 2 or mean_old == 0:
-        return None
-    v_old, v_new = sd_old**2 / n_old, sd_new**2 / n_new
-    change = (mean_new - mean_old) / mean_old
-    se2 = v_old + v_new
-    if se2 == 0.0:
-        # Both windows without spread: any drop is certain, no drop is no evidence.
-        p = 0.0 if mean_new < mean_old else 1.0
-        return WelchResult(t=-math.inf if p == 0.0 else 0.0, df=math.inf, p_value=p, change=change)
-    t = (mean_new - mean_old) / math.sqrt(se2)
-    df = se2**2 / (v_old**2 / (n_old - 1) + v_new**2 / (n_new - 1))
-    return WelchResult(t=t, df=df, p_value=t_cdf(t, df), change=change)

@@ -1,5 +1,5 @@
 """The "summarize" stage of a publication: statistics of every group, all-time and per
-weekly and monthly window, the regressions between windows, and the facts the documents
+weekly and monthly window, the change points of every series, and the facts the documents
 cite (toolchains, exclusions).
 
 It reads the ingested dataset (DuckDB) and what the previous publication vouches for
@@ -7,11 +7,11 @@ It reads the ingested dataset (DuckDB) and what the previous publication vouches
 writes nothing. The documents stage turns that data into files, the write stage puts
 them on disk.
 
-Windows: a window's folder is a function of the documents measured in it and, through the
-regression test against the group's previous window, of the windows before it. So the
-oldest windows whose documents (and every earlier window's) are the ones the previous
-publication used, and whose files are intact, are kept (`WindowSummaries.kept`); from the
-first other window on, windows are computed again (see analysis/windows.py).
+Windows: a window's folder is a function of the documents measured in it. The oldest
+windows whose documents are the ones the previous publication used, and whose files are
+intact, are kept (`WindowSummaries.kept`); from the first other window on, windows are
+computed again (see analysis/windows.py). Change points are found over whole series
+(changes.py), never per pair of windows, and listed once in index.json.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ from typing import Any
 
 import duckdb
 
+from instbench.analysis import changes
 from instbench.analysis import windows as windows_mod
 from instbench.analysis.aggregate import (
-    Regression,
     Summary,
     excluded_counts,
     publishable_filter,
-    regressions,
     summarize,
 )
 from instbench.analysis.ingest import Dataset
@@ -48,12 +47,8 @@ class WindowSummaries:
     """Window -> digest of its documents (windows.window_digests)."""
     kept: dict[str, dict[str, Any]]
     """Windows whose previous folder is kept as it is -> its previous windowDigests entry."""
-    kept_flagged: list[dict[str, Any]]
-    """The previous index's flagged regression records of the kept windows."""
     computed: dict[str, list[Summary]] = field(default_factory=dict)
     """Window -> its summaries, for every window from the first one not kept on."""
-    regressions: list[Regression] = field(default_factory=list)
-    """Every tested pair of consecutive windows ending in a computed window."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +64,8 @@ class Summarized:
     excluded: dict[str, int]
     """Valid documents left out of the publication, by reason."""
     windows: list[WindowSummaries]
+    changes: changes.ChangeReport
+    """Change points over every whole series (changes.py), CPU-mix changes, untested."""
 
     @property
     def header(self) -> dict[str, Any]:
@@ -117,22 +114,23 @@ def summarize_windows(
         if previous is None or not previous.window_intact(kind, name):
             break
         kept[name] = dict(old[name])
-    kept_flagged = [r for r in (previous.flagged() if previous else []) if r.get("window") in kept]
     since = next((n for n in names if n not in kept), None)
     if since is None:
-        return WindowSummaries(kind, names, digests, kept, kept_flagged)
-    rows = summarize(con, include_sandbox=include_sandbox, window=window, since=since)
+        return WindowSummaries(kind, names, digests, kept)
     computed: dict[str, list[Summary]] = {}
-    for s in rows:
-        if s.window >= since:  # the earlier ones are there for `regressions`
-            computed.setdefault(s.window, []).append(s)
-    return WindowSummaries(kind, names, digests, kept, kept_flagged, computed, regressions(rows))
+    for s in summarize(con, include_sandbox=include_sandbox, window=window, since=since):
+        computed.setdefault(s.window, []).append(s)
+    return WindowSummaries(kind, names, digests, kept, computed)
 
 
 def summarize_publication(
-    dataset: Dataset, include_sandbox: bool, previous: Previous | None
+    dataset: Dataset,
+    include_sandbox: bool,
+    previous: Previous | None,
+    min_effect: float = changes.MIN_EFFECT,
 ) -> Summarized:
-    """The whole stage: all-time summaries, facts, and every kind of window."""
+    """The whole stage: all-time summaries, facts, every kind of window, change points
+    (`min_effect`: the smallest relative change of a mean reported as one)."""
     con = dataset.con
     summaries = summarize(con, include_sandbox=include_sandbox, window="all")
     return Summarized(
@@ -143,4 +141,7 @@ def summarize_publication(
         windows=[
             summarize_windows(con, kind, include_sandbox, previous) for kind in windows_mod.KINDS
         ],
+        changes=changes.detect(
+            changes.series_cells(con, include_sandbox=include_sandbox), min_effect=min_effect
+        ),
     )

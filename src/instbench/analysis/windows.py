@@ -1,10 +1,12 @@
 """Weekly and monthly windows: which of the previous publication's folders still hold.
 
 A window's folder ({YYYY}-W{WW}/ or {YYYY}-{MM}/, summary.json + summary.csv) is a
-function of the documents measured in it and, through the regression test against the
-group's previous window, of the windows before it. So when the documents of a window and
-of every window before it are the ones the previous publication used, its folder is what
-this publication would write again. New results land in the latest windows, so after a
+function of the documents measured in it (change points, which depend on whole series,
+are in index.json, not in the folders). So when the documents of a window are the ones
+the previous publication used, its folder is what this publication would write again;
+the oldest unchanged windows are reused, from the first changed one on every window is
+computed again (the simple rule that was needed while windows depended on the window
+before them, and still right). New results land in the latest windows, so after a
 sync only those are computed and rendered; on a mirror of 100,000 results spanning 70
 weeks that was most of a publication's Python time.
 

@@ -16,7 +16,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from instbench.analysis.aggregate import Summary, regressions, summarize
+from instbench.analysis import changes
+from instbench.analysis.aggregate import Summary, summarize
+from instbench.analysis.documents.index import change_index
 from instbench.analysis.documents.jsonform import num
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
 from instbench.analysis.publish import publish
@@ -200,8 +202,9 @@ def aggregate_cmd(
     ctx = Context()
     with _ingest(ctx, input_dir, as_json, rescan) as dataset:
         rows = summarize(dataset.con, include_sandbox=include_sandbox)
-        monthly = summarize(dataset.con, include_sandbox=include_sandbox, window="month")
-        flagged = [r for r in regressions(monthly) if r.flagged]
+        detected = changes.detect(
+            changes.series_cells(dataset.con, include_sandbox=include_sandbox)
+        )
         report = dataset.report
     if as_json:
         groups = []
@@ -211,7 +214,7 @@ def aggregate_cmd(
         out = {
             "ingest": _ingest_json(report),
             "groups": groups,
-            "regressions": [r.as_dict() for r in flagged],
+            **change_index(detected),
         }
         print(json.dumps(out, indent=2, sort_keys=True))
         return
@@ -237,12 +240,32 @@ def aggregate_cmd(
     )
     for key, reason in report.rejections[:10]:
         ctx.console.print(f"  rejected {key}: {reason}", soft_wrap=True, markup=False)
-    for r in flagged:
-        ctx.console.print(
-            f"regression: {r.instance_type} {r.test} {r.thread_mode} {r.window} is "
-            f"{-100 * r.change:.1f}% below {r.previous_window} (p={r.p_value:.3g})",
-            soft_wrap=True,
+    for line in change_lines(detected):
+        ctx.console.print(line, soft_wrap=True, markup=False)
+
+
+def change_lines(report: changes.ChangeReport) -> list[str]:
+    """One line per regression and CPU-mix change, and how many series were not tested."""
+    lines = []
+    for c in report.regressions:
+        model = c.cpu_model or "all CPU models"
+        lines.append(
+            f"regression: {c.instance_type} {c.benchmark} {c.test} {c.thread_mode} "
+            f"{c.metric} ({model}) from {c.window}: {100 * c.change:+.1f}% "
+            f"[{100 * c.ci_low:+.1f}%, {100 * c.ci_high:+.1f}%] vs {c.first_window}.."
+            f"{c.previous_window} (q={c.q_value:.2g})"
         )
+    for m in report.mix_changes:
+        lines.append(
+            f"not a regression: {m.instance_type} {m.benchmark} {m.test} {m.thread_mode} "
+            f"{m.metric} {m.window}: {m.message}, all models pooled {100 * m.change:+.1f}%"
+        )
+    if report.untested:
+        lines.append(
+            f"{len(report.untested)} series not tested for changes (too few samples; "
+            "the reasons are in index.json `untested`)"
+        )
+    return lines
 
 
 # -------------------------------------------------------------------------- publish
@@ -290,9 +313,16 @@ def publish_cmd(
     profile: str | None = typer.Option(None, "--profile", help="AWS profile for --aws-prices."),
     as_json: bool = typer.Option(False, "--json", help="Print index.json instead of a summary."),
     rescan: bool = typer.Option(False, "--rescan", help=_RESCAN_HELP),
+    min_effect: float = typer.Option(
+        changes.MIN_EFFECT,
+        "--min-effect",
+        help="Smallest relative change of a mean reported as a change point (0.05 = 5 %).",
+    ),
 ) -> None:
     """Validate the mirror and write the ComputeCompass files, exports and summaries."""
     ctx = Context()
+    if not 0.0 <= min_effect < 1.0:
+        raise UserError(f"--min-effect must be a fraction in [0, 1) such as 0.05, not {min_effect}")
     if not input_dir.is_dir():
         raise UserError(f"input directory {input_dir} does not exist")
     check_region(price_region)
@@ -311,7 +341,11 @@ def publish_cmd(
             ]
             price_set = source.prices(types, price_region)
         publication = publish(
-            dataset, output_dir, include_sandbox=include_sandbox, prices=price_set
+            dataset,
+            output_dir,
+            include_sandbox=include_sandbox,
+            prices=price_set,
+            min_effect=min_effect,
         )
     index = publication.index
     if as_json:
@@ -325,6 +359,8 @@ def publish_cmd(
         + f"; {ingest_counts['accepted']} results, {ingest_counts['rejected']} rejected, "
         f"{ingest_counts['duplicates']} duplicates"
         + (f", excluded {ingest_counts['excluded']}" if ingest_counts["excluded"] else "")
+        + f"; {len(index['regressions'])} regressions, {len(index['cpuMixChanges'])} CPU-mix "
+        f"changes, {len(index['untested'])} series not tested for changes"
         + (
             "; tidy exports unchanged (same inputs), kept from the previous publication"
             if publication.reused_exports

@@ -18,7 +18,7 @@ from rich.table import Table
 from instbench.analysis.aggregate import Summary
 from instbench.context import Context
 from instbench.errors import UserError
-from instbench.report.model import ReportData, TypeRow, load, load_prices
+from instbench.report.model import ReportData, TypeRow, change_label, load, load_prices
 
 results_app = typer.Typer(
     help="Show measured results: list types, show one, compare several.",
@@ -150,6 +150,34 @@ def _summaries_table(ctx: Context, title: str, summaries: list[Summary]) -> Tabl
     return table
 
 
+def _change_lines(data: ReportData, instance_type: str) -> list[str]:
+    """The type's change points on its weekly history (size, 95 % interval, where), its
+    CPU-mix changes, and the series that could not be tested, with the reason."""
+    lines = []
+    for c in data.changes_of(instance_type):
+        lines.append(
+            f"change point {c.window}: {c.benchmark} {c.test} {c.thread_mode} {c.metric} "
+            f"({c.cpu_model or 'all CPU models'}) {change_label(c)}, "
+            f"{'worse' if c.worse else 'better'}; mean {_fmt(c.mean_before)} "
+            f"({c.first_window}..{c.previous_window}, n={c.n_before}) -> "
+            f"{_fmt(c.mean_after)} ({c.window}..{c.last_window}, n={c.n_after}), "
+            f"q={c.q_value:.2g}"
+        )
+    for m in data.mix_changes_of(instance_type):
+        lines.append(
+            f"not a regression {m.window}: {m.benchmark} {m.test} {m.thread_mode} {m.metric}: "
+            f"{m.message}"
+        )
+    if not lines:
+        lines.append("no change point found in the weekly history")
+    for u in data.untested_of(instance_type):
+        model = f" ({u.cpu_model})" if u.cpu_model else ""
+        lines.append(
+            f"not tested: {u.benchmark} {u.test} {u.thread_mode} {u.metric}{model}: {u.reason}"
+        )
+    return lines
+
+
 @results_app.command("show")
 def show_cmd(
     instance_type: str = typer.Argument(..., help="Instance type, e.g. m7i.large."),
@@ -169,10 +197,16 @@ def show_cmd(
             "summaries": [_clean(s.as_dict()) for s in summaries],
             "machine": machine.as_dict() if machine else None,
             "raw": data.raw_keys.get(instance_type, []),
+            "changes": [_clean(c.as_dict()) for c in data.changes_of(instance_type)],
+            "cpuMixChanges": [_clean(m.as_dict()) for m in data.mix_changes_of(instance_type)],
+            "untested": [_clean(u.as_dict()) for u in data.untested_of(instance_type)],
         }
         print(json.dumps(out, indent=2, sort_keys=True))
         return
     ctx.console.print(_summaries_table(ctx, f"{instance_type}: {row.n} instance(s)", summaries))
+    ctx.console.print()
+    for line in _change_lines(data, instance_type):
+        ctx.console.print(line, soft_wrap=True, markup=False)
     if machine:
         ctx.console.print()
         for label, value in (

@@ -26,7 +26,8 @@ from typing import Any
 import vl_convert
 
 from instbench.analysis.aggregate import Summary
-from instbench.report.model import HEADLINE, ReportData, Sample, TypeRow
+from instbench.analysis.changes import Change
+from instbench.report.model import HEADLINE, ReportData, Sample, TypeRow, change_label
 
 Spec = dict[str, Any]
 
@@ -185,8 +186,13 @@ def price_performance(rows: Sequence[TypeRow]) -> Spec | None:
     return spec
 
 
-def history(weekly: Sequence[Summary], types: Sequence[str] | None = None) -> Spec | None:
-    """Headline figure per ISO week and type, with the 95 % interval as a band and bars."""
+def history(
+    weekly: Sequence[Summary],
+    types: Sequence[str] | None = None,
+    changes: Sequence[Change] = (),
+) -> Spec | None:
+    """Headline figure per ISO week and type, with the 95 % interval as bars, and each
+    change point of the headline series as a dashed line labelled with its size."""
     wanted = set(types) if types is not None else None
     values = [
         {
@@ -203,9 +209,29 @@ def history(weekly: Sequence[Summary], types: Sequence[str] | None = None) -> Sp
     ]
     if not values:
         return None
+    weeks = {v["week"] for v in values}
+    marks: list[dict[str, Any]] = [
+        {
+            "week": c.window,
+            "type": c.instance_type,
+            "label": f"{c.instance_type}: {change_label(c)}",
+        }
+        for c in changes
+        if (c.benchmark, c.test, c.thread_mode, c.metric) == HEADLINE
+        and (wanted is None or c.instance_type in wanted)
+        and c.window in weeks
+    ]
+    for i, mark in enumerate(marks):
+        mark["y"] = 4 + 14 * i  # one line per label, from the top of the plot
     spec = _base(
         "Line chart: STREAM Triad bandwidth (GB/s, mean over the instances measured that "
-        "week) per ISO week and instance type, with 95 % confidence intervals as error bars.",
+        "week) per ISO week and instance type, with 95 % confidence intervals as error bars"
+        + (
+            "; dashed lines mark change points, labelled with the relative change and its "
+            "95 % interval."
+            if marks
+            else "."
+        ),
         values,
     )
     spec["height"] = 320
@@ -231,6 +257,32 @@ def history(weekly: Sequence[Summary], types: Sequence[str] | None = None) -> Sp
             },
         },
     ]
+    if marks:
+        spec["layer"] += [
+            {
+                "data": {"values": marks},
+                "mark": {"type": "rule", "strokeDash": [5, 3], "color": "#cf222e"},
+                "encoding": {"x": x},
+            },
+            {
+                "data": {"values": marks},
+                # Left of its line: a change is never at the first week, so the label
+                # stays inside the plot and clear of the legend on the right.
+                "mark": {
+                    "type": "text",
+                    "align": "right",
+                    "dx": -4,
+                    "baseline": "top",
+                    "color": "#cf222e",
+                    "fontSize": 11,
+                },
+                "encoding": {
+                    "x": x,
+                    "y": {"field": "y", "type": "quantitative", "scale": None},
+                    "text": {"field": "label"},
+                },
+            },
+        ]
     return spec
 
 
@@ -290,5 +342,5 @@ def site_charts(data: ReportData) -> dict[str, Spec | None]:
         "bandwidth": bandwidth_by_type(data.types),
         "scaling": per_vcpu_scaling(data.types),
         "price": price_performance(data.types),
-        "history": history(data.weekly),
+        "history": history(data.weekly, changes=data.changes.changes if data.changes else ()),
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instbench.analysis import changes as changes_mod
 from instbench.analysis.aggregate import Summary, excluded_counts, publishable_filter, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
 from instbench.analysis.tidy import METRICS
@@ -117,6 +118,8 @@ class ReportData:
     compilers: list[str] = field(default_factory=list)
     cflags: list[str] = field(default_factory=list)
     collection_methods: dict[str, int] = field(default_factory=dict)
+    changes: changes_mod.ChangeReport | None = None
+    """Change points of the weekly series (analysis/changes.py), as publish finds them."""
 
     @property
     def empty(self) -> bool:
@@ -129,6 +132,18 @@ class ReportData:
 
     def summaries_of(self, instance_type: str) -> list[Summary]:
         return [s for s in self.summaries if s.instance_type == instance_type]
+
+    def changes_of(self, instance_type: str) -> list[changes_mod.Change]:
+        found = self.changes.changes if self.changes else []
+        return [c for c in found if c.instance_type == instance_type]
+
+    def mix_changes_of(self, instance_type: str) -> list[changes_mod.MixChange]:
+        found = self.changes.mix_changes if self.changes else []
+        return [m for m in found if m.instance_type == instance_type]
+
+    def untested_of(self, instance_type: str) -> list[changes_mod.Untested]:
+        found = self.changes.untested if self.changes else []
+        return [u for u in found if u.instance_type == instance_type]
 
     def samples_of(self, instance_type: str) -> list[Sample]:
         return [s for s in self.samples if s.instance_type == instance_type]
@@ -260,6 +275,7 @@ def from_dataset(
         prices=prices,
         compilers=_strings(dataset, "compiler", where),
         cflags=_strings(dataset, "cflags", where),
+        changes=changes_mod.detect(changes_mod.series_cells(con, include_sandbox=include_sandbox)),
     )
     data.collection_methods = {
         str(k): int(v)
@@ -330,6 +346,15 @@ def load_prices(path: Path) -> PriceSet:
     except ValueError as exc:
         raise UserError(f"price file {path} is not valid JSON: {exc}") from exc
     return PriceSet.from_json(raw, str(path))
+
+
+def change_label(c: changes_mod.Change) -> str:
+    """'−15.0 % [−17.2, −12.9]': a change point's size with its 95 % interval."""
+
+    def pct(v: float) -> str:
+        return f"{100 * v:+.1f}".replace("-", "−")
+
+    return f"{pct(c.change)} % [{pct(c.ci_low)}, {pct(c.ci_high)}]"
 
 
 def metric_unit(metric: str) -> str:

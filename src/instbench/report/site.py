@@ -30,7 +30,7 @@ from instbench.analysis import stats
 from instbench.analysis.tidy import METRICS
 from instbench.errors import StorageError, UserError
 from instbench.report import charts
-from instbench.report.model import ReportData
+from instbench.report.model import ReportData, change_label
 from instbench.report.templates import STYLE, TABLE_JS, TEMPLATES
 
 NAV = (
@@ -129,7 +129,8 @@ def _chart_list(data: ReportData) -> list[Chart]:
         ),
         "history": (
             "History",
-            "Triad GB/s per ISO week with 95 % confidence intervals (when n ≥ 2 that week).",
+            "Triad GB/s per ISO week with 95 % confidence intervals (when n ≥ 2 that week); "
+            "dashed lines mark change points with their size and 95 % interval.",
             "No dated Triad figures to chart.",
         ),
     }
@@ -204,7 +205,12 @@ def build_site(data: ReportData, output: Path) -> Site:
         samples = data.samples_of(row.instance_type)
         spread = charts.spread(samples)
         weeks = {w.window for w in data.weekly if w.instance_type == row.instance_type}
-        hist = charts.history(data.weekly, [row.instance_type]) if len(weeks) > 1 else None
+        type_changes = data.changes_of(row.instance_type)
+        hist = (
+            charts.history(data.weekly, [row.instance_type], type_changes)
+            if len(weeks) > 1
+            else None
+        )
         pages[f"types/{row.instance_type}.html"] = type_template.render(
             **common,
             root="../",
@@ -214,6 +220,11 @@ def build_site(data: ReportData, output: Path) -> Site:
             result_columns=RESULT_COLUMNS,
             spread_svg=charts.render_svg(spread, "spread") if spread else None,
             history_svg=charts.render_svg(hist, "history") if hist else None,
+            changes=type_changes,
+            mix_changes=data.mix_changes_of(row.instance_type),
+            untested=data.untested_of(row.instance_type),
+            change_label=change_label,
+            min_effect=data.changes.min_effect if data.changes else None,
             machine=data.machines.get(row.instance_type),
             raw_keys=data.raw_keys.get(row.instance_type, []),
         )

@@ -262,8 +262,51 @@ between instances; within-CV is the spread of trials inside one instance.</p>
 <h2>History</h2>
 <figure class="chart" role="group" aria-labelledby="cap-history">
 {{ history_svg | safe }}
-<figcaption id="cap-history">Triad (all threads) per ISO week with 95 % intervals.</figcaption>
+<figcaption id="cap-history">Triad (all threads) per ISO week with 95 % intervals; a dashed
+line marks a change point, labelled with its size and 95 % interval.</figcaption>
 </figure>
+{% endif %}
+<h2>Change points</h2>
+<p class="muted">Each series (benchmark, test, threads, metric) is searched as a whole,
+within one CPU model at a time; a change is reported once, at the first week after it, when
+it is significant at a 5 % false-discovery rate across the dataset and at least
+{{ pct(min_effect) if min_effect is not none else "5 %" }} of the mean.</p>
+{% if changes %}
+<table id="changes">
+<thead><tr><th scope="col">From week</th><th scope="col">Benchmark</th><th scope="col">Test</th>
+<th scope="col">Threads</th><th scope="col">Metric</th><th scope="col">CPU model</th>
+<th scope="col" class="num">Change [95 % CI]</th>
+<th scope="col" class="num">Mean before → after</th>
+<th scope="col" class="num">n before / after</th><th scope="col" class="num">q</th></tr></thead>
+<tbody>
+{% for c in changes %}
+<tr class="{{ 'worse' if c.worse else 'better' }}"><td>{{ c.window }}</td><td>{{ c.benchmark }}</td>
+<td>{{ c.test }}</td><td>{{ c.thread_mode }}</td><td>{{ c.metric }}</td>
+<td>{{ c.cpu_model or "all models" }}</td><td class="num">{{ change_label(c) }}</td>
+<td class="num">{{ fmt(c.mean_before) }} → {{ fmt(c.mean_after) }}</td>
+<td class="num">{{ c.n_before }} / {{ c.n_after }}</td>
+<td class="num">{{ "%.2g" | format(c.q_value) }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% else %}
+<p id="no-changes">No change point found.</p>
+{% endif %}
+{% if mix_changes %}
+<ul id="mix-changes">
+{% for m in mix_changes %}<li>{{ m.window }}, {{ m.benchmark }} {{ m.test }} {{ m.thread_mode }}
+{{ m.metric }}: {{ m.message }} — not a regression (all models pooled: {{
+ "%+.1f" | format(m.change * 100) }} %).</li>
+{% endfor %}
+</ul>
+{% endif %}
+{% if untested %}
+<h3>Not tested</h3>
+<ul id="untested">
+{% for u in untested %}<li>{{ u.benchmark }} {{ u.test }} {{ u.thread_mode }} {{ u.metric }}{%
+ if u.cpu_model %} ({{ u.cpu_model }}){% endif %}: {{ u.reason }}</li>
+{% endfor %}
+</ul>
 {% endif %}
 <h2>Machine</h2>
 {% if machine %}

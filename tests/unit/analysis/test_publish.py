@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from tests.factories import legacy_document, result_document, store_documents
 
-from instbench.analysis.aggregate import regressions, summarize
+from instbench.analysis.aggregate import summarize
 from instbench.analysis.documents.compass import (
     MEMORY_FIELDS,
     TypeFigures,
@@ -90,34 +90,6 @@ def test_summaries_have_the_known_answers(tmp_path: Path) -> None:
     assert ("m7a.large", "triad", "all") not in rows  # sandbox: not published
     legacy = rows[("r7i.large", "triad", "all")]
     assert legacy.n == 1 and legacy.sd is None and legacy.ci_low is None and legacy.vcpus is None
-
-
-def test_regression_flag_fires_on_a_significant_drop_only(tmp_path: Path) -> None:
-    week1 = [40.0, 41.0, 40.5, 39.5, 40.2]
-    week2_ok = [40.1, 39.8, 40.6, 40.9, 39.9]
-    week3_drop = [36.0, 35.5, 36.4, 35.8, 36.1]
-    docs = []
-    for w, values in enumerate((week1, week2_ok, week3_drop)):
-        for i, bw in enumerate(values):
-            docs.append(
-                result_document(
-                    bandwidth_gbps=bw,
-                    sample=i,
-                    run_id=f"week{w}",
-                    timestamp=T0 + timedelta(weeks=w, hours=i),
-                )
-            )
-    store_documents(tmp_path, docs)
-    with ingest(tmp_path) as ds:
-        regs = regressions(summarize(ds.con, window="week"))
-    triad = [r for r in regs if (r.test, r.thread_mode) == ("triad", "all")]
-    assert [(r.previous_window, r.window, r.flagged) for r in triad] == [
-        ("2025-W10", "2025-W11", False),
-        ("2025-W11", "2025-W12", True),
-    ]
-    assert triad[1].change == pytest.approx(
-        statistics.fmean(week3_drop) / statistics.fmean(week2_ok) - 1
-    )
 
 
 def _prices() -> PriceSet:

@@ -128,3 +128,18 @@ def test_a_malformed_previous_index_means_nothing_is_reused(tmp_path: Path) -> N
     _publish(mirror, out)
     assert _tree(out) == good
     assert _kept(before, out) == []  # every window rendered
+
+
+def test_a_publication_of_another_format_is_not_reused(tmp_path: Path) -> None:
+    """Window folders of format 1.0.0 compared weeks pairwise; 1.1.0 does not: an old
+    publication's folders, however intact, are rendered again."""
+    mirror, out, _ = _published(tmp_path)
+    good = _tree(out)
+    path = out / "latest" / "index.json"
+    index = json.loads(path.read_text())
+    index["publicationFormat"] = "1.0.0"
+    path.write_text(json.dumps(index))
+    before = _inodes(out)
+    _publish(mirror, out)
+    assert _kept(before, out) == []
+    assert _tree(out) == good

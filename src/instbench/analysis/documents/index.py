@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from instbench.analysis import compass_schema
+from instbench.analysis import changes, compass_schema
 from instbench.analysis.documents.compass import CPU_FILE, MEMORY_FILE, PRICE_FILE, CompassDocuments
 from instbench.analysis.documents.exports import Exported
+from instbench.analysis.documents.jsonform import num
 from instbench.analysis.documents.windows import WindowDocuments
 from instbench.analysis.generator import GENERATOR, PUBLICATION_VERSION
 from instbench.analysis.ingest import IngestReport
@@ -109,8 +110,34 @@ def datacard(index: dict[str, Any]) -> str:
         "(n >= 6); `within_sd`/`within_cv` the pooled spread of trials inside one instance;",
         "`per_vcpu`, `per_gib` the mean divided by the machine's vCPUs and memory (GiB).",
         "",
+        "## Change points (index.json)",
+        "",
+        "Each series (type x benchmark x test x thread mode x metric) is searched as a whole",
+        "over its weekly windows, within one CPU model at a time. `regressions` and",
+        "`improvements` list each change once, at the first window after it, with the",
+        "relative change of the mean and its 95 % interval; `cpuMixChanges` the changes",
+        "explained by a change of the CPU models behind a type; `untested` every series",
+        "that had too few samples, with the reason; `changeDetection` the method and its",
+        "thresholds (minimum effect, false-discovery rate). docs/statistics.md section 4.",
+        "",
     ]
     return "\n".join(lines)
+
+
+def change_index(report: changes.ChangeReport) -> dict[str, Any]:
+    """index.json's change-detection entries: settings, the changes (worse ones under
+    `regressions`), CPU-mix changes reported instead of regressions, untested series."""
+
+    def record(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: num(v) if isinstance(v, float) else v for k, v in d.items()}
+
+    return {
+        "changeDetection": report.settings(),
+        "regressions": [record(c.as_dict()) for c in report.regressions],
+        "improvements": [record(c.as_dict()) for c in report.improvements],
+        "cpuMixChanges": [record(m.as_dict()) for m in report.mix_changes],
+        "untested": [record(u.as_dict()) for u in report.untested],
+    }
 
 
 @dataclass(frozen=True)
@@ -174,7 +201,7 @@ def index_document(
             "rejected": report.rejected,
             "excluded": summarized.excluded,
         },
-        "regressions": windows.flagged,
+        **change_index(summarized.changes),
         "windows": windows.names,
         "windowDigests": windows.digests,
         "prices": docs[PRICE_FILE]["prices"],

@@ -3,40 +3,35 @@ summary.csv of every computed window, and what index.json says of all windows.
 
 Documents stage: from `summarize.WindowSummaries` to bytes; the kept windows' files are
 not rendered (the write stage links them), only named in `windowDigests` with the
-previous publication's entries.
+previous publication's entries. Change points are not in the folders: they are found
+over whole series (changes.py) and listed once, in index.json (documents/index.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from instbench.analysis.aggregate import Regression
 from instbench.analysis.documents.jsonform import (
     SUMMARY_COLUMNS,
     csv_bytes,
     dumps,
-    num,
     summary_rows,
 )
 from instbench.analysis.previous import WINDOW_FILES
 from instbench.analysis.summarize import WindowSummaries
 
-_REGRESSION_ORDER = ("instance_type", "benchmark", "test", "thread_mode", "metric", "window")
-
-
-def _regression_order(r: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(r.get(k)) for k in _REGRESSION_ORDER)
-
-
-def regression_record(reg: Regression) -> dict[str, Any]:
-    """A regression as published (floats through `num`)."""
-    r = reg.as_dict()
-    for k in ("previous_mean", "mean", "change", "p_value"):
-        r[k] = num(r[k])
-    return r
+WINDOW_NOTES = {
+    "median_ci": "median_ci_low/median_ci_high are the distribution-free 95 % interval of "
+    "the median (order statistics); null where n < 6, because with fewer than 6 values no "
+    "pair of them covers the median with 95 % probability (even [min, max] covers 93.75 % "
+    "at n = 5)",
+    "ci": "ci_low/ci_high are the 95 % Student t interval of the mean; null where n = 1",
+    "changes": "change points are found over whole series and listed in "
+    "latest/index.json (regressions, improvements, cpuMixChanges, untested)",
+}
+"""Why a window summary's intervals can be null, said in every summary.json."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +46,6 @@ class WindowDocuments:
     """index.json `windows`: kind -> window names."""
     digests: dict[str, dict[str, str]]
     """index.json `windowDigests`: window -> inputs digest and the sha256 of its files."""
-    flagged: list[dict[str, Any]]
-    """index.json `regressions`: the flagged ones, by kind, then group, then window."""
 
 
 def window_documents(kinds: Iterable[WindowSummaries]) -> WindowDocuments:
@@ -61,27 +54,14 @@ def window_documents(kinds: Iterable[WindowSummaries]) -> WindowDocuments:
     kept: dict[str, tuple[str, ...]] = {}
     names: dict[str, list[str]] = {}
     digests: dict[str, dict[str, str]] = {}
-    flagged: list[dict[str, Any]] = []
     for ws in kinds:
         names[ws.kind] = list(ws.names)
         for name, entry in ws.kept.items():
             kept[name] = WINDOW_FILES
             digests[name] = dict(entry)
-        kind_flagged = list(ws.kept_flagged)
-        regs_by_window: dict[str, list[dict[str, Any]]] = {}
-        for reg in ws.regressions:
-            r = regression_record(reg)
-            regs_by_window.setdefault(reg.window, []).append(r)
-            if reg.flagged:
-                kind_flagged.append(r)
         for name in sorted(ws.computed):
             groups = summary_rows(ws.computed[name])
-            document = {
-                "window": name,
-                "kind": ws.kind,
-                "groups": groups,
-                "regressions": regs_by_window.get(name, []),
-            }
+            document = {"window": name, "kind": ws.kind, "groups": groups, "notes": WINDOW_NOTES}
             rendered = {
                 "summary.json": dumps(document),
                 "summary.csv": csv_bytes(groups, SUMMARY_COLUMNS),
@@ -92,11 +72,4 @@ def window_documents(kinds: Iterable[WindowSummaries]) -> WindowDocuments:
                 "inputs": ws.digests[name],
                 **{f: hashlib.sha256(data).hexdigest() for f, data in rendered.items()},
             }
-        # The order `regressions` gives: by group, then window.
-        flagged += sorted(kind_flagged, key=_regression_order)
-    return WindowDocuments(files, kept, names, digests, flagged)
-
-
-def regressions_table(regs: Iterable[Regression]) -> list[dict[str, Any]]:
-    """Flagged regressions as plain dicts (for --json and the terminal)."""
-    return [r.as_dict() for r in regs if r.flagged]
+    return WindowDocuments(files, kept, names, digests)
