@@ -40,9 +40,12 @@ def publishable_filter(include_sandbox: bool) -> str:
     """SQL predicate on accepted_rows: what may be published.
 
     Only results measured on real EC2 ('aws'), in full mode, are published as data.
-    `include_sandbox` (demos and tests) admits sandbox, local and quick-mode results too.
+    `include_sandbox` (demos and tests) admits sandbox, local and quick-mode results too;
+    never the earlier Go collector's ('legacy', analysis/legacy.py: shown as history only).
     """
-    return "TRUE" if include_sandbox else "(collection_method = 'aws' AND NOT quick)"
+    if include_sandbox:
+        return "(collection_method <> 'legacy')"
+    return "(collection_method = 'aws' AND NOT quick)"
 
 
 @dataclass(frozen=True)
