@@ -41,7 +41,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from instbench.analysis.plausibility import (
     L1_LATENCY_NS,
@@ -53,6 +54,10 @@ from instbench.analysis.tidy import Row
 from instbench.errors import InvalidInstanceType, InvalidResult
 from instbench.instance_types import parse_instance_type
 from instbench.results.schema import STREAM_KERNELS
+from instbench.results.validate import load_json
+
+if TYPE_CHECKING:
+    import duckdb
 
 IMPORT_KIND = "instbench-legacy-import"
 IMPORT_VERSION = 1
@@ -478,4 +483,61 @@ def imported_rows(data: dict[str, Any], key: str, sha256: str) -> list[Row]:
     return [
         {**base, "test": f.test, "metric": f.metric, "unit": f.unit, "value": f.value}
         for f in result.figures
+    ]
+
+
+@dataclass(frozen=True)
+class HistoryFigure:
+    """One accepted legacy figure as the report shows it, beside ours, never pooled."""
+
+    instance_type: str
+    benchmark: str
+    test: str
+    metric: str
+    unit: str
+    value: float
+    timestamp: str
+    region: str
+    key: str
+    source_path: str
+    method: str
+    flags: tuple[str, ...]
+
+
+def history(con: duckdb.DuckDBPyConnection, root: Path) -> list[HistoryFigure]:
+    """The accepted legacy figures of an ingested mirror, with their provenance and flags.
+
+    Read from `accepted_rows` (so placeholders and quarantined files are never shown) and
+    from the stored import documents (source path, flags): a few dozen small files.
+    """
+    rows = con.execute(
+        "SELECT instance_type, benchmark, test, metric, unit, value, "
+        "strftime(timestamp, '%Y-%m-%dT%H:%M:%SZ'), region, key FROM accepted_rows "
+        f"WHERE collection_method = '{COLLECTION_METHOD}' "
+        "ORDER BY instance_type, benchmark, timestamp, key, test, metric"
+    ).fetchall()
+    provenance: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for key in sorted({str(r[8]) for r in rows}):
+        try:
+            doc = load_json((root / key).read_bytes())
+            flags = tuple(str(f["detail"]) for f in doc.get("flags", []) if isinstance(f, dict))
+            provenance[key] = (str(doc["source"]["path"]), flags)
+        except (OSError, KeyError, TypeError, InvalidResult):
+            provenance[key] = ("(unreadable)", ())
+    return [
+        HistoryFigure(
+            instance_type=str(r[0]),
+            benchmark=str(r[1]),
+            test=str(r[2]),
+            metric=str(r[3]),
+            unit=str(r[4]),
+            value=float(r[5]),
+            timestamp=str(r[6]),
+            region=str(r[7]),
+            key=str(r[8]),
+            source_path=provenance[str(r[8])][0],
+            method=METHODS.get(str(r[1]), ""),
+            flags=provenance[str(r[8])][1],
+        )
+        for r in rows
     ]

@@ -21,6 +21,7 @@ from typing import Any
 
 from instbench.analysis.aggregate import Summary, excluded_counts, publishable_filter, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
+from instbench.analysis.legacy import HistoryFigure, history
 from instbench.analysis.pricing import PriceSet
 from instbench.analysis.tidy import METRICS
 from instbench.errors import UserError
@@ -117,6 +118,11 @@ class ReportData:
     compilers: list[str] = field(default_factory=list)
     cflags: list[str] = field(default_factory=list)
     collection_methods: dict[str, int] = field(default_factory=dict)
+    legacy: list[HistoryFigure] = field(default_factory=list)
+    """The earlier Go collector's accepted figures: history beside ours, never pooled."""
+
+    def legacy_of(self, instance_type: str) -> list[HistoryFigure]:
+        return [f for f in self.legacy if f.instance_type == instance_type]
 
     @property
     def empty(self) -> bool:
@@ -261,6 +267,7 @@ def from_dataset(
         compilers=_strings(dataset, "compiler", where),
         cflags=_strings(dataset, "cflags", where),
     )
+    data.legacy = history(con, root)
     data.collection_methods = {
         str(k): int(v)
         for k, v in con.execute(
