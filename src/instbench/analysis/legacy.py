@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +134,9 @@ class LegacyResult:
     cflags: str | None
     figures: tuple[Figure, ...]
     flags: tuple[dict[str, str], ...] = field(default=())
+    architecture_from: str = "name-parser"
+    """Where architecture and manufacturer come from: describe-instance-types or
+    name-parser (never the file's labels)."""
 
     @property
     def benchmark(self) -> str:
@@ -308,8 +312,25 @@ def _flags(
     return flags
 
 
-def parse_go_collector(data: Any) -> LegacyResult:
-    """Check one Go-collector document (any variant); `InvalidResult` with the reason."""
+TypeFacts = Mapping[str, tuple[str, str]]
+"""instance type -> (architecture, manufacturer) as DescribeInstanceTypes reports them."""
+
+
+def instance_type_of(data: Any) -> str | None:
+    """The instance type a Go-collector document names, if any (to look it up first)."""
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    name = meta.get("instanceType", meta.get("instance_type"))
+    return name if isinstance(name, str) else None
+
+
+def parse_go_collector(data: Any, facts: TypeFacts | None = None) -> LegacyResult:
+    """Check one Go-collector document (any variant); `InvalidResult` with the reason.
+
+    The type's architecture and manufacturer come from `facts` (DescribeInstanceTypes)
+    when it has the type, else from the name parser; never from the file.
+    """
     if not isinstance(data, dict):
         raise InvalidResult("not a Go-collector result: not a JSON object")
     if "schema_version" in data:
@@ -349,6 +370,10 @@ def parse_go_collector(data: Any) -> LegacyResult:
         raise InvalidResult(f"legacy result: bad timestamp {stamp!r}") from exc
     if ts.tzinfo is None:
         raise InvalidResult(f"legacy result: timestamp {stamp!r} has no UTC offset")
+    arch, vendor, arch_from = str(info.architecture), str(info.vendor), "name-parser"
+    if facts is not None and itype in facts:
+        arch, vendor = facts[itype]
+        arch_from = "describe-instance-types"
     kinds = [k for k in KINDS if k in perf]
     if len(kinds) != 1:
         found = ", ".join(sorted(k for k in perf if k != "metadata")) or "none"
@@ -377,15 +402,16 @@ def parse_go_collector(data: Any) -> LegacyResult:
         source_format=source_format,
         kind=kind,
         instance_type=itype,
-        architecture=info.architecture,
-        manufacturer=info.vendor,
+        architecture=arch,
+        manufacturer=vendor,
         region=region,
         instance_id=instance_id,
         timestamp=ts.astimezone(UTC),
         availability_zone=az if isinstance(az, str) else None,
         cflags=cflags if isinstance(cflags, str) and cflags else None,
         figures=tuple(figures),
-        flags=tuple(_flags(data, meta, itype, info.architecture, info.vendor)),
+        flags=tuple(_flags(data, meta, itype, arch, vendor)),
+        architecture_from=arch_from,
     )
 
 
@@ -414,8 +440,7 @@ def wrap(
         "instance_type": result.instance_type,
         "architecture": result.architecture,
         "manufacturer": result.manufacturer,
-        "architecture_from": "instance type name (instbench.instance_types); the file's "
-        "labels are not trusted",
+        "architecture_from": result.architecture_from,
         "flags": list(result.flags),
         "original": original,
     }
@@ -435,7 +460,16 @@ def imported_rows(data: dict[str, Any], key: str, sha256: str) -> list[Row]:
         and re.fullmatch(r"[0-9a-f]{64}", source["sha256"])
     ):
         raise InvalidResult("legacy import: no source path and sha256")
-    result = parse_go_collector(data.get("original"))
+    original = data.get("original")
+    facts: dict[str, tuple[str, str]] = {}
+    # DescribeInstanceTypes' answer, recorded at import, is the truth (DESIGN principle 4);
+    # the file's own labels never are.
+    if data.get("architecture_from") == "describe-instance-types":
+        arch, vendor = data.get("architecture"), data.get("manufacturer")
+        name = instance_type_of(original)
+        if arch in {"x86_64", "arm64"} and isinstance(vendor, str) and name:
+            facts[name] = (str(arch), vendor)
+    result = parse_go_collector(original, facts)
     if data.get("benchmark") != result.benchmark:
         raise InvalidResult(
             f"legacy import: benchmark {data.get('benchmark')!r} but the original holds "

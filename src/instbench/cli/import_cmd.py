@@ -7,12 +7,16 @@ one line and exit code 2 (app.main); a bad file is quarantined with its reason.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from instbench.aws import discovery, regions
+from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
+from instbench.errors import UserError
 from instbench.storage.legacy_import import ImportReport, import_legacy
 
 import_app = typer.Typer(
@@ -28,10 +32,8 @@ def register(app: typer.Typer) -> None:
 
 def summary_table(report: ImportReport) -> Table:
     """found / imported / already imported / quarantined (by reason) / flagged."""
-    title = f"Legacy import from {report.source}"
-    if report.dry_run:
-        title += " — dry run, nothing written"
-    table = Table(title=title)
+    title = "Legacy import (dry run, nothing written)" if report.dry_run else "Legacy import"
+    table = Table(title=title, caption=f"from {report.source}")
     table.add_column("outcome")
     table.add_column("files", justify="right")
     table.add_row("found", str(report.found))
@@ -60,10 +62,31 @@ def legacy_cmd(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the counts, write nothing."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per file, too."),
+    describe_types: bool = typer.Option(
+        False,
+        "--describe-types",
+        help="Take each type's architecture from DescribeInstanceTypes (read-only AWS "
+        "call); without it, from the offline name parser. Never from the file.",
+    ),
+    region: str | None = typer.Option(
+        None, "--region", "-r", help="Region for --describe-types (default: boto3 chain)."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="AWS profile for --describe-types (default: boto3 chain)."
+    ),
 ) -> None:
     """Import the Go collector's result files as legacy-* series (never pooled with ours)."""
     ctx = Context()
-    report = import_legacy(path, output_dir, dry_run=dry_run)
+    describe = None
+    if describe_types:
+        if region is not None:
+            regions.check_region(region)
+        session = AwsSession(AwsSettings(region=region, profile=profile))
+        regions.check_region(session.region)
+        describe = partial(discovery.known_architectures, session)
+    elif region is not None or profile is not None:
+        raise UserError("--region and --profile are for --describe-types: add it, or drop them")
+    report = import_legacy(path, output_dir, dry_run=dry_run, describe=describe)
     if verbose:
         for o in report.outcomes:
             detail = o.reason or o.key

@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,14 @@ from typing import Any
 from instbench.analysis.legacy import (
     BENCHMARKS,
     LegacyResult,
+    TypeFacts,
+    instance_type_of,
     is_legacy_import,
     parse_go_collector,
     wrap,
 )
-from instbench.errors import InvalidResult, UserError
+from instbench.errors import InvalidInstanceType, InvalidResult, UserError
+from instbench.instance_types import parse_instance_type
 from instbench.results.validate import load_json
 from instbench.storage.layout import raw_key
 from instbench.storage.local import AlreadyExists, LocalStore
@@ -188,6 +192,14 @@ def _stored_fingerprints(store: LocalStore) -> dict[str, set[str]]:
     return seen
 
 
+def _valid(name: str) -> bool:
+    try:
+        parse_instance_type(name)
+    except InvalidInstanceType:
+        return False
+    return True
+
+
 def _key(result: LegacyResult, sha256: str) -> str:
     return raw_key(
         result.benchmark,
@@ -199,7 +211,18 @@ def _key(result: LegacyResult, sha256: str) -> str:
     )
 
 
-def import_legacy(path: Path, output_dir: Path, *, dry_run: bool = False) -> ImportReport:
+Describe = Callable[[list[str]], TypeFacts]
+"""Instance type names -> (architecture, manufacturer) of those AWS knows (the CLI asks
+DescribeInstanceTypes); types it leaves out fall back to the name parser."""
+
+
+def import_legacy(
+    path: Path,
+    output_dir: Path,
+    *,
+    dry_run: bool = False,
+    describe: Describe | None = None,
+) -> ImportReport:
     """Import every Go-collector result under `path` into the mirror at `output_dir`."""
     src = source_dir(path)
     commit = _commit(path)
@@ -208,16 +231,30 @@ def import_legacy(path: Path, output_dir: Path, *, dry_run: bool = False) -> Imp
         store.check_writable()
     report = ImportReport(source=src, dry_run=dry_run)
     rejected: list[tuple[str, bytes, str]] = []
-    parsed: list[_Parsed] = []
+    loaded: list[tuple[str, bytes, Any]] = []
     for file in _find(src):
         rel = file.relative_to(path if src != path else src).as_posix()
         raw = b""
         try:
             raw = _read(file)
             data = load_json(raw)
+        except InvalidResult as exc:
+            rejected.append((rel, raw, exc.reason))
+            continue
+        except RecursionError:
+            rejected.append((rel, raw, "JSON nested too deeply for a Go-collector result"))
+            continue
+        loaded.append((rel, raw, data))
+    facts: TypeFacts = {}
+    if describe is not None:
+        names = sorted({n for _, _, d in loaded if (n := instance_type_of(d)) and _valid(n)})
+        facts = describe(names) if names else {}
+    parsed: list[_Parsed] = []
+    for rel, raw, data in loaded:
+        try:
             if is_legacy_import(data):
                 raise InvalidResult("already an instbench import document, not a source file")
-            result = parse_go_collector(data)
+            result = parse_go_collector(data, facts)
         except InvalidResult as exc:
             rejected.append((rel, raw, exc.reason))
             continue

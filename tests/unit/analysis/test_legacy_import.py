@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from instbench.analysis.aggregate import summarize
 from instbench.analysis.ingest import ingest
 from instbench.analysis.legacy import METHODS, parse_go_collector
 from instbench.analysis.publish import publish
+from instbench.aws.discovery import known_architectures
+from instbench.aws.session import AwsSession
 from instbench.errors import InvalidResult, UserError
 from instbench.storage.legacy_import import MAX_FILE_BYTES, import_legacy
 from instbench.storage.local import LocalStore
@@ -233,3 +236,48 @@ def test_hand_placed_or_altered_legacy_documents_are_quarantined(tmp_path: Path)
         "instbench import legacy" in reasons["raw/stream/m7i.large/us-east-1/2025/06/30/hand.json"]
     )
     assert "benchmark 'legacy-hpl' but the original holds stream" in reasons[altered]
+
+
+def test_describe_instance_types_decides_where_it_knows_the_type(
+    tmp_path: Path, aws_session: AwsSession
+) -> None:
+    repo = tmp_path / "old"
+    _write(
+        repo,
+        {
+            # labelled x86_64 and with an Intel image: EC2 says arm64 / AWS
+            "c7g.large-stream.json": go_collector_document("stream", "c7g.large", figure=50.1),
+            # a name EC2 does not know: the name parser decides, the import goes on
+            "c10g.large-stream.json": go_collector_document("stream", "c10g.large", figure=60.2),
+        },
+    )
+    mirror = tmp_path / "mirror"
+    report = import_legacy(repo, mirror, describe=partial(known_architectures, aws_session))
+    assert report.count("imported") == 2
+    store = LocalStore(mirror)
+    docs = {
+        d["instance_type"]: d
+        for d in (json.loads(store.read(k)) for k in store.keys("raw/legacy-stream"))
+    }
+    c7g = docs["c7g.large"]
+    assert (c7g["architecture"], c7g["manufacturer"]) == ("arm64", "AWS")
+    assert c7g["architecture_from"] == "describe-instance-types"
+    assert {f["code"] for f in c7g["flags"]} == {
+        "architecture-label-contradicts-type",
+        "container-image-contradicts-type",
+    }
+    assert docs["c10g.large"]["architecture_from"] == "name-parser"
+    with ingest(mirror) as ds:
+        rows = ds.con.execute(
+            "SELECT DISTINCT instance_type, architecture, manufacturer FROM accepted_rows "
+            "ORDER BY 1"
+        ).fetchall()
+    assert rows == [("c10g.large", "arm64", "AWS"), ("c7g.large", "arm64", "AWS")]
+
+
+def test_deeply_nested_json_is_quarantined_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "deep.json").write_bytes(b"[" * 200_000)
+    [outcome] = import_legacy(tmp_path / "old", tmp_path / "mirror").outcomes
+    assert (outcome.status, outcome.path) == ("quarantined", "deep.json")
+    assert "nested too deeply" in outcome.reason
