@@ -331,14 +331,13 @@ def regressions(
 
 
 def excluded_counts(con: duckdb.DuckDBPyConnection, include_sandbox: bool) -> dict[str, int]:
-    """Valid documents left out of the publication, by reason (sandbox, local, quick)."""
-    if include_sandbox:
-        return {}
+    """Valid documents left out of the publication, by reason (sandbox, local, quick,
+    legacy: the last even with `include_sandbox`)."""
     rows = con.execute(
-        """
+        f"""
         SELECT CASE WHEN quick THEN 'quick mode' ELSE collection_method || ' result' END AS why,
                count(DISTINCT key)
-        FROM accepted_rows WHERE NOT (collection_method = 'aws' AND NOT quick)
+        FROM accepted_rows WHERE NOT {publishable_filter(include_sandbox)}
         GROUP BY why ORDER BY why
         """
     ).fetchall()
