@@ -520,58 +520,74 @@ def imported_rows(data: dict[str, Any], key: str, sha256: str) -> list[Row]:
     ]
 
 
+HEADLINE_TESTS = {"legacy-stream": "triad", "legacy-cache": "memory"}
+"""The figure a history row sorts by (else its first: the CoreMark score, the GFLOPS)."""
+
+
 @dataclass(frozen=True)
-class HistoryFigure:
-    """One accepted legacy figure as the report shows it, beside ours, never pooled."""
+class HistoryEntry:
+    """One accepted legacy file as the report shows it: beside ours, never pooled."""
 
     instance_type: str
     benchmark: str
-    test: str
-    metric: str
-    unit: str
-    value: float
     timestamp: str
     region: str
     key: str
     source_path: str
     method: str
+    figures: tuple[tuple[str, float, str], ...]
+    """(test, value, unit) in the order stored."""
     flags: tuple[str, ...]
 
+    @property
+    def headline(self) -> float:
+        want = HEADLINE_TESTS.get(self.benchmark)
+        for test, value, _ in self.figures:
+            if test == want:
+                return value
+        return self.figures[0][1]
 
-def history(con: duckdb.DuckDBPyConnection, root: Path) -> list[HistoryFigure]:
-    """The accepted legacy figures of an ingested mirror, with their provenance and flags.
+
+def history(con: duckdb.DuckDBPyConnection, root: Path) -> list[HistoryEntry]:
+    """The accepted legacy files of an ingested mirror, with their provenance and flags.
 
     Read from `accepted_rows` (so placeholders and quarantined files are never shown) and
     from the stored import documents (source path, flags): a few dozen small files.
     """
     rows = con.execute(
-        "SELECT instance_type, benchmark, test, metric, unit, value, "
-        "strftime(timestamp, '%Y-%m-%dT%H:%M:%SZ'), region, key FROM accepted_rows "
-        f"WHERE collection_method = '{COLLECTION_METHOD}' "
-        "ORDER BY instance_type, benchmark, timestamp, key, test, metric"
+        "SELECT key, instance_type, benchmark, strftime(timestamp, '%Y-%m-%dT%H:%M:%SZ'), "
+        "region, test, value, unit FROM accepted_rows "
+        f"WHERE collection_method = '{COLLECTION_METHOD}' AND metric <> 'problem_size' "
+        "ORDER BY instance_type, benchmark, timestamp, key"
     ).fetchall()
-    provenance: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for key in sorted({str(r[8]) for r in rows}):
+    by_key: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        by_key.setdefault(str(r[0]), []).append(r)
+    entries = []
+    for key, group in by_key.items():
         try:
             doc = load_json((root / key).read_bytes())
             flags = tuple(str(f["detail"]) for f in doc.get("flags", []) if isinstance(f, dict))
-            provenance[key] = (str(doc["source"]["path"]), flags)
+            source = str(doc["source"]["path"])
         except (OSError, KeyError, TypeError, InvalidResult):
-            provenance[key] = ("(unreadable)", ())
-    return [
-        HistoryFigure(
-            instance_type=str(r[0]),
-            benchmark=str(r[1]),
-            test=str(r[2]),
-            metric=str(r[3]),
-            unit=str(r[4]),
-            value=float(r[5]),
-            timestamp=str(r[6]),
-            region=str(r[7]),
-            key=str(r[8]),
-            source_path=provenance[str(r[8])][0],
-            method=METHODS.get(str(r[1]), ""),
-            flags=provenance[str(r[8])][1],
+            flags, source = (), "(unreadable)"
+        order = {name: i for i, name in enumerate((*STREAM_KERNELS, *CACHE_LEVELS))}
+        figures = sorted(
+            ((str(r[5]), float(r[6]), str(r[7])) for r in group),
+            key=lambda f: order.get(f[0], len(order)),
         )
-        for r in rows
-    ]
+        first = group[0]
+        entries.append(
+            HistoryEntry(
+                instance_type=str(first[1]),
+                benchmark=str(first[2]),
+                timestamp=str(first[3]),
+                region=str(first[4]),
+                key=key,
+                source_path=source,
+                method=METHODS.get(str(first[2]), ""),
+                figures=tuple(figures),
+                flags=flags,
+            )
+        )
+    return entries

@@ -21,7 +21,7 @@ from typing import Any
 
 from instbench.analysis.aggregate import Summary, excluded_counts, publishable_filter, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
-from instbench.analysis.legacy import HistoryFigure, history
+from instbench.analysis.legacy import HistoryEntry, history
 from instbench.analysis.pricing import PriceSet
 from instbench.analysis.tidy import METRICS
 from instbench.errors import UserError
@@ -118,10 +118,10 @@ class ReportData:
     compilers: list[str] = field(default_factory=list)
     cflags: list[str] = field(default_factory=list)
     collection_methods: dict[str, int] = field(default_factory=dict)
-    legacy: list[HistoryFigure] = field(default_factory=list)
-    """The earlier Go collector's accepted figures: history beside ours, never pooled."""
+    legacy: list[HistoryEntry] = field(default_factory=list)
+    """The earlier Go collector's accepted files: history beside ours, never pooled."""
 
-    def legacy_of(self, instance_type: str) -> list[HistoryFigure]:
+    def legacy_of(self, instance_type: str) -> list[HistoryEntry]:
         return [f for f in self.legacy if f.instance_type == instance_type]
 
     @property

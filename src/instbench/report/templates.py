@@ -369,23 +369,24 @@ LEGACY = """{% macro legacy_table(figures, with_type, root) %}
 <dd>{{ f.method }}</dd>{% endfor %}
 </dl>
 <table class="legacy" data-sortable data-unfiltered>
-<caption class="muted">Figures of the earlier Go collector, imported with
+<caption class="muted">Files of the earlier Go collector, imported with
 <code>instbench import legacy</code>: each measured once, by a different method (see
-"How"), so never averaged with ours or published in the data files. Flags say what in
-the file contradicts the instance type.</caption>
+above), so never averaged with ours or published in the data files. Flags say what in
+the file contradicts the instance type; placeholder files are not shown.</caption>
 <thead><tr>{% if with_type %}<th scope="col"><button type="button">Type</button></th>{% endif
 %}<th scope="col"><button type="button">Measured</button></th>
 <th scope="col"><button type="button">Series</button></th>
-<th scope="col"><button type="button">Test</button></th>
-<th scope="col" data-type="number" class="num"><button type="button">Value</button></th>
+<th scope="col" data-type="number" class="num"><button type="button">Figures</button></th>
 <th scope="col">How</th><th scope="col">Flags</th><th scope="col">Source</th></tr></thead>
 <tbody>
 {% for f in figures %}<tr>{% if with_type %}<td>{% if f.instance_type in linked %}<a
  href="{{ root }}types/{{ f.instance_type }}.html">{{ f.instance_type }}</a>{% else %}{{
  f.instance_type }}{% endif %}</td>{% endif %}
 <td data-value="{{ f.timestamp }}">{{ f.timestamp[:16] | replace("T", " ") }}</td>
-<td>{{ f.benchmark }}</td><td>{{ f.test }} ({{ f.metric }})</td>
-<td class="num" data-value="{{ f.value }}">{{ fmt(f.value) }} {{ f.unit }}</td>
+<td>{{ f.benchmark }}</td>
+<td class="num" data-value="{{ f.headline }}">{% for test, value, unit in f.figures
+ %}{{ test }} {{ fmt(value) }}{% if loop.last %} {{ unit }}{% else %}<br>{% endif %}{%
+ endfor %}</td>
 <td>{{ f.method.split(":")[0] }}</td>
 <td>{% for flag in f.flags %}<span class="flag">{{ flag }}</span>{% if not loop.last
  %}<br>{% endif %}{% endfor %}</td>
