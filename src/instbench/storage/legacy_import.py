@@ -264,6 +264,7 @@ def import_legacy(
     for p in parsed:
         types_of.setdefault(p.result.fingerprint(), set()).add(p.result.instance_type)
 
+    batch: set[str] = set()
     for p in parsed:
         types = types_of[p.result.fingerprint()]
         if len(types) > 1:
@@ -282,9 +283,10 @@ def import_legacy(
             continue
         key = _key(p.result, p.sha256)
         flags = tuple(dict.fromkeys(f["code"] for f in p.result.flags))
-        if store.exists(key):
+        if key in batch or store.exists(key):  # the same bytes under another path, or before
             report.outcomes.append(Outcome(p.rel, "already imported", key=key, flags=flags))
             continue
+        batch.add(key)
         doc = wrap(
             p.data,
             p.result,

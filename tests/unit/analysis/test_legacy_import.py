@@ -281,3 +281,14 @@ def test_deeply_nested_json_is_quarantined_not_a_crash(tmp_path: Path) -> None:
     [outcome] = import_legacy(tmp_path / "old", tmp_path / "mirror").outcomes
     assert (outcome.status, outcome.path) == ("quarantined", "deep.json")
     assert "nested too deeply" in outcome.reason
+
+
+def test_the_same_file_twice_in_one_batch_is_stored_once(tmp_path: Path) -> None:
+    doc = go_collector_document("stream", "m7i.large")
+    for sub in ("a", "b"):
+        (tmp_path / "old" / sub).mkdir(parents=True)
+        (tmp_path / "old" / sub / "m7i.json").write_text(json.dumps(doc))
+    for dry_run in (True, False):
+        report = import_legacy(tmp_path / "old", tmp_path / "mirror", dry_run=dry_run)
+        assert [o.status for o in report.outcomes] == ["imported", "already imported"]
+    assert len(list(LocalStore(tmp_path / "mirror").keys("raw"))) == 1
