@@ -9,7 +9,7 @@ benchmark `legacy-{kind}` with `collection_method = "legacy"` and `thread_mode =
 `aggregate.publishable_filter` never admits them, so they reach no summary, no export and
 no ComputeCompass file; the report reads them separately as history (report/model.py).
 
-Why a wrapper document: `instbench import legacy` (storage/legacy_import.py) stores under
+Why a wrapper document: `instbench import legacy` (analysis/legacy_import.py) stores under
 raw/ a document of kind `instbench-legacy-import` holding the original file verbatim,
 its source path and the sha256 of its bytes, the method label, and the flags found. The
 ingest recognises that kind by its `kind` field and re-derives the rows from the

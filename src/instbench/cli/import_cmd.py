@@ -1,6 +1,6 @@
 """`instbench import legacy PATH`: the earlier Go collector's results into the mirror.
 
-Thin: parse options, call storage.legacy_import, render its counts as a Rich table.
+Thin: parse options, call analysis.legacy_import, render its counts as a Rich table.
 Bad input (a path that does not exist or is not a directory, an unwritable output) is
 one line and exit code 2 (app.main); a bad file is quarantined with its reason.
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from instbench.analysis.legacy_import import ImportReport, import_legacy
 from instbench.aws import discovery, regions
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
 from instbench.errors import UserError
-from instbench.storage.legacy_import import ImportReport, import_legacy
 
 import_app = typer.Typer(
     help="Bring results of other collectors into the mirror, as their own series.",

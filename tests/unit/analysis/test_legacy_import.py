@@ -19,11 +19,11 @@ from tests.factories import go_collector_document, result_document, store_docume
 from instbench.analysis.aggregate import summarize
 from instbench.analysis.ingest import ingest
 from instbench.analysis.legacy import METHODS, parse_go_collector
+from instbench.analysis.legacy_import import MAX_FILE_BYTES, import_legacy
 from instbench.analysis.publish import publish
 from instbench.aws.discovery import known_architectures
 from instbench.aws.session import AwsSession
 from instbench.errors import InvalidResult, UserError
-from instbench.storage.legacy_import import MAX_FILE_BYTES, import_legacy
 from instbench.storage.local import LocalStore
 
 GOOD: dict[str, dict[str, Any]] = {
