@@ -349,6 +349,132 @@ def legacy_document(
     )
 
 
+def go_collector_document(
+    kind: str = "stream",
+    instance_type: str = "m7i.large",
+    *,
+    variant: str = "1.0.0",
+    figure: float = 14.4981,
+    label: str | None = "x86_64",
+    image_tag: str | None = "intel-icelake",
+    suite: str | None = None,
+    instance_id: str = "i-0c953d1cf83bd048f",
+    timestamp: str = "2025-06-30T01:15:48Z",
+) -> dict[str, Any]:
+    """A file of the earlier Go collector in any layout of its history (synthetic).
+
+    `variant` "1.0.0": `schema_version`, camelCase metadata with processorArchitecture and
+    environment.containerImage, figures under performance.memory.{kind}; variant
+    "performance_data": no schema_version, metadata.instance_type, figures under
+    performance_data.{kind}. `kind` is stream, coremark, cache or hpl; `figure` scales
+    the figures (stream: triad GB/s; coremark: score; cache: L1 ns; hpl: GFLOPS). `suite`
+    overrides metadata.benchmark_suite (the collector wrote "hpl" over STREAM figures).
+    """
+    info = parse_instance_type(instance_type)
+    if kind == "stream":
+        factors = {"copy": 1.01, "scale": 0.99, "add": 0.995, "triad": 1.0}
+        block: dict[str, Any] = {
+            k: {"bandwidth": round(figure * f, 4), "unit": "GB/s"} for k, f in factors.items()
+        }
+    elif kind == "coremark":
+        block = {
+            "execution_time": 0,
+            "iterations": 10000000,
+            "score": figure,
+            "time_unit": "seconds",
+            "unit": "operations/sec",
+        }
+    elif kind == "cache":
+        block = {
+            level: {"access_time": round(figure * m, 3), "size_kb": size, "unit": "ns"}
+            for level, m, size in (
+                ("l1", 1, 48),
+                ("l2", 4, 2048),
+                ("l3", 20, 32768),
+                ("memory", 80, 131072),
+            )
+        }
+    else:
+        block = {
+            "execution_time": 1.197,
+            "gflops": figure,
+            "matrix_size": 1000,
+            "time_unit": "seconds",
+            "unit": "GFLOPS",
+        }
+    meta: dict[str, Any] = {
+        "benchmark_suite": suite or kind,
+        "collection_method": "automated",
+        "data_version": "1.0",
+        "duration_seconds": 48.2,
+        "instance_id": instance_id,
+        "region": "us-east-1",
+        "timestamp": timestamp,
+    }
+    doc: dict[str, Any] = {
+        "execution_context": {
+            "benchmark_version": "latest",
+            "compiler_optimizations": "-O3 -march=native -mtune=native",
+            "container_runtime": "docker",
+        },
+        "metadata": meta,
+        "system_info": {
+            "architecture": label or info.architecture,
+            "instance_family": info.family,
+            "private_ip": "172.31.39.70",
+            "public_ip": "",
+            "status": "completed",
+        },
+    }
+    figures = {"metadata": {"timestamp": "2025-06-29T18:16:23-07:00"}, kind: block}
+    if variant == "performance_data":
+        meta["instance_type"] = instance_type
+        doc["performance_data"] = figures
+        return doc
+    meta.update(instanceType=instance_type, instanceFamily=info.family)
+    if label is not None:
+        meta["processorArchitecture"] = label
+    if image_tag is not None:
+        meta["environment"] = {
+            "containerImage": f"public.ecr.aws/aws-benchmarks/{kind}:{image_tag}",
+            "duration": 48.2,
+            "timestamp": timestamp,
+        }
+    doc.update(schema_version="1.0.0", performance={"memory": figures})
+    doc["validation"] = {"reproducibility": {"confidence": 1, "runs": 1}}
+    return doc
+
+
+def imported_legacy(
+    original: dict[str, Any], source_path: str = "results/x.json"
+) -> dict[str, Any]:
+    """`original` (a Go-collector file) as `instbench import legacy` stores it."""
+    import hashlib
+
+    from instbench.analysis.legacy import parse_go_collector, wrap
+
+    raw = to_bytes(original)
+    return wrap(
+        original,
+        parse_go_collector(original),
+        source_path=source_path,
+        source_sha256=hashlib.sha256(raw).hexdigest(),
+        source_bytes=len(raw),
+        repository_commit=None,
+    )
+
+
+def legacy_key(doc: dict[str, Any], name: str = "go-0") -> str:
+    """Where `instbench import legacy` stores an imported document (any name)."""
+    from instbench.analysis.legacy import parse_go_collector
+
+    result = parse_go_collector(doc["original"])
+    return (
+        f"raw/{result.benchmark}/{result.instance_type}/{result.region}/"
+        f"{result.timestamp:%Y/%m/%d}/{name}.json"
+    )
+
+
 def store_documents(root: Any, docs: list[dict[str, Any]]) -> list[str]:
     """Write `docs` into the mirror at `root` under their raw keys; return the keys."""
     from instbench.storage.local import LocalStore

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.factories import result_document, store_documents
+from tests.factories import go_collector_document, result_document, store_documents
 
 INSTBENCH = str(Path(sys.executable).parent / "instbench")
 CHROMIUM = "/usr/bin/chromium"
@@ -86,6 +86,20 @@ def _dataset(root: Path) -> Path:
         },
     }
     (root / "prices.json").write_text(json.dumps(prices))
+    # The earlier Go collector's files: one m7i.large STREAM, a c7g.large one with the x86
+    # amd-zen4 image, and two placeholders (41.9 GB/s triad for two types).
+    old = root / "old" / "results" / "2025-06-30"
+    old.mkdir(parents=True)
+    legacy = {
+        "m7i.large-stream.json": go_collector_document("stream", "m7i.large", figure=14.5),
+        "c7g.large-stream.json": go_collector_document(
+            "stream", "c7g.large", figure=52.4, label="graviton", image_tag="amd-zen4"
+        ),
+        "c5.large-stream.json": go_collector_document("stream", "c5.large", figure=41.9),
+        "r5.large-stream.json": go_collector_document("stream", "r5.large", figure=41.9),
+    }
+    for name, doc in legacy.items():
+        (old / name).write_text(json.dumps(doc))
     return mirror
 
 
@@ -93,6 +107,9 @@ def _dataset(root: Path) -> Path:
 def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("report")
     mirror = _dataset(root)
+    proc = _cli("import", "legacy", str(root / "old"), "--output-dir", str(mirror))
+    assert proc.returncode == 0, proc.stderr
+    assert "│ imported  " in proc.stdout.replace("│ imported │", "│ imported  ")
     full = root / "site"
     proc = _cli(
         "report",
@@ -280,3 +297,38 @@ def test_price_chart_is_a_note_without_prices(tmp_path: Path, browser_page: Any)
     assert "No price data" in browser_page.inner_text("main")
     _open(browser_page, out / "index.html")
     assert "$/h" not in browser_page.inner_text("#overview thead")
+
+
+def test_legacy_history_is_shown_beside_ours_never_pooled(
+    sites: dict[str, Path], browser_page: Any
+) -> None:
+    page = browser_page
+    _open(page, sites["full"] / "types" / "m7i.large.html")
+    history = page.inner_text("#legacy-history")
+    assert "legacy-stream" in history and "one thread, one pass" in history
+    assert "triad 14.50 GB/s" in history and "results/2025-06-30/m7i.large-stream.json" in history
+    # Ours alone in the results table: 4 instances (2 weeks x 2), no legacy series.
+    results = page.inner_text("main table:not(.legacy)")
+    assert "legacy" not in results
+    triad = page.eval_on_selector_all(
+        "main table:not(.legacy) tbody tr",
+        "rows => rows.filter(r => r.cells[0].innerText === 'stream' && "
+        "r.cells[1].innerText === 'triad' && r.cells[2].innerText === 'all')"
+        ".map(r => r.cells[4].innerText)",
+    )
+    assert triad == ["4"]
+    _open(page, sites["full"] / "index.html")
+    overview = page.inner_text("#legacy-history")
+    assert "c7g.large" in overview
+    assert "container image public.ecr.aws/aws-benchmarks/stream:amd-zen4 is for x86_64" in overview
+    assert "41.9" not in page.content() and "c5.large" not in overview
+    # Types we measured too link to their page; sorting works here as well.
+    page.click("#legacy-history thead th:nth-child(4) button")
+    values = page.eval_on_selector_all(
+        "#legacy-history tbody tr", "rows => rows.map(r => parseFloat(r.cells[3].dataset.value))"
+    )
+    assert values == [14.5, 52.4]  # one row per file, sorted by its triad
+    links = page.eval_on_selector_all(
+        "#legacy-history tbody a", "links => links.map(a => a.getAttribute('href'))"
+    )
+    assert set(links) == {"types/c7g.large.html", "types/m7i.large.html"}

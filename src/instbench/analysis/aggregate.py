@@ -41,9 +41,12 @@ def publishable_filter(include_sandbox: bool) -> str:
     """SQL predicate on accepted_rows: what may be published.
 
     Only results measured on real EC2 ('aws'), in full mode, are published as data.
-    `include_sandbox` (demos and tests) admits sandbox, local and quick-mode results too.
+    `include_sandbox` (demos and tests) admits sandbox, local and quick-mode results too;
+    never the earlier Go collector's ('legacy', analysis/legacy.py: shown as history only).
     """
-    return "TRUE" if include_sandbox else "(collection_method = 'aws' AND NOT quick)"
+    if include_sandbox:
+        return "(collection_method <> 'legacy')"
+    return "(collection_method = 'aws' AND NOT quick)"
 
 
 @dataclass(frozen=True)
@@ -255,14 +258,13 @@ def summarize(
 
 
 def excluded_counts(con: duckdb.DuckDBPyConnection, include_sandbox: bool) -> dict[str, int]:
-    """Valid documents left out of the publication, by reason (sandbox, local, quick)."""
-    if include_sandbox:
-        return {}
+    """Valid documents left out of the publication, by reason (sandbox, local, quick,
+    legacy: the last even with `include_sandbox`)."""
     rows = con.execute(
-        """
+        f"""
         SELECT CASE WHEN quick THEN 'quick mode' ELSE collection_method || ' result' END AS why,
                count(DISTINCT key)
-        FROM accepted_rows WHERE NOT (collection_method = 'aws' AND NOT quick)
+        FROM accepted_rows WHERE NOT {publishable_filter(include_sandbox)}
         GROUP BY why ORDER BY why
         """
     ).fetchall()

@@ -1,8 +1,10 @@
 """Ingest: every raw document of the mirror, validated once, as rows of a DuckDB table.
 
 What happens to one file under raw/ (docs/statistics.md has the rules in prose):
-  1. strict JSON (no NaN), then either the v1 schema + plausibility rules (ours) or the
-     Go collector's format (legacy.py); failure -> quarantined with the reason;
+  1. strict JSON (no NaN), then either the v1 schema + plausibility rules (ours) or, for a
+     document of kind `instbench-legacy-import` (written by `instbench import legacy`),
+     the Go collector's checks on its original (legacy.py: its own series, never ours); a
+     Go-collector file placed by hand is not read; failure -> quarantined with the reason;
   2. sha256 of the canonical JSON (`results.validate.content_sha256`) is recorded;
   3. its figures become tidy rows (tidy.py).
 Then, across files: documents with the same sha256 are counted once (the first key in
@@ -41,7 +43,7 @@ from typing import Any
 
 import duckdb
 
-from instbench.analysis.legacy import is_legacy, legacy_rows
+from instbench.analysis.legacy import imported_rows, is_go_collector, is_legacy_import
 from instbench.analysis.plausibility import check_document
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
 from instbench.errors import InvalidResult, StorageError, UserError
@@ -49,7 +51,7 @@ from instbench.results.schema import DATA_VERSION
 from instbench.results.validate import content_sha256, load_json, validate_document
 from instbench.storage.local import LocalStore
 
-RULES_VERSION = 3
+RULES_VERSION = 4
 """Bump when a validation or plausibility rule changes: every file is re-examined."""
 
 LAYOUT_VERSION = 2
@@ -108,8 +110,13 @@ def examine(raw: bytes, key: str) -> tuple[str, list[Row]]:
     """Validate one file's bytes; (sha256, rows), or `InvalidResult` with the reason."""
     data = load_json(raw)
     sha = content_sha256(data)
-    if is_legacy(data):
-        return sha, legacy_rows(data, key, sha)
+    if is_legacy_import(data):
+        return sha, imported_rows(data, key, sha)
+    if is_go_collector(data):
+        raise InvalidResult(
+            "a Go-collector file placed by hand: bring it in with `instbench import legacy "
+            "PATH --output-dir MIRROR` (its own series, never pooled with ours)"
+        )
     doc = validate_document(data)
     check_document(doc, key)
     rows = document_rows(doc, key, sha)

@@ -35,8 +35,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "source_format",
         "VARCHAR",
-        "'instbench-1' for this project's documents, 'go-collector-1.0.0' for converted "
-        "results of the earlier Go collector.",
+        "'instbench-1' for this project's documents; 'go-collector-1.0.0' or "
+        "'go-collector-performance-data' for imported results of the earlier Go collector.",
     ),
     Column("instance_type", "VARCHAR", "EC2 instance type measured."),
     Column("region", "VARCHAR", "AWS region of the instance."),

@@ -246,3 +246,23 @@ def _sort_key(name: str) -> tuple[str, int, str]:
     else:
         rank = 10_000  # metal, metal-24xl ... last
     return family, rank, size
+
+
+def known_architectures(session: AwsSession, names: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """name -> (architecture, manufacturer) for the names EC2 knows; unknown ones left out.
+
+    For `instbench import legacy`, which must not stop at one type EC2 no longer sells:
+    those fall back to the name parser. The manufacturer falls back the same way when
+    the API omits it (`_facts`).
+    """
+    wanted = list(dict.fromkeys(names))
+    try:
+        facts = describe_types(session, wanted)
+    except InvalidInstanceType:
+        facts = {}
+        for name in wanted:  # error path only: which ones does EC2 know?
+            try:
+                facts.update(describe_types(session, [name]))
+            except InvalidInstanceType:
+                continue
+    return {n: (f.architecture, f.manufacturer or "") for n, f in facts.items() if f.manufacturer}

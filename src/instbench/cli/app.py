@@ -44,6 +44,7 @@ def _mount() -> None:
     from instbench.cli import (
         benchmarks_cmd,
         data_cmd,
+        import_cmd,
         infra_cmd,
         report_cmd,
         results_cmd,
@@ -64,6 +65,7 @@ def _mount() -> None:
     benchmarks_cmd.register(app)
     sandbox_cmd.register(app)
     infra_cmd.register(app)
+    import_cmd.register(app)
 
 
 _mount()

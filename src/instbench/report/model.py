@@ -22,6 +22,7 @@ from typing import Any
 from instbench.analysis import changes as changes_mod
 from instbench.analysis.aggregate import Summary, excluded_counts, publishable_filter, summarize
 from instbench.analysis.ingest import Dataset, IngestReport, ingest
+from instbench.analysis.legacy import HistoryEntry, history
 from instbench.analysis.tidy import METRICS
 from instbench.errors import UserError
 from instbench.prices import PriceSet
@@ -120,6 +121,11 @@ class ReportData:
     collection_methods: dict[str, int] = field(default_factory=dict)
     changes: changes_mod.ChangeReport | None = None
     """Change points of the weekly series (analysis/changes.py), as publish finds them."""
+    legacy: list[HistoryEntry] = field(default_factory=list)
+    """The earlier Go collector's accepted files: history beside ours, never pooled."""
+
+    def legacy_of(self, instance_type: str) -> list[HistoryEntry]:
+        return [f for f in self.legacy if f.instance_type == instance_type]
 
     @property
     def empty(self) -> bool:
@@ -277,6 +283,7 @@ def from_dataset(
         cflags=_strings(dataset, "cflags", where),
         changes=changes_mod.detect(changes_mod.series_cells(con, include_sandbox=include_sandbox)),
     )
+    data.legacy = history(con, root)
     data.collection_methods = {
         str(k): int(v)
         for k, v in con.execute(

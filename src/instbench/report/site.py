@@ -175,7 +175,11 @@ def build_site(data: ReportData, output: Path) -> Site:
     check_output(output, data.input_dir)
     env = _environment()
     last = max((r.last for r in data.types), default=None)
-    common: dict[str, Any] = {"data": data, "last": last}
+    common: dict[str, Any] = {
+        "data": data,
+        "last": last,
+        "linked": {r.instance_type for r in data.types},
+    }
     pages: dict[str, str] = {}
     has_prices = any(r.price_per_hour for r in data.types)
     columns = OVERVIEW_COLUMNS + (PRICE_COLUMNS if has_prices else ()) + TAIL_COLUMNS
@@ -227,6 +231,7 @@ def build_site(data: ReportData, output: Path) -> Site:
             min_effect=data.changes.min_effect if data.changes else None,
             machine=data.machines.get(row.instance_type),
             raw_keys=data.raw_keys.get(row.instance_type, []),
+            legacy=data.legacy_of(row.instance_type),
         )
     raw_keys = sorted({k for keys in data.raw_keys.values() for k in keys})
     _write_site(output, pages, raw_keys, data.input_dir)

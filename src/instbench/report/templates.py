@@ -37,6 +37,7 @@ figure svg { max-width: 100%; height: auto; }
 dl.details { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dl.details dt { font-weight: 600; }
 code { background: var(--bg-alt); padding: 0 .2rem; }
+.flag { color: #9a6700; }
 """
 
 TABLE_JS = """
@@ -93,6 +94,7 @@ TABLE_JS = """
           var button = th.querySelector("button");
           if (button) { button.addEventListener("click", function () { sortBy(table, th); }); }
         });
+        if (table.hasAttribute("data-unfiltered")) { return; }  // e.g. legacy history
         ["filter-text", "filter-arch"].forEach(function (id) {
           var el = document.getElementById(id);
           if (el) { el.addEventListener("input", function () { applyFilters(table); }); }
@@ -188,6 +190,13 @@ confidence interval. Click a column header to sort; type to filter.
 {% endfor %}
 </tbody>
 </table>
+{% endif %}
+{% if data.legacy %}
+{% from "legacy.html" import legacy_table with context %}
+<section id="legacy-history">
+<h2>History: the earlier Go collector</h2>
+{{ legacy_table(data.legacy, true, "") }}
+</section>
 {% endif %}
 {% endblock %}
 """
@@ -308,6 +317,13 @@ it is significant at a 5 % false-discovery rate across the dataset and at least
 {% endfor %}
 </ul>
 {% endif %}
+{% if legacy %}
+{% from "legacy.html" import legacy_table with context %}
+<section id="legacy-history">
+<h2>History: the earlier Go collector</h2>
+{{ legacy_table(legacy, false, "../") }}
+</section>
+{% endif %}
 <h2>Machine</h2>
 {% if machine %}
 <dl class="details">
@@ -390,10 +406,44 @@ of trials within one instance is reported beside it, never mixed in.</p>
 """
 )
 
+LEGACY = """{% macro legacy_table(figures, with_type, root) %}
+<dl class="details legacy-methods">
+{% for f in figures | unique(attribute="benchmark") %}<dt>{{ f.benchmark }}</dt>
+<dd>{{ f.method }}</dd>{% endfor %}
+</dl>
+<table class="legacy" data-sortable data-unfiltered>
+<caption class="muted">Files of the earlier Go collector, imported with
+<code>instbench import legacy</code>: each measured once, by a different method (see
+above), so never averaged with ours or published in the data files. Flags say what in
+the file contradicts the instance type; placeholder files are not shown.</caption>
+<thead><tr>{% if with_type %}<th scope="col"><button type="button">Type</button></th>{% endif
+%}<th scope="col"><button type="button">Measured</button></th>
+<th scope="col"><button type="button">Series</button></th>
+<th scope="col" data-type="number" class="num"><button type="button">Figures</button></th>
+<th scope="col">How</th><th scope="col">Flags</th><th scope="col">Source</th></tr></thead>
+<tbody>
+{% for f in figures %}<tr>{% if with_type %}<td>{% if f.instance_type in linked %}<a
+ href="{{ root }}types/{{ f.instance_type }}.html">{{ f.instance_type }}</a>{% else %}{{
+ f.instance_type }}{% endif %}</td>{% endif %}
+<td data-value="{{ f.timestamp }}">{{ f.timestamp[:16] | replace("T", " ") }}</td>
+<td>{{ f.benchmark }}</td>
+<td class="num" data-value="{{ f.headline }}">{% for test, value, unit in f.figures
+ %}{{ test }} {{ fmt(value) }}{% if loop.last %} {{ unit }}{% else %}<br>{% endif %}{%
+ endfor %}</td>
+<td>{{ f.method.split(":")[0] }}</td>
+<td>{% for flag in f.flags %}<span class="flag">{{ flag }}</span>{% if not loop.last
+ %}<br>{% endif %}{% endfor %}</td>
+<td><code>{{ f.source_path }}</code></td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endmacro %}"""
+
 TEMPLATES: dict[str, str] = {
     "base.html": BASE,
     "index.html": INDEX,
     "charts.html": CHARTS,
     "type.html": TYPE,
     "methodology.html": METHODOLOGY,
+    "legacy.html": LEGACY,
 }

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.factories import legacy_document, raw_key_of, result_document, store_documents, to_bytes
+from tests.factories import (
+    imported_legacy,
+    legacy_document,
+    legacy_key,
+    raw_key_of,
+    result_document,
+    store_documents,
+    to_bytes,
+)
 
 from instbench.analysis.ingest import ingest
 from instbench.errors import UserError
@@ -117,11 +125,11 @@ def test_sandbox_and_quick_results_are_valid_but_excluded(tmp_path: Path) -> Non
 
 
 def test_duplicates_are_counted_once(tmp_path: Path) -> None:
-    doc = legacy_document()
+    doc = imported_legacy(legacy_document())
     store = LocalStore(tmp_path)
-    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/a.json", to_bytes(doc))
+    store.put_new(legacy_key(doc, "a"), to_bytes(doc))
     # Same content, other formatting, under a second key (the file copied twice).
-    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/b.json", json.dumps(doc).encode())
+    store.put_new(legacy_key(doc, "b"), json.dumps(doc).encode())
     store_documents(tmp_path, [result_document()])
     with ingest(tmp_path) as ds:
         assert (ds.report.accepted, ds.report.duplicates) == (2, 1)
@@ -129,58 +137,63 @@ def test_duplicates_are_counted_once(tmp_path: Path) -> None:
             "SELECT DISTINCT result_sha256, key FROM accepted_rows WHERE source_format <> "
             "'instbench-1'"
         ).fetchall()
-    assert row == [(content_sha256(doc), "raw/stream/m7i.large/us-west-2/2025/06/29/a.json")]
+    assert row == [(content_sha256(doc), legacy_key(doc, "a"))]
 
 
 def test_identical_figures_for_different_types_are_placeholders(tmp_path: Path) -> None:
-    a = legacy_document("m7i.large", triad_gbps=41.9)
-    b = legacy_document("m7a.large", triad_gbps=41.9)
+    a = imported_legacy(legacy_document("m7i.large", triad_gbps=41.9))
+    b = imported_legacy(legacy_document("m7a.large", triad_gbps=41.9))
     store = LocalStore(tmp_path)
-    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/a.json", json.dumps(a).encode())
-    store.put_new("raw/stream/m7a.large/us-west-2/2025/06/29/b.json", json.dumps(b).encode())
+    store.put_new(legacy_key(a, "a"), json.dumps(a).encode())
+    store.put_new(legacy_key(b, "b"), json.dumps(b).encode())
     with ingest(tmp_path) as ds:
         assert ds.report.accepted == 0 and ds.report.rejected == 2
         assert all("identical figures for 2 instance types" in r for _, r in ds.report.rejections)
-    assert store.exists("quarantine/raw/stream/m7a.large/us-west-2/2025/06/29/b.json.reason")
+    assert store.exists(f"quarantine/{legacy_key(b, 'b')}.reason")
 
 
-def test_legacy_files_are_converted_with_unknowns_left_null(tmp_path: Path) -> None:
-    key = "raw/stream/m7i.large/us-west-2/2025/06/29/m7i.large-stream-20250629-232158.json"
-    LocalStore(tmp_path).put_new(key, json.dumps(legacy_document()).encode())
+def test_legacy_files_are_their_own_series_with_unknowns_left_null(tmp_path: Path) -> None:
+    doc = imported_legacy(legacy_document())
+    LocalStore(tmp_path).put_new(legacy_key(doc), json.dumps(doc).encode())
     with ingest(tmp_path) as ds:
         assert ds.report.accepted == 1
         rows = ds.con.execute(
-            "SELECT source_format, test, thread_mode, value, vcpus, trials, timestamp "
-            "FROM accepted_rows ORDER BY test"
+            "SELECT source_format, test, thread_mode, value, vcpus, trials, timestamp, "
+            "benchmark, collection_method FROM accepted_rows ORDER BY test"
         ).fetchall()
     assert [r[1] for r in rows] == ["add", "copy", "scale", "triad"]
     triad = rows[-1]
-    assert triad[0] == "go-collector-1.0.0" and triad[2] == "all"
+    assert triad[0] == "go-collector-1.0.0" and triad[2] == "single"
     assert triad[3] == pytest.approx(14.4981)
-    assert triad[4] is None and triad[5] is None
+    assert triad[4] is None and triad[5] == 1
     assert triad[6] == datetime(2025, 6, 29, 23, 21, 58)
+    assert triad[7:] == ("legacy-stream", "legacy")
 
 
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda d: d["metadata"].update(processorArchitecture="graviton"), "made by Intel"),
+        (lambda d: d.pop("kind"), "placed by hand: bring it in with `instbench import legacy"),
         (
             lambda d: d["performance"]["memory"]["stream"]["copy"].update(bandwidth=-3),
             "not positive",
         ),
         (
             lambda d: d["performance"]["memory"]["stream"]["add"].update(bandwidth=5000.0),
-            "above the ceiling",
+            "above the one-thread ceiling",
         ),
         (lambda d: d.update(schema_version="0.9"), "unsupported schema_version"),
         (lambda d: d["performance"]["memory"]["stream"].pop("triad"), "missing"),
     ],
 )
 def test_implausible_legacy_files_are_quarantined(tmp_path: Path, mutate: Any, reason: str) -> None:
-    doc = copy.deepcopy(legacy_document())
-    mutate(doc)
-    key = "raw/stream/m7i.large/us-west-2/2025/06/29/legacy.json"
+    wrapper = imported_legacy(legacy_document())
+    key = legacy_key(wrapper)
+    if "placed by hand" in reason:
+        doc = wrapper["original"]  # the Go collector's file itself, not imported
+    else:
+        doc = copy.deepcopy(wrapper)
+        mutate(doc["original"])
     LocalStore(tmp_path).put_new(key, json.dumps(doc).encode())
     with ingest(tmp_path) as ds:
         [(_, why)] = ds.report.rejections
@@ -322,12 +335,13 @@ def test_derived_tables_kept_up_to_date_equal_a_fresh_derivation(tmp_path: Path)
     ]
     keys = store_documents(mirror, docs)
     store = LocalStore(mirror)
-    legacy = to_bytes(legacy_document())
-    store.put_new("raw/stream/m7i.large/us-west-2/2025/06/29/b.json", legacy)
+    imported = imported_legacy(legacy_document())
+    legacy = to_bytes(imported)
+    store.put_new(legacy_key(imported, "b"), legacy)
     with ingest(mirror) as ds:
         assert ds.report.accepted == 7
     # The same content under a key sorting before it: the older key becomes a duplicate.
-    first = "raw/stream/m7i.large/us-west-2/2025/06/29/a.json"
+    first = legacy_key(imported, "a")
     store.put_new(first, legacy)
     (mirror / keys[1]).unlink()  # a file gone
     (mirror / keys[2]).write_bytes(_negative())  # a file changed in place: now rejected

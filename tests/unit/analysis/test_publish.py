@@ -16,7 +16,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tests.factories import legacy_document, result_document, store_documents
+from tests.factories import (
+    imported_legacy,
+    legacy_document,
+    legacy_key,
+    result_document,
+    store_documents,
+)
 
 from instbench.analysis.aggregate import summarize
 from instbench.analysis.documents.compass import (
@@ -51,11 +57,12 @@ def _dataset(root: Path) -> None:
     ]
     docs.append(result_document("m7a.large", sample=0, collection_method="sandbox"))
     store_documents(root, docs)
-    legacy = json.dumps(
+    # The earlier Go collector's r7i.large, imported: its own series, never published.
+    legacy = imported_legacy(
         legacy_document("r7i.large", triad_gbps=33.3, timestamp="2025-03-04T10:00:00Z")
     )
-    (root / "raw/stream/r7i.large/us-west-2/2025/03/04").mkdir(parents=True)
-    (root / "raw/stream/r7i.large/us-west-2/2025/03/04/legacy.json").write_text(legacy)
+    (root / legacy_key(legacy)).parent.mkdir(parents=True)
+    (root / legacy_key(legacy)).write_text(json.dumps(legacy))
     (root / "raw/stream/bad.json").write_text('{"metadata": 1}')
 
 
@@ -88,8 +95,7 @@ def test_summaries_have_the_known_answers(tmp_path: Path) -> None:
     assert s.within_cv is not None and s.cv is not None and s.within_cv < s.cv
     assert rows[("c7g.large", "triad", "all")].n == 3
     assert ("m7a.large", "triad", "all") not in rows  # sandbox: not published
-    legacy = rows[("r7i.large", "triad", "all")]
-    assert legacy.n == 1 and legacy.sd is None and legacy.ci_low is None and legacy.vcpus is None
+    assert not [k for k in rows if k[0] == "r7i.large"]  # legacy: history only
 
 
 def _prices() -> PriceSet:
@@ -129,14 +135,13 @@ def test_publication_matches_the_golden_files(tmp_path: Path) -> None:
     memory = json.loads((latest / "memory-benchmarks.json").read_text())
     assert memory["instances"] == {}
     held = index["heldBack"]["memory-benchmarks.json"]
-    assert sorted(held) == ["c7g.large", "m7i.large", "r7i.large"]
+    assert sorted(held) == ["c7g.large", "m7i.large"]  # not r7i.large (legacy only)
     assert "cache.memory.latency" in held["m7i.large"]
-    assert "numa.socketCount" in held["r7i.large"]  # legacy files do not say
-    assert index["ingest"]["excluded"] == {"sandbox result": 1}
+    assert index["ingest"]["excluded"] == {"legacy result": 1, "sandbox result": 1}
     assert index["ingest"]["rejected"] == 1
     with duckdb.connect() as con:
         tidy = con.execute(f"SELECT count(*) FROM '{latest / 'tidy.parquet'}'").fetchall()
-    assert tidy == [((5 + 3) * 2 * 4 + 4,)]
+    assert tidy == [((5 + 3) * 2 * 4,)]  # the legacy rows are not exported
     assert (out / "2025-W10" / "summary.json").exists()
     assert (out / "2025-03" / "summary.csv").exists()
     assert (latest / "schemas" / "result-v1.schema.json").exists()
