@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
+from instbench import limits
 from instbench.analysis.pricing import PriceSource
 from instbench.aws import ami, cost, discovery, launch, network, quotas, regions
 from instbench.aws.cost import CostEstimate
@@ -106,6 +107,18 @@ class FleetOptions:
         # cannot work fails before the sandbox starts or anything is planned.
         check_runtime(self.runtime, self.image)
         launch.check_market(self.market, self.spot_max_price, self.spot_fallback)
+        self.check_numbers()
+
+    def check_numbers(self) -> None:
+        """Every count in range (instbench.limits) before a task list is expanded."""
+        limits.check_fleet_numbers(
+            types=len(self.instance_types),
+            benchmarks=len(self.task_benchmarks),
+            samples=self.samples,
+            max_concurrency=self.max_concurrency,
+            vcpu_budget=self.vcpu_budget,
+            agent_args=self.agent_args,
+        )
 
 
 @dataclass
@@ -151,6 +164,7 @@ def make_plan(
     """
     if opts.samples < 1:
         raise UserError("--samples must be at least 1")
+    opts.check_numbers()  # options are mutable: checked again before the expansion
     if not opts.task_benchmarks:
         raise UserError("nothing to run: pass --benchmarks and/or --suite")
     if opts.max_concurrency < 1:
@@ -167,6 +181,9 @@ def make_plan(
     regions.check_credentials(session)
 
     facts = discovery.describe_types(session, opts.instance_types)
+    array_size = limits.agent_numbers(opts.agent_args).array_size
+    for name in opts.instance_types:
+        limits.check_array_fits(array_size, name, facts[name].memory_mib)
     # A type that does not fit under its vCPU quota (less what other instances hold now)
     # or the budget fails now, not after the rest of the run has been launched.
     vcpu_limits = quotas.plan_limits(
