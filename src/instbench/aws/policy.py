@@ -532,7 +532,10 @@ def request_contexts(
         return [RequestContext("ec2:CreateTags", _ec2_arn(region, kind, "new", partition), keys)]
 
     if operation == "ec2:RunInstances":
-        arn = lambda kind, ident="new": _ec2_arn(region, kind, ident, partition)  # noqa: E731
+
+        def arn(kind: str, ident: str = "new") -> str:
+            return _ec2_arn(region, kind, ident, partition)
+
         out = [
             RequestContext(
                 action,
