@@ -155,10 +155,14 @@ def cleanup(
         found = any(r.instances or r.spot_requests or r.security_groups for r in reports)
         if run_id is not None and known is None and not found:
             where = ", ".join(r.region for r in reports)
-            source = f"the journal {journal.path}" if journal else "no journal here"
+            source = (
+                f"not in the journal {journal.path}"
+                if journal
+                else f"no readable journal at {journal_path or default_path(ctx.environ)}"
+            )
             raise UserError(
-                f"unknown run {run_id}: not in {source}, and nothing in {where} is tagged "
-                "with it; check the id (instbench runs list) or the region (--region)"
+                f"unknown run {run_id}: {source}, and nothing in {where} is tagged with it; "
+                "check the id (instbench runs list) or the region (--region)"
             )
         failed = _print_reports(ctx, reports, dry_run)
         if journal is not None and not dry_run:
