@@ -68,14 +68,14 @@ class AgentNumbers:
 
 
 def agent_numbers(args: Sequence[str]) -> AgentNumbers:
-    """Parse the agent arguments a run carries (as the CLI builds them) and check them."""
+    """The numbers among the agent arguments a run carries (flag, value pairs as the CLI
+    builds them), checked; other arguments are the user-data renderer's to validate."""
     values: dict[str, int] = {}
     flags = {"--array-size": "array_size", "--ntimes": "ntimes", "--threads": "threads"}
-    it = iter(args)
-    for flag in it:
-        value = next(it, None)
-        if flag not in flags or value is None:
-            raise UserError(f"unexpected agent argument {flag!r}")
+    pairs = list(args)
+    for flag, value in zip(pairs[::2], pairs[1::2], strict=False):
+        if flag not in flags:
+            continue
         if not re.fullmatch(r"\d{1,30}", value):
             raise UserError(f"{flag} {value[:24]!r} is not a whole number")
         values[flags[flag]] = int(value)

@@ -65,6 +65,7 @@ def test_agent_numbers_parse_and_pass() -> None:
     assert numbers == AgentNumbers(array_size=1_000_000, ntimes=10)
     with pytest.raises(UserError):
         agent_numbers(["--array-size", "9" * 5000])
+    assert agent_numbers(["--duration-s", "5", "--threads", "2"]).threads == 2
 
 
 def test_array_must_fit_the_type() -> None:
