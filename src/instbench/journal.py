@@ -10,13 +10,23 @@ plus the instance id and whether it is known to be terminated. Every transition 
 committed *before* the AWS call that changes state, so after a crash the journal says
 which instances may exist (launching/running rows) and which tasks still need a result.
 `instbench runs list/show`, `--resume` and `cleanup` read it.
+
+The file is checked (`PRAGMA integrity_check`) every time it is opened, and a copy that
+passed is kept beside it (`journal.sqlite.bak`): a truncated, zeroed or damaged journal is
+a one-line error naming that copy, never a traceback and never silently an empty journal.
+A new journal is built in a temporary file and linked into place, so a journal of zero
+bytes only ever comes from damage. One controller at a time works on a run: `run_lock`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +34,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from instbench.errors import UserError
+
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "interrupted", "swept"})
+"""Run statuses of a run no controller is working on. `swept`: its controller was gone
+and `instbench cleanup` ended what it left behind (it can still be resumed)."""
 
 TASK_STATES = ("planned", "launching", "running", "result_stored", "failed")
 _ALLOWED = {
@@ -76,6 +92,14 @@ CREATE TABLE IF NOT EXISTS events (
 
 class JournalError(Exception):
     """An illegal transition or an unknown run: a bug or a corrupted journal."""
+
+
+class JournalUnusable(UserError):
+    """The journal file cannot be opened, or fails its integrity check (one line, exit 2)."""
+
+
+class RunLocked(UserError):
+    """Another instbench process is working on the run (a second `--resume RID`)."""
 
 
 @dataclass(frozen=True)
@@ -155,21 +179,184 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def backup_path(path: Path) -> Path:
+    """The last copy of the journal that passed its integrity check."""
+    return path.with_name(path.name + ".bak")
+
+
+def _lock_path(path: Path, run_id: str) -> Path:
+    if not _safe_run_id(run_id):
+        raise JournalError(f"run id {run_id!r} cannot name a lock file")
+    return path.with_name(path.name + ".locks") / f"{run_id}.lock"
+
+
+def _safe_run_id(run_id: str) -> bool:
+    return bool(run_id) and len(run_id) <= 128 and all(c.isalnum() or c in "._-" for c in run_id)
+
+
+def _unusable(path: Path, why: str) -> JournalUnusable:
+    return JournalUnusable(f"cannot use the run journal {path}: {why}; pass another --journal")
+
+
+def _damaged(path: Path, why: str) -> JournalUnusable:
+    """The one line for a damaged journal: what is wrong, and how to get going again."""
+    backup = backup_path(path)
+    if backup.is_file() and backup.stat().st_size > 0:
+        taken = datetime.fromtimestamp(backup.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M")
+        remedy = (
+            f"restore the last good copy ({taken} UTC) with: cp {backup} {path} "
+            f"(or move {path} aside to start an empty journal)"
+        )
+    else:
+        remedy = f"no good copy exists; move {path} aside to start an empty journal"
+    return JournalUnusable(
+        f"run journal {path} is damaged ({why}): {remedy}; instbench cleanup --older-than "
+        "finds instances of runs it no longer knows"
+    )
+
+
+def _create(path: Path) -> None:
+    """A new, empty journal: built aside and linked into place, never seen half-made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+        os.close(fd)
+    except OSError as exc:
+        raise _unusable(path, exc.strerror or str(exc)) from None
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+        with contextlib.suppress(FileExistsError):  # another process made it first: use it
+            os.link(tmp, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _unusable(path, getattr(exc, "strerror", None) or str(exc)) from None
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    """Connect, and refuse a journal that is not a whole, sound SQLite database."""
+    try:
+        if path.is_dir():
+            raise _unusable(path, "it is a directory")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _unusable(path, exc.strerror or str(exc)) from None
+    if size == 0:
+        raise _damaged(path, "the file is empty: 0 bytes")
+    try:
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _unusable(path, str(exc)) from None
+    try:
+        problems = [r[0] for r in db.execute("PRAGMA integrity_check(5)").fetchall()]
+        if problems != ["ok"]:
+            found = " ".join(" ".join(problems).replace("*** in database main ***", "").split())
+            raise _damaged(path, f"integrity check: {found[:100]}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"runs", "tasks", "events"} <= tables:
+            raise _damaged(path, "not an instbench journal: its tables are missing")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if "unable to open" in str(exc) or "readonly" in str(exc):
+            raise _unusable(path, str(exc)) from None
+        raise _damaged(path, str(exc)) from None
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _backup(db: sqlite3.Connection, target: Path) -> None:
+    """Copy the checked journal to `target` (atomically); best effort, never fatal."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new")
+        os.close(fd)
+    except OSError:
+        return
+    try:
+        copy = sqlite3.connect(tmp)
+        try:
+            db.backup(copy)
+        finally:
+            copy.close()
+        os.replace(tmp, target)
+    except (OSError, sqlite3.Error):
+        Path(tmp).unlink(missing_ok=True)
+
+
 class Journal:
     """Thread-safe access to the journal file (one connection, serialised by a lock)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        if not path.exists() and not path.is_symlink():
+            _create(path)
+        self._db = _open_checked(path)
+        _backup(self._db, backup_path(path))
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        """Hold the run for this process: a second controller of the same run (two
+        `--resume RID` at once, or a resume of a run still being run) is refused.
+
+        An advisory lock (flock) on a file beside the journal: the kernel drops it when
+        the process ends however it ends, so a SIGKILLed controller never leaves a stale
+        lock behind.
+        """
+        lock_path = _lock_path(self.path, run_id)
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JournalUnusable(
+                f"cannot lock run {run_id} in {lock_path.parent}: {exc.strerror or exc}"
+            ) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                raise RunLocked(
+                    f"run {run_id} is being run by another instbench process (pid {holder}): "
+                    "wait for it to end (instbench runs show " + run_id + "), or stop it "
+                    "and then resume"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def run_locked_by(self, run_id: str) -> str | None:
+        """The pid holding the run (a controller working on it now), else None."""
+        lock_path = _lock_path(self.path, run_id)
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
+        return None
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -211,7 +398,7 @@ class Journal:
 
     def set_run_status(self, run_id: str, status: str) -> None:
         with self._tx() as db:
-            finished = _now() if status in {"succeeded", "failed", "interrupted"} else None
+            finished = _now() if status in FINISHED_STATUSES else None
             db.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
                 (status, finished, run_id),
@@ -292,6 +479,33 @@ class Journal:
                 "WHERE run_id = ? AND instance_id = ?",
                 [(_now(), run_id, iid) for iid in instance_ids],
             )
+
+    def record_cleanup(
+        self,
+        run_id: str,
+        instance_ids: list[str],
+        security_groups: list[str],
+        detail: str,
+    ) -> str:
+        """What `instbench cleanup` did to a run, in its journal; the run's status after.
+
+        The swept instances are marked terminated, a deleted run group is forgotten, an
+        event says what was done, and a run still marked `running` whose controller is
+        gone (no process holds its lock) becomes `swept`.
+        """
+        run = self.run(run_id)
+        self.mark_terminated(run_id, instance_ids)
+        if run.security_group_id and run.security_group_id in security_groups:
+            self.set_security_group(run_id, None)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'cleanup', ?)",
+                (run_id, _now(), detail),
+            )
+        if run.status == "running" and self.run_locked_by(run_id) is None:
+            self.set_run_status(run_id, "swept")
+            return "swept"
+        return run.status
 
     def events(self, run_id: str) -> list[tuple[str, str | None, str, str | None]]:
         """(at, task_id, event, detail) in order: the run's audit trail."""

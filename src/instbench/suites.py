@@ -50,9 +50,10 @@ from pydantic import (
 
 from instbench.agent import suite as agent_suite
 from instbench.errors import UserError
+from instbench.limits import MAX_SUITE_FILE_BYTES, read_bounded
 
-MAX_SUITE_FILE_BYTES = 256 * 1024
-"""A suite file larger than this is refused unread (no hand-written suite is near it)."""
+# MAX_SUITE_FILE_BYTES (instbench.limits): a larger suite file is refused, read no further
+# (no hand-written suite is near it).
 
 
 def _no_control(value: str) -> str:
@@ -323,13 +324,8 @@ def parse_suite(raw: bytes, origin: str = "<suite>") -> LoadedSuite:
 
 def load_suite(path: Path) -> LoadedSuite:
     """Read and validate a suite file (`--suite FILE.toml`)."""
-    try:
-        if path.stat().st_size > MAX_SUITE_FILE_BYTES:
-            raise UserError(f"suite {path}: larger than {MAX_SUITE_FILE_BYTES} bytes")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read suite {path}: {exc.strerror}") from None
-    return parse_suite(raw, str(path))
+    # Read with a bound, never trusting stat: --suite /dev/zero reports size 0.
+    return parse_suite(read_bounded(path, MAX_SUITE_FILE_BYTES, "suite"), str(path))
 
 
 _SAFE_FILE = re.compile(r"[^A-Za-z0-9._-]")

@@ -16,6 +16,7 @@ fixture; the parametrized tests then only look at the outcomes.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.factories import result_document, store_documents
 from tests.procs import read_until
 
 from instbench.aws.session import AwsSession, AwsSettings
@@ -51,6 +53,9 @@ class Case:
     """aws: the served sandbox's credentials; nocreds: endpoint, no credentials;
     empty: no AWS_* at all (but metadata disabled, config files /dev/null)."""
     xfail: str | None = None
+    bounded: bool = False
+    """Run with a 4 GiB address-space limit: a missing bound on what it reads or expands
+    then fails this case instead of exhausting the machine."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,21 @@ class World:
     bucket: str
     empty_store: Path
     """A valid local store with no results (publish exits 0 on it)."""
+    damaged: Path
+    """A folder of damaged journals: truncated.sqlite, zero.sqlite, page.sqlite."""
+    read_only: Path
+    """A folder nothing can write into, not even root (a link into /sys)."""
+    store_ro_cache: Path
+    """A store with results whose ingest cache folder is read-only."""
+    mirror_ro: Path
+    """A mirror whose raw/ is read-only."""
+    a_file: Path
+    """A regular file (as a folder in a path, nothing can be created under it)."""
+
+
+SYNC_RO, SYNC_CLASH, SYNC_LONG = "i21-sync-ro", "i21-sync-clash", "i21-sync-long"
+"""Buckets for the sync cases: one object; raw/x beside raw/x/a.json; a 300-character key."""
+UNKNOWN_RUN = "20260101T000000Z-abcdef"
 
 
 def _cases(w: World) -> list[Case]:
@@ -178,6 +198,84 @@ def _cases(w: World) -> list[Case]:
             (*publish, "--price-region", "us-east-9"),
         ),
         Case("publish-min-effect-above-one", (*publish, "--min-effect", "5")),
+        # --- issue 21: numbers out of range (one line, exit 2, nothing created) ----------
+        Case("run-local-timeout-5000-digits", ("run", "--local", "--timeout", "9" * 5000)),
+        Case("fleet-timeout-5000-digits", (*run1, "--timeout", "9" * 5000)),
+        Case(
+            "fleet-samples-1e20-dry-run",
+            (*run1, "--samples", "1" + "0" * 20, "--dry-run"),
+            bounded=True,
+        ),
+        Case(
+            "sandbox-samples-1e20-dry-run",
+            ("run", "--sandbox", *j, "-t", "m7i.large", "--samples", "1" + "0" * 20, "--dry-run"),
+            bounded=True,
+        ),
+        Case("fleet-samples-1e20-word", (*run1, "--samples", "1e20"), usage=True),
+        Case("fleet-samples-100000", (*run1, "--samples", "100000"), bounded=True),
+        Case("fleet-array-size-1e29", (*run1, "--array-size", "1" + "0" * 29)),
+        Case("fleet-array-size-1e29-word", (*run1, "--array-size", "1e29"), usage=True),
+        Case("fleet-array-size-over-memory", (*run1, "--array-size", "100000000000")),
+        Case("run-local-array-size-1e29", ("run", "--local", "--array-size", "1" + "0" * 29)),
+        Case("run-local-ntimes-huge", ("run", "--local", "--ntimes", "9" * 30)),
+        Case("fleet-concurrency-huge", (*run1, "--max-concurrency", "9" * 30)),
+        Case("fleet-threads-huge", (*run1, "--threads", "99999")),
+        Case("cleanup-older-than-huge", ("cleanup", "--older-than", "99999999999d")),
+        Case("cleanup-older-than-5000-digits", ("cleanup", "--older-than", "9" * 5000 + "d")),
+        # --- issue 21: inputs read with a bound ---------------------------------------
+        Case("run-local-suite-dev-zero", ("run", "--local", "--suite", "/dev/zero"), bounded=True),
+        Case("fleet-suite-dev-zero", (*run1, "--suite", "/dev/zero"), bounded=True),
+        Case("publish-prices-dev-zero", (*publish, "--prices", "/dev/zero"), bounded=True),
+        # --- issue 21: journals damaged or unusable -----------------------------------
+        Case(
+            "runs-list-journal-truncated",
+            ("runs", "list", "--journal", str(w.damaged / "truncated.sqlite")),
+        ),
+        Case(
+            "runs-list-journal-zero", ("runs", "list", "--journal", str(w.damaged / "zero.sqlite"))
+        ),
+        Case(
+            "runs-show-journal-page",
+            ("runs", "show", UNKNOWN_RUN, "--journal", str(w.damaged / "page.sqlite")),
+        ),
+        Case(
+            "resume-journal-corrupt-page",
+            ("run", "--resume", UNKNOWN_RUN, "--journal", str(w.damaged / "page.sqlite")),
+        ),
+        Case(
+            "resume-journal-zero",
+            ("run", "--resume", UNKNOWN_RUN, "--journal", str(w.damaged / "zero.sqlite")),
+        ),
+        Case("runs-list-journal-directory", ("runs", "list", "--journal", str(w.empty_store))),
+        Case(
+            "fleet-journal-directory",
+            ("run", *b, "--quick", "-t", "m7i.large", "--journal", str(w.empty_store)),
+        ),
+        Case(
+            "fleet-journal-under-a-file",
+            ("run", *b, "--quick", "-t", "m7i.large", "--journal", str(w.a_file / "j.sqlite")),
+        ),
+        Case(
+            "fleet-journal-read-only",
+            ("run", *b, "--quick", "-t", "m7i.large", "--journal", str(w.read_only / "j.sqlite")),
+        ),
+        # --- issue 21: unknown runs, read-only targets, odd keys, bad names -----------
+        Case("cleanup-run-id-unknown", ("cleanup", "--run-id", UNKNOWN_RUN)),
+        Case("cleanup-run-id-unknown-journal", ("cleanup", "--run-id", UNKNOWN_RUN, *j)),
+        Case("serve-bucket-bad", ("sandbox", "serve", "--port", "0", "--bucket", "BAD BUCKET")),
+        Case("sync-read-only-target", ("sync", "--bucket", SYNC_RO, "-o", str(w.mirror_ro))),
+        Case(
+            "sync-key-clash", ("sync", "--bucket", SYNC_CLASH, "-o", str(w.a_file.parent / "clash"))
+        ),
+        Case(
+            "sync-key-300-chars",
+            ("sync", "--bucket", SYNC_LONG, "-o", str(w.a_file.parent / "long")),
+        ),
+        Case("aggregate-read-only-cache", ("aggregate", "--input", str(w.store_ro_cache))),
+        Case(
+            "run-local-output-read-only",
+            ("run", "--local", "--quick", "-o", str(w.read_only / "out")),
+        ),
         # --- sandbox serve / the root ------------------------------------------------------
         Case("serve-port-too-big", ("sandbox", "serve", "--port", "70000"), usage=True),
         Case("serve-max-parallel-0", ("sandbox", "serve", "--max-parallel", "0"), usage=True),
@@ -185,6 +283,31 @@ def _cases(w: World) -> list[Case]:
         Case("root-unknown-command", ("frobnicate",), usage=True),
         Case("root-unknown-option", ("--frobnicate",), usage=True),
     ]
+
+
+READ_ONLY_TARGET = Path("/sys/kernel")
+"""Not writable by anyone, root included (sysfs refuses new files): stands in for a
+read-only mount without needing to mount one."""
+MEMORY_LIMIT = 4 * 1024**3
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def _damaged_journals(folder: Path) -> None:
+    """A journal truncated to half, one of zero bytes, and one with a page overwritten."""
+    folder.mkdir()
+    whole = folder / "whole.sqlite"
+    journal = Journal(whole)
+    for i in range(100):
+        journal.create_run(f"r{i}", "us-east-1", "aws", {"pad": "x" * 500}, [])
+    journal.close()
+    data = whole.read_bytes()
+    (folder / "truncated.sqlite").write_bytes(data[: len(data) // 2])
+    (folder / "zero.sqlite").write_bytes(b"")
+    page = 4096
+    (folder / "page.sqlite").write_bytes(data[: 3 * page] + b"\xff" * page + data[4 * page :])
 
 
 @dataclass(frozen=True)
@@ -255,9 +378,29 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
             journal=root / "journal.sqlite",
             bucket=bucket,
             empty_store=root / "empty-store",
+            damaged=root / "damaged",
+            read_only=root / "read-only",
+            store_ro_cache=root / "store-ro-cache",
+            mirror_ro=root / "mirror-ro",
+            a_file=root / "a-file",
         )
         (world.empty_store / "raw").mkdir(parents=True)
         Journal(world.journal).close()  # an existing, empty journal
+        _damaged_journals(world.damaged)
+        world.a_file.write_text("a file, not a folder\n")
+        for link in (world.read_only, world.store_ro_cache / ".instbench", world.mirror_ro / "raw"):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(READ_ONLY_TARGET)
+        store_documents(world.store_ro_cache, [result_document("m7i.large", sample=0)])
+        s3 = here.s3()
+        for name, keys in (
+            (SYNC_RO, ["raw/x/a.json"]),
+            (SYNC_CLASH, ["raw/x", "raw/x/a.json"]),
+            (SYNC_LONG, ["raw/" + "a" * 300 + ".json"]),
+        ):
+            s3.create_bucket(Bucket=name)
+            for key in keys:
+                s3.put_object(Bucket=name, Key=key, Body=b"{}")
         before = {name: _snapshot(session(name)) for name in (region, "us-west-2")}
 
         base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -295,6 +438,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
                     text=True,
                     timeout=CASE_TIMEOUT_S,
                     stdin=subprocess.DEVNULL,
+                    preexec_fn=_limit_memory if case.bounded else None,
                 )
             except subprocess.TimeoutExpired as exc:
                 err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
@@ -317,7 +461,9 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
                 proc.wait(timeout=10)
 
 
-_PLACEHOLDER = World("ami-arm", "ami-x86", "subnet-other", Path("/j"), "b", Path("/e"))
+_PLACEHOLDER = World(
+    "ami-arm", "ami-x86", "subnet-other", Path("/j"), "b", Path("/e"), *[Path("/p")] * 5
+)
 CASES = _cases(_PLACEHOLDER)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from instbench.aws.policy import audit
+from instbench.aws.policy import RecordedCall, audit
 from instbench.aws.session import AwsSession, register_process_hook, unregister_process_hook
 
 _EVENT = "before-call.*.*"
@@ -32,11 +32,34 @@ _NOT_CONTROLLER = ("instbench.sandbox", "instbench.aws.infra", "instbench.cli.in
 
 
 class OperationRecorder:
-    """Collects `service:Operation` -> calling modules, for the controller's calls only."""
+    """Collects `service:Operation` -> calling modules, for the controller's calls only.
+
+    A recorder attached to one session (`attach`) also keeps every call whole: its
+    region, parameters and response (`RecordedCall`), for `policy.denied_calls`.
+    """
 
     def __init__(self) -> None:
         self.calls: dict[str, set[str]] = {}
+        self.requests: list[RecordedCall] = []
         self._lock = threading.Lock()
+
+    def params_hook(self, params: Any, model: Any, context: Any, **_: Any) -> None:
+        """botocore before-parameter-build: the API parameters, before serialisation."""
+        if controller_caller() is None or context is None:
+            return
+        kept = {k: v for k, v in params.items() if k != "Body"}
+        operation = f"{model.service_model.service_name}:{model.name}"
+        context["instbench_audit"] = (operation, str(context.get("client_region")), kept)
+
+    def response_hook(self, parsed: Any, context: Any, **_: Any) -> None:
+        """botocore after-call: the response completes the call kept by params_hook."""
+        started = (context or {}).pop("instbench_audit", None)
+        if started is None:
+            return
+        operation, region, params = started
+        response = parsed if isinstance(parsed, dict) else None
+        with self._lock:
+            self.requests.append(RecordedCall(operation, region, params, response))
 
     def hook(self, model: Any, **_: Any) -> None:
         """botocore before-call handler (registered with AwsSession.register_hook)."""
@@ -48,8 +71,10 @@ class OperationRecorder:
             self.calls.setdefault(operation, set()).add(caller)
 
     def attach(self, session: AwsSession) -> AwsSession:
-        """Record the calls of one session only (a self-contained audit)."""
+        """Record the calls of one session only (a self-contained audit), whole."""
         session.register_hook(_EVENT, self.hook)
+        session.register_hook("before-parameter-build.*.*", self.params_hook)
+        session.register_hook("after-call.*.*", self.response_hook)
         return session
 
     def as_mapping(self) -> dict[str, list[str]]:

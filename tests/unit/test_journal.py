@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from instbench.journal import Journal, JournalError, default_path
+from instbench.errors import UserError
+from instbench.journal import (
+    Journal,
+    JournalError,
+    JournalUnusable,
+    RunLocked,
+    backup_path,
+    default_path,
+)
 
 
 def _journal(tmp_path: Path) -> Journal:
@@ -99,3 +109,125 @@ def test_runs_listing(tmp_path: Path) -> None:
     j.set_run_status("r1", "succeeded")
     [run] = j.runs()
     assert run.status == "succeeded" and run.finished_at and run.params == {"samples": 1}
+
+
+# --------------------------------------------------------------- issue 21, case 6
+
+
+def _damaged_line(path: Path) -> str:
+    with pytest.raises(JournalUnusable) as err:
+        Journal(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert isinstance(err.value, UserError)  # one line, exit 2
+    return message
+
+
+def test_truncated_journal_is_refused_naming_the_backup(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    for i in range(200):  # enough rows for several pages
+        j.create_run(f"r{i + 2}", "us-east-1", "aws", {"pad": "x" * 500}, [])
+    j.close()
+    path = tmp_path / "j.sqlite"
+    Journal(path).close()  # a clean open keeps the good copy
+    assert backup_path(path).stat().st_size == path.stat().st_size
+    with path.open("r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    message = _damaged_line(path)
+    assert "damaged" in message and f"cp {backup_path(path)} {path}" in message
+    # The named copy is whole: restoring it brings the runs back.
+    path.write_bytes(backup_path(path).read_bytes())
+    assert len(Journal(path).runs()) == 201
+
+
+def test_zero_length_journal_is_not_an_empty_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    path.write_bytes(b"")
+    message = _damaged_line(path)
+    assert "0 bytes" in message and "move" in message
+    assert path.stat().st_size == 0  # left as it was for the user to look at
+
+
+def test_one_corrupt_page_is_refused(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    for i in range(100):
+        j.create_run(f"r{i + 2}", "us-east-1", "aws", {"pad": "y" * 500}, [])
+    j.close()
+    path = tmp_path / "j.sqlite"
+    page = 4096
+    with path.open("r+b") as fh:
+        fh.seek(3 * page)
+        fh.write(b"\xff" * page)
+    assert "integrity check" in _damaged_line(path) or "malformed" in _damaged_line(path)
+
+
+def test_not_a_journal_and_unusable_paths(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    assert "not an instbench journal" in _damaged_line(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, this is not a database at all" * 10)
+    assert "damaged" in _damaged_line(text)
+    assert "is a directory" in _damaged_line(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "pass another --journal" in _damaged_line(blocker / "j.sqlite")
+
+
+def test_a_new_journal_is_never_seen_empty(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "j.sqlite"
+    Journal(path).close()
+    assert path.stat().st_size > 0
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".new")] == []
+
+
+_HOLD = (
+    "import sys, time\n"
+    "from pathlib import Path\n"
+    "from instbench.journal import Journal\n"
+    "j = Journal(Path(sys.argv[1]))\n"
+    "with j.run_lock('r1'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(60)\n"
+)
+
+
+def test_a_second_controller_of_a_run_is_refused(tmp_path: Path) -> None:
+    """Two `--resume RID` at once: the second is refused with one line while the first
+    holds the run; once the first is gone (even SIGKILLed) the run is free again."""
+    _journal(tmp_path).close()
+    path = tmp_path / "j.sqlite"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        j = Journal(path)
+        assert j.run_locked_by("r1") == str(holder.pid)
+        refused = f"another instbench process \\(pid {holder.pid}\\)"
+        with pytest.raises(RunLocked, match=refused), j.run_lock("r1"):
+            pass
+        with j.run_lock("other-run"):  # other runs are not held
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert j.run_locked_by("r1") is None
+    with j.run_lock("r1"):
+        assert j.run_locked_by("r1") == str(os.getpid())
+    j.close()
+
+
+def test_cleanup_is_recorded(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    j.transition("r1", "m7i.large-stream-0", "launching")
+    j.transition("r1", "m7i.large-stream-0", "running", instance_id="i-1")
+    j.set_security_group("r1", "sg-1")
+    status = j.record_cleanup("r1", ["i-1"], ["sg-1"], "terminated 1 instances")
+    assert status == "swept" and j.run("r1").status == "swept"
+    assert j.task("r1", "m7i.large-stream-0").terminated
+    assert j.run("r1").security_group_id is None
+    assert ("cleanup", "terminated 1 instances") in [(e[2], e[3]) for e in j.events("r1")]

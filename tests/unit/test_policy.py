@@ -34,8 +34,8 @@ def _template() -> dict[str, Any]:
 
 
 def test_every_permission_is_specific_and_explained() -> None:
-    actions = [p.action for p in PERMISSIONS]
-    assert len(actions) == len(set(actions)), "an action is listed twice"
+    grants = [(p.action, policy.statement_id(p)) for p in PERMISSIONS]
+    assert len(grants) == len(set(grants)), "an action is listed twice in one statement"
     for perm in PERMISSIONS:
         service, _, name = perm.action.partition(":")
         assert service and name and "*" not in perm.action, perm.action
@@ -67,6 +67,35 @@ def test_destructive_ec2_actions_only_on_tagged_resources() -> None:
             }
 
 
+_TEMPLATE_VALUES: dict[str, Any] = {
+    # the template's intrinsic functions, as the placeholders policy_document keeps
+    "Sub": lambda v: v.replace("${AWS::Partition}", "aws").replace(
+        "${ResultsBucket.Arn}", f"arn:aws:s3:::{policy.S3_BUCKET_PLACEHOLDER}"
+    ),
+    "GetAtt": lambda v: f"arn:aws:s3:::{policy.S3_BUCKET_PLACEHOLDER}",
+    "Ref": lambda v: {
+        "AllowedInstanceTypes": policy.TYPES_PLACEHOLDER,
+        "AllowedRegions": policy.REGIONS_PLACEHOLDER,
+    }[v],
+    "If": lambda v: policy.REGIONS_PLACEHOLDER,
+}
+
+
+def _resolved(value: Any) -> Any:
+    """A template value with its !Sub/!GetAtt/!Ref/!If replaced as policy_document writes."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TEMPLATE_VALUES:
+        [(fn, arg)] = value.items()
+        if fn == "If":
+            assert arg[0] == "HasAllowedRegions", arg
+            assert arg[1] == {"Ref": "AllowedRegions"} and arg[2] == [{"Ref": "AWS::Region"}]
+        return _TEMPLATE_VALUES[fn](arg)
+    if isinstance(value, dict):
+        return {k: _resolved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v) for v in value]
+    return value
+
+
 def test_template_role_carries_exactly_this_policy() -> None:
     resources = _template()["Resources"]
     role = resources["GitHubActionsRole"]["Properties"]
@@ -75,8 +104,12 @@ def test_template_role_carries_exactly_this_policy() -> None:
     ours = {s["Sid"]: s for s in policy_document()["Statement"]}
     assert template_statements.keys() == ours.keys()
     for sid, statement in ours.items():
-        theirs = template_statements[sid]
+        theirs = _resolved(template_statements[sid])
         assert sorted(theirs["Action"]) == statement["Action"], sid
+        resource = theirs["Resource"]
+        assert sorted(resource if isinstance(resource, list) else [resource]) == sorted(
+            statement["Resource"]
+        ), sid
         assert theirs.get("Condition") == statement.get("Condition"), sid
 
 
@@ -128,3 +161,79 @@ def test_audit_reports_unused_grant() -> None:
     report = audit(called)
     assert report.unused == ["ec2:RunInstances"]
     assert report.missing == {}
+
+
+def _statements_with(doc: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in doc["Statement"] if action in s["Action"]]
+
+
+def test_launches_are_conditioned_on_tag_region_and_type() -> None:
+    """Issue 21 case 10: RunInstances/CreateSecurityGroup were allowed on * unconditioned."""
+    doc = policy_document("b", regions=["us-east-1", "eu-west-1"], instance_types=["m7i.*"])
+    for action in ("ec2:RunInstances", "ec2:CreateSecurityGroup"):
+        for statement in _statements_with(doc, action):
+            assert statement["Resource"] != ["*"], (action, statement["Sid"])
+            regions = statement["Condition"]["StringEquals"]["aws:RequestedRegion"]
+            assert regions == ["eu-west-1", "us-east-1"], statement["Sid"]
+    [instance] = [
+        s
+        for s in _statements_with(doc, "ec2:RunInstances")
+        if "arn:aws:ec2:*:*:instance/*" in s["Resource"]
+    ]
+    assert instance["Condition"]["Null"] == {f"aws:RequestTag/{policy.RUN_TAG}": "false"}
+    assert instance["Condition"]["StringLike"] == {"ec2:InstanceType": ["m7i.*"]}
+
+
+def test_delete_object_only_under_incoming_and_spot_cancel_granted() -> None:
+    """Issue 21 cases 10 and 2: DeleteObject on the whole bucket; no CancelSpot at all."""
+    doc = policy_document("b", regions=["us-east-1"])
+    [delete] = _statements_with(doc, "s3:DeleteObject")
+    assert delete["Resource"] == ["arn:aws:s3:::b/incoming/*"]
+    [cancel] = _statements_with(doc, "ec2:CancelSpotInstanceRequests")
+    assert cancel["Condition"] == {"Null": {f"aws:ResourceTag/{policy.RUN_TAG}": "false"}}
+
+
+def _run_call(**overrides: Any) -> policy.RecordedCall:
+    tags = [{"Key": policy.RUN_TAG, "Value": "r1"}]
+    params: dict[str, Any] = {
+        "ImageId": "ami-1",
+        "InstanceType": "m7i.large",
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags},
+        ],
+    }
+    params.update(overrides.pop("params", {}))
+    return policy.RecordedCall("ec2:RunInstances", overrides.get("region", "us-east-1"), params)
+
+
+def test_evaluation_allows_a_tagged_launch_and_denies_the_others() -> None:
+    doc = policy_document("b", regions=["us-east-1"], instance_types=["m7i.*"])
+    assert policy.denied_calls(doc, [_run_call()]) == []
+    untagged = _run_call(params={"TagSpecifications": []})
+    assert any("instance/new" in d for d in policy.denied_calls(doc, [untagged]))
+    elsewhere = _run_call(region="eu-west-1")
+    assert policy.denied_calls(doc, [elsewhere])
+    other_type = _run_call(params={"InstanceType": "p5.48xlarge"})
+    [denied] = policy.denied_calls(doc, [other_type])
+    assert "ec2:InstanceType=p5.48xlarge" in denied
+    raw = policy.RecordedCall("s3:DeleteObject", "us-east-1", {"Bucket": "b", "Key": "raw/x"})
+    staged = policy.RecordedCall(
+        "s3:DeleteObject", "us-east-1", {"Bucket": "b", "Key": "incoming/x"}
+    )
+    assert policy.denied_calls(doc, [staged]) == []
+    assert policy.denied_calls(doc, [raw])
+
+
+def test_evaluation_terminates_only_what_the_run_tagged() -> None:
+    doc = policy_document("b", regions=["us-east-1"])
+    launched = policy.RecordedCall(
+        "ec2:RunInstances",
+        "us-east-1",
+        _run_call().params,
+        {"Instances": [{"InstanceId": "i-ours"}]},
+    )
+    ours = policy.RecordedCall("ec2:TerminateInstances", "us-east-1", {"InstanceIds": ["i-ours"]})
+    theirs = policy.RecordedCall("ec2:TerminateInstances", "us-east-1", {"InstanceIds": ["i-x"]})
+    assert policy.denied_calls(doc, [launched, ours]) == []
+    assert policy.denied_calls(doc, [launched, theirs])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 RUN_TAG = "instbench:run-id"
@@ -21,7 +22,25 @@ RUN_TAG = "instbench:run-id"
 
 METRICS_NAMESPACE = "instbench"
 
-Scope = Literal["any", "bucket", "objects", "ssm-public", "run-tagged"]
+Scope = Literal[
+    "any",
+    "bucket",
+    "objects",
+    "incoming",
+    "ssm-public",
+    "run-tagged",
+    "launch-instance",
+    "launch-tagged",
+    "launch-with",
+    "new-group",
+    "group-vpc",
+]
+
+REGIONS_PLACEHOLDER = "${AllowedRegions}"
+"""Stands for the regions a launch may happen in (`infra policy --region`, the template's
+AllowedRegions parameter); `policy_document` substitutes the list."""
+TYPES_PLACEHOLDER = "${AllowedInstanceTypes}"
+"""Stands for the instance types (IAM wildcards allowed, e.g. m7i.*) a launch may use."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,18 @@ class Permission:
 
 _TAGGED = {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}}
 """Only resources carrying the run tag: the role cannot terminate or delete anything else."""
+_IN_REGIONS = {"aws:RequestedRegion": REGIONS_PLACEHOLDER}
+_LAUNCH_INSTANCE = {
+    "Null": {f"aws:RequestTag/{RUN_TAG}": "false"},
+    "StringEquals": _IN_REGIONS,
+    "StringLike": {"ec2:InstanceType": TYPES_PLACEHOLDER},
+}
+"""An instance is launched only with the run tag in the request, only in the regions and
+only of the types the policy was made for."""
+_NEW_TAGGED = {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}, "StringEquals": _IN_REGIONS}
+"""What a launch or CreateSecurityGroup creates (volume, spot request, group) carries the
+run tag from its first moment (so cleanup and the RunTagged statement can find it)."""
+_REGIONS_ONLY = {"StringEquals": _IN_REGIONS}
 
 PERMISSIONS: tuple[Permission, ...] = (
     # ------------------------------------------------------------------ plan (read-only)
@@ -109,7 +140,18 @@ PERMISSIONS: tuple[Permission, ...] = (
     ),
     Permission(
         "ec2:CreateSecurityGroup",
-        "one group per run, without inbound rules (instances need no inbound traffic)",
+        "one group per run, without inbound rules (instances need no inbound traffic); "
+        "created with the run tag, in the allowed regions",
+        scope="new-group",
+        condition=_NEW_TAGGED,
+        statement="CreateRunGroup",
+    ),
+    Permission(
+        "ec2:CreateSecurityGroup",
+        "the VPC the run's group is created in (the VPC carries no run tag)",
+        scope="group-vpc",
+        condition=_REGIONS_ONLY,
+        statement="CreateGroupInVpc",
     ),
     Permission(
         "ec2:RevokeSecurityGroupIngress",
@@ -118,7 +160,29 @@ PERMISSIONS: tuple[Permission, ...] = (
         condition=_TAGGED,
         unobserved="defensive path: neither EC2 nor moto add inbound rules to a new group",
     ),
-    Permission("ec2:RunInstances", "launch the benchmark instances (IMDSv2, encrypted root)"),
+    Permission(
+        "ec2:RunInstances",
+        "launch the benchmark instances (IMDSv2, encrypted root): only with the run tag, "
+        "in the allowed regions, of the allowed types",
+        scope="launch-instance",
+        condition=_LAUNCH_INSTANCE,
+        statement="LaunchRunInstance",
+    ),
+    Permission(
+        "ec2:RunInstances",
+        "the root volume and (spot) the spot request a launch creates, tagged with the run",
+        scope="launch-tagged",
+        condition=_NEW_TAGGED,
+        statement="LaunchRunResources",
+    ),
+    Permission(
+        "ec2:RunInstances",
+        "the existing resources a launch uses: AMI, subnet, network interface, security "
+        "group, key pair (they carry no run tag)",
+        scope="launch-with",
+        condition=_REGIONS_ONLY,
+        statement="LaunchWith",
+    ),
     Permission(
         "ec2:CreateTags",
         "EC2 authorises TagSpecifications of RunInstances/CreateSecurityGroup as CreateTags; "
@@ -154,6 +218,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         "calls through the controller's code and checks that this permission covers",
     ),
     Permission(
+        "ec2:CancelSpotInstanceRequests",
+        "cleanup cancels the spot requests of a run before terminating its instances, so "
+        "that a persistent request cannot start a new one (only the run's requests)",
+        scope="run-tagged",
+        condition=_TAGGED,
+    ),
+    Permission(
         "ec2:DeleteSecurityGroup",
         "remove the run's security group when the run ends (only the run's group)",
         scope="run-tagged",
@@ -168,8 +239,9 @@ PERMISSIONS: tuple[Permission, ...] = (
     ),
     Permission(
         "s3:DeleteObject",
-        "remove the staging copy under incoming/ once the result is stored under raw/",
-        scope="objects",
+        "remove the staging copy under incoming/ once the result is stored under raw/ "
+        "(only there: results, logs and manifests cannot be deleted)",
+        scope="incoming",
     ),
     Permission(
         "s3:GetObject",
@@ -225,13 +297,26 @@ def permission_for(operation: str) -> Permission | None:
     return None
 
 
+_EC2_RESOURCES: Mapping[str, tuple[str, ...]] = {
+    "launch-instance": ("instance",),
+    "launch-tagged": ("volume", "spot-instances-request"),
+    "launch-with": ("image", "subnet", "network-interface", "security-group", "key-pair"),
+    "new-group": ("security-group",),
+    "group-vpc": ("vpc",),
+}
+
+
 def _resources(scope: Scope, bucket: str, partition: str) -> list[str]:
     if scope == "bucket":
         return [f"arn:{partition}:s3:::{bucket}"]
     if scope == "objects":
         return [f"arn:{partition}:s3:::{bucket}/*"]
+    if scope == "incoming":
+        return [f"arn:{partition}:s3:::{bucket}/incoming/*"]
     if scope == "ssm-public":
         return [f"arn:{partition}:ssm:*::parameter/aws/service/*"]
+    if scope in _EC2_RESOURCES:
+        return [f"arn:{partition}:ec2:*:*:{kind}/*" for kind in _EC2_RESOURCES[scope]]
     return ["*"]
 
 
@@ -239,6 +324,7 @@ _SIDS: Mapping[Scope, str] = {
     "any": "Any",
     "bucket": "Bucket",
     "objects": "Objects",
+    "incoming": "Incoming",
     "ssm-public": "SsmPublic",
     "run-tagged": "RunTagged",
 }
@@ -249,12 +335,33 @@ def statement_id(perm: Permission) -> str:
     return perm.statement or _SIDS[perm.scope]
 
 
-def policy_document(bucket: str | None = None, partition: str = "aws") -> dict[str, Any]:
+def _substitute(value: Any, values: Mapping[str, list[str]]) -> Any:
+    if isinstance(value, str) and value in values:
+        return list(values[value])
+    if isinstance(value, Mapping):
+        return {k: _substitute(v, values) for k, v in value.items()}
+    return value
+
+
+def policy_document(
+    bucket: str | None = None,
+    partition: str = "aws",
+    regions: Iterable[str] | None = None,
+    instance_types: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """The controller's IAM policy: one statement per (resources, condition).
 
-    Without a bucket name the S3 statements name a placeholder to substitute.
+    `regions`: where instances and groups may be created (aws:RequestedRegion);
+    `instance_types`: which types may be launched (ec2:InstanceType, IAM wildcards such as
+    ``m7i.*``; default any). Without a bucket name, or without regions, the statements
+    name a placeholder to substitute (as the CloudFormation template does).
     """
     name = bucket or S3_BUCKET_PLACEHOLDER
+    values: dict[str, list[str]] = {TYPES_PLACEHOLDER: sorted(instance_types or ["*"])}
+    if regions is not None:
+        values[REGIONS_PLACEHOLDER] = sorted(set(regions))
+    elif instance_types is None:
+        values = {}  # the template's form: both placeholders kept
     groups: dict[str, list[Permission]] = {}
     for perm in PERMISSIONS:
         groups.setdefault(statement_id(perm), []).append(perm)
@@ -270,14 +377,19 @@ def policy_document(bucket: str | None = None, partition: str = "aws") -> dict[s
             "Resource": _resources(first.scope, name, partition),
         }
         if first.condition:
-            statement["Condition"] = {k: dict(v) for k, v in first.condition.items()}
+            statement["Condition"] = _substitute(first.condition, values)
         statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def policy_json(bucket: str | None = None, partition: str = "aws") -> str:
+def policy_json(
+    bucket: str | None = None,
+    partition: str = "aws",
+    regions: Iterable[str] | None = None,
+    instance_types: Iterable[str] | None = None,
+) -> str:
     """`policy_document` as indented JSON (what `instbench infra policy` prints)."""
-    return json.dumps(policy_document(bucket, partition), indent=2)
+    return json.dumps(policy_document(bucket, partition, regions, instance_types), indent=2)
 
 
 def granted_actions() -> set[str]:
@@ -327,6 +439,210 @@ def audit(called: Mapping[str, Iterable[str]]) -> AuditReport:
             used.add(perm.action)
     for perm in PERMISSIONS:
         exempt = perm.authorization_only or perm.unobserved is not None
-        if perm.action not in used and not exempt:
+        if perm.action not in used and not exempt and perm.action not in report.unused:
             report.unused.append(perm.action)
     return report
+
+
+# --------------------------------------------------------------------- evaluating calls
+#
+# The audit above knows which actions were called; this part decides whether the policy
+# document *allows* each recorded call, with its resources and condition keys, the way
+# IAM would for the statements this module writes (Allow only; StringEquals, StringLike
+# and Null; resource ARNs with wildcards). It is what shows that the conditions on
+# RunInstances/CreateSecurityGroup, the incoming/-only DeleteObject and the tag-scoped
+# terminations still let the controller do its work.
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One API call as the controller made it: operation, region, parameters, response."""
+
+    operation: str
+    """service:OperationName (botocore spelling)."""
+    region: str
+    params: Mapping[str, Any]
+    response: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What IAM evaluates for one (action, resource) of a call."""
+
+    action: str
+    resource: str
+    keys: Mapping[str, str]
+
+
+ACCOUNT = "123456789012"
+"""Account id in the ARNs of evaluated calls (the policy's ARNs wildcard the account)."""
+
+
+def _spec_tags(params: Mapping[str, Any], resource_type: str) -> dict[str, str]:
+    for spec in params.get("TagSpecifications", []) or []:
+        if spec.get("ResourceType") == resource_type:
+            return {t["Key"]: t["Value"] for t in spec.get("Tags", [])}
+    return {}
+
+
+def resource_tags(calls: Iterable[RecordedCall]) -> dict[str, dict[str, str]]:
+    """Tags of the resources the recorded calls created (id -> tags), from each creating
+    call's TagSpecifications and its response; what `aws:ResourceTag` is checked against."""
+    tags: dict[str, dict[str, str]] = {}
+    for call in calls:
+        response = call.response or {}
+        if call.operation == "ec2:RunInstances":
+            for inst in response.get("Instances", []):
+                tags[inst["InstanceId"]] = _spec_tags(call.params, "instance")
+                if inst.get("SpotInstanceRequestId"):
+                    spot = _spec_tags(call.params, "spot-instances-request")
+                    tags[inst["SpotInstanceRequestId"]] = spot
+        elif call.operation == "ec2:CreateSecurityGroup" and response.get("GroupId"):
+            tags[response["GroupId"]] = _spec_tags(call.params, "security-group")
+    return tags
+
+
+def _ec2_arn(region: str, kind: str, ident: str, partition: str) -> str:
+    account = "" if kind == "image" else ACCOUNT
+    return f"arn:{partition}:ec2:{region}:{account}:{kind}/{ident}"
+
+
+def request_contexts(
+    call: RecordedCall, tags: Mapping[str, Mapping[str, str]], partition: str = "aws"
+) -> list[RequestContext]:
+    """The (action, resource, condition keys) IAM checks for `call`."""
+    operation = iam_operation(call.operation)
+    perm = permission_for(call.operation)
+    action = perm.action if perm is not None else operation
+    p, region = call.params, call.region
+    base = {"aws:RequestedRegion": region}
+
+    def request_tags(kind: str) -> dict[str, str]:
+        return {f"aws:RequestTag/{k}": v for k, v in _spec_tags(p, kind).items()}
+
+    def tagged(kind: str, ident: str) -> RequestContext:
+        keys = {f"aws:ResourceTag/{k}": v for k, v in tags.get(ident, {}).items()}
+        return RequestContext(action, _ec2_arn(region, kind, ident, partition), base | keys)
+
+    def created_tags(kind: str, create_action: str) -> list[RequestContext]:
+        """Tags on create are authorised as ec2:CreateTags with ec2:CreateAction."""
+        if not _spec_tags(p, kind):
+            return []
+        keys = base | request_tags(kind) | {"ec2:CreateAction": create_action}
+        return [RequestContext("ec2:CreateTags", _ec2_arn(region, kind, "new", partition), keys)]
+
+    if operation == "ec2:RunInstances":
+
+        def arn(kind: str, ident: str = "new") -> str:
+            return _ec2_arn(region, kind, ident, partition)
+
+        out = [
+            RequestContext(
+                action,
+                arn("instance"),
+                base | request_tags("instance") | {"ec2:InstanceType": p["InstanceType"]},
+            ),
+            RequestContext(action, arn("volume"), base | request_tags("volume")),
+            RequestContext(action, arn("image", p["ImageId"]), base),
+            RequestContext(action, arn("subnet", p.get("SubnetId", "default")), base),
+            RequestContext(action, arn("network-interface"), base),
+        ]
+        for group in p.get("SecurityGroupIds", []) or ["default"]:
+            out.append(RequestContext(action, arn("security-group", group), base))
+        if p.get("KeyName"):
+            out.append(RequestContext(action, arn("key-pair", p["KeyName"]), base))
+        kinds = ["instance", "volume"]
+        if (p.get("InstanceMarketOptions") or {}).get("MarketType") == "spot":
+            spot = request_tags("spot-instances-request")
+            out.append(RequestContext(action, arn("spot-instances-request"), base | spot))
+            kinds.append("spot-instances-request")
+        for kind in kinds:
+            out += created_tags(kind, "RunInstances")
+        return out
+    if operation == "ec2:CreateSecurityGroup":
+        group = _ec2_arn(region, "security-group", "new", partition)
+        vpc = _ec2_arn(region, "vpc", p.get("VpcId", "default"), partition)
+        return [
+            RequestContext(action, group, base | request_tags("security-group")),
+            RequestContext(action, vpc, base),
+            *created_tags("security-group", "CreateSecurityGroup"),
+        ]
+    if operation == "ec2:TerminateInstances":
+        return [tagged("instance", i) for i in p.get("InstanceIds", [])]
+    if operation == "ec2:CancelSpotInstanceRequests":
+        return [tagged("spot-instances-request", i) for i in p.get("SpotInstanceRequestIds", [])]
+    if operation in {"ec2:DeleteSecurityGroup", "ec2:RevokeSecurityGroupIngress"}:
+        return [tagged("security-group", p.get("GroupId", ""))]
+    if operation.startswith("s3:") and "Bucket" in p:
+        key = p.get("Key")
+        target = f"{p['Bucket']}/{key}" if key is not None else str(p["Bucket"])
+        return [RequestContext(action, f"arn:{partition}:s3:::{target}", base)]
+    if operation == "ssm:GetParameter":
+        name = str(p.get("Name", ""))
+        owner = "" if name.startswith("/aws/service/") else ACCOUNT  # AWS's public ones
+        resource = f"arn:{partition}:ssm:{region}:{owner}:parameter{name}"
+        return [RequestContext(action, resource, base)]
+    if operation == "cloudwatch:PutMetricData":
+        keys = base | {"cloudwatch:namespace": str(p.get("Namespace", ""))}
+        return [RequestContext(action, "*", keys)]
+    return [RequestContext(action, "*", base)]
+
+
+def _values(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+def _condition_holds(condition: Mapping[str, Mapping[str, Any]], keys: Mapping[str, str]) -> bool:
+    for operator, tests in condition.items():
+        for key, expected in tests.items():
+            have = keys.get(key)
+            if operator == "Null":
+                if (have is None) != (str(expected).lower() == "true"):
+                    return False
+            elif operator == "StringEquals":
+                if have is None or have not in _values(expected):
+                    return False
+            elif operator == "StringLike":
+                if have is None or not any(fnmatchcase(have, v) for v in _values(expected)):
+                    return False
+            else:
+                raise ValueError(f"condition operator {operator} is not evaluated here")
+    return True
+
+
+def allows(document: Mapping[str, Any], ctx: RequestContext) -> bool:
+    """True when an Allow statement of `document` covers `ctx` (there are no Denies)."""
+    for statement in document["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        if not any(fnmatchcase(ctx.action, a) for a in _values(statement["Action"])):
+            continue
+        if not any(fnmatchcase(ctx.resource, r) for r in _values(statement["Resource"])):
+            continue
+        if _condition_holds(statement.get("Condition", {}), ctx.keys):
+            return True
+    return False
+
+
+def denied_calls(
+    document: Mapping[str, Any],
+    calls: Iterable[RecordedCall],
+    partition: str = "aws",
+    known_tags: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[str]:
+    """Every recorded call (part) the policy would deny, explained; empty when all pass.
+
+    The tags of resources are those the recorded calls created them with, plus
+    `known_tags` (id -> tags) for resources made otherwise.
+    """
+    recorded = list(calls)
+    tags = {**(known_tags or {}), **resource_tags(recorded)}
+    denied: list[str] = []
+    for call in recorded:
+        if call.operation in NO_PERMISSION_NEEDED:
+            continue
+        for ctx in request_contexts(call, tags, partition):
+            if not allows(document, ctx):
+                keys = ", ".join(f"{k}={v}" for k, v in sorted(ctx.keys.items()))
+                denied.append(f"{call.operation}: {ctx.action} on {ctx.resource} ({keys})")
+    return denied

@@ -8,7 +8,10 @@ publication writes into a staging folder and swaps it in, so nothing is half-wri
 
 from __future__ import annotations
 
+import errno
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,11 @@ from instbench.analysis.write import check_output
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
-from instbench.errors import UserError
+from instbench.errors import StorageError, UserError
 from instbench.prices import PriceSet, PriceSource
 from instbench.storage.local import LocalStore
 from instbench.storage.price_files import CachedPriceSource, FilePriceSource
-from instbench.storage.sync import SyncEvent, sync
+from instbench.storage.sync import SyncEvent, SyncReport, sync
 
 
 def register(app: typer.Typer) -> None:
@@ -57,26 +60,8 @@ def sync_cmd(
     ctx = Context()
     session = AwsSession(AwsSettings(region=region, profile=profile))
     store = LocalStore(output_dir)
-    if ctx.interactive and not as_json:
-        with _progress(ctx) as bar:
-            task = bar.add_task("sync", total=None)
-
-            def on_event(event: SyncEvent) -> None:
-                bar.update(task, total=event.total, completed=event.done)
-
-            report = sync(session, bucket, store, prefix=prefix, progress=on_event)
-    else:
-        step = {"next": 0}
-
-        def on_line(event: SyncEvent) -> None:
-            # Plain log lines without a TTY: every fetched object, and every 10 %.
-            if event.action not in {"skipped", "adopted"}:
-                ctx.err_console.print(f"{event.action} {event.key}", soft_wrap=True)
-            if event.done >= step["next"] or event.done == event.total:
-                ctx.err_console.print(f"{event.done}/{event.total} objects", soft_wrap=True)
-                step["next"] = event.done + max(1, event.total // 10)
-
-        report = sync(session, bucket, store, prefix=prefix, progress=on_line)
+    with _local_write_errors(output_dir):
+        report = _sync(ctx, session, bucket, store, prefix, as_json)
     summary = {
         "bucket": bucket,
         "prefix": prefix,
@@ -97,6 +82,62 @@ def sync_cmd(
         + (f"; {len(report.unsafe)} unsafe keys skipped" if report.unsafe else ""),
         soft_wrap=True,
     )
+
+
+def _sync(
+    ctx: Context, session: AwsSession, bucket: str, store: LocalStore, prefix: str, quiet: bool
+) -> SyncReport:
+    if ctx.interactive and not quiet:
+        with _progress(ctx) as bar:
+            task = bar.add_task("sync", total=None)
+
+            def on_event(event: SyncEvent) -> None:
+                bar.update(task, total=event.total, completed=event.done)
+
+            return sync(session, bucket, store, prefix=prefix, progress=on_event)
+    step = {"next": 0}
+
+    def on_line(event: SyncEvent) -> None:
+        # Plain log lines without a TTY: every fetched object, and every 10 %.
+        if event.action not in {"skipped", "adopted"}:
+            ctx.err_console.print(f"{event.action} {event.key}", soft_wrap=True)
+        if event.done >= step["next"] or event.done == event.total:
+            ctx.err_console.print(f"{event.done}/{event.total} objects", soft_wrap=True)
+            step["next"] = event.done + max(1, event.total // 10)
+
+    return sync(session, bucket, store, prefix=prefix, progress=on_line)
+
+
+@contextmanager
+def _local_write_errors(output_dir: Path) -> Iterator[None]:
+    """What the local file system refuses while mirroring, as one line (exit 2).
+
+    Objects completed before the error are journaled, so the next sync after the fix
+    fetches only the rest. The causes a user meets: a read-only mirror (or part of it),
+    a key that is a file in the bucket and a folder of another key (raw/x and raw/x/y),
+    a key whose name is too long for this file system (S3 allows 1,024 bytes).
+    """
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename2 or exc.filename or output_dir  # filename2: a rename's target
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            hint = (
+                "two keys clash (one is a file in the bucket, the other a folder of the same "
+                "name); sync them with --prefix apart, or into another --output-dir"
+            )
+        elif exc.errno == errno.ENAMETOOLONG:
+            hint = (
+                "a key is longer than this file system allows, so it cannot be mirrored here; "
+                "sync the other keys with --prefix"
+            )
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "make the mirror writable, or pass another --output-dir"
+        elif exc.errno == errno.ENOSPC:
+            hint = "the disk is full: free space, or pass another --output-dir"
+        else:
+            hint = "pass another --output-dir"
+        raise StorageError(f"cannot write {where}: {exc.strerror or exc}; {hint}") from exc
 
 
 def _progress(ctx: Context) -> Progress:

@@ -32,6 +32,7 @@ _JSON = typer.Option(False, "--json", help="Machine-readable output.")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _STACK_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_TYPE_PATTERN_RE = re.compile(r"[a-z0-9*?][a-z0-9.*?-]{0,63}")
 
 
 def _session(region: str, profile: str | None) -> AwsSession:
@@ -159,11 +160,39 @@ def policy_cmd(
         None, "--bucket", help="Scope the S3 statements to this bucket (default: placeholder)."
     ),
     partition: str = typer.Option("aws", "--partition", help="aws, aws-cn or aws-us-gov."),
+    region: list[str] = typer.Option(
+        [],
+        "--region",
+        "-r",
+        help="Region(s) instances may be launched in (repeatable; default: AWS_REGION or "
+        "AWS_DEFAULT_REGION).",
+    ),
+    instance_types: str | None = typer.Option(
+        None,
+        "--instance-types",
+        "-t",
+        help="Comma-separated types the role may launch; IAM wildcards allowed, e.g. "
+        "m7i.*,c7g.large (default: any type).",
+    ),
 ) -> None:
     """Print the least-privilege IAM policy the controller needs (JSON)."""
     if partition not in {"aws", "aws-cn", "aws-us-gov"}:
         raise UserError(f"unknown partition {partition!r}: aws, aws-cn or aws-us-gov")
-    print(policy_json(bucket, partition))
+    ctx = Context()
+    default = ctx.environ.get("AWS_REGION") or ctx.environ.get("AWS_DEFAULT_REGION")
+    regions = [check_region(r) for r in region] or ([check_region(default)] if default else [])
+    if not regions:
+        raise UserError("pass --region R (repeatable): the policy allows launches only there")
+    types = None
+    if instance_types is not None:
+        types = [t.strip() for t in instance_types.split(",") if t.strip()]
+        bad = [t for t in types if not _TYPE_PATTERN_RE.fullmatch(t)]
+        if bad or not types:
+            raise UserError(
+                f"invalid --instance-types {instance_types!r}: e.g. m7i.large,c7g.* "
+                "(letters, digits, '.', '-' and the wildcards * and ?)"
+            )
+    print(policy_json(bucket, partition, regions, types))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,23 +31,10 @@ from instbench.fleet.run import (
 )
 from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
+from instbench.limits import AgentNumbers, parse_duration
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
 from instbench.results.schema import ResultDocument
 from instbench.suites import LoadedSuite, SuiteArtifact, load_suite
-
-_DURATION = re.compile(r"^(\d+)([smh]?)$")
-
-
-def parse_duration(text: str) -> int:
-    """'20m' / '90s' / '1h' / '600' -> seconds; one-line error otherwise."""
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise UserError(f"invalid duration {text!r}: use e.g. 90s, 20m or 1h")
-    value, unit = int(match.group(1)), match.group(2) or "s"
-    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
-    if seconds > 24 * 3600:
-        raise UserError(f"timeout {text} is over 24h: instances would run unwatched too long")
-    return seconds
 
 
 def _agent_args(array_size: int | None, ntimes: int | None, threads: int | None) -> list[str]:
@@ -222,6 +208,7 @@ def run(
     else:
         benches = parse_benchmarks(benchmarks)
     timeout_s = parse_duration(timeout)
+    AgentNumbers(array_size, ntimes, threads).check()  # --local too; fleets: FleetOptions
     # Validated here, before the sandbox starts or anything is planned or created.
     loaded_suite = load_suite(suite) if suite is not None else None
     if local:

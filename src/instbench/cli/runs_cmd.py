@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
-from instbench.aws.cleanup import sweep
+from instbench.aws.cleanup import CleanupReport, sweep
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
 from instbench.errors import UserError
-from instbench.journal import Journal, JournalError, default_path
+from instbench.journal import Journal, JournalError, RunRow, default_path
+from instbench.limits import parse_age
 
 runs_app = typer.Typer(help="Runs recorded in the journal.", no_args_is_help=True)
 
@@ -49,13 +50,28 @@ def runs_list(
     if as_json:
         print(json.dumps([{**asdict(r), "tasks": c} for r, c in rows], indent=2, sort_keys=True))
         return
-    table = Table(title=f"runs in {journal.path}")
-    for col in ("run", "created", "mode", "region", "status", "tasks"):
-        table.add_column(col)
+    ctx.console.print(runs_table(rows, f"runs in {journal.path}"))
+
+
+def runs_table(rows: list[tuple[RunRow, dict[str, int]]], title: str) -> Table:
+    """Runs, newest first: the run id always whole and on one line (it is what a user
+    copies for --resume and cleanup), every count whole; the other columns wrap."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    widest = max((len(run.run_id) for run, _ in rows), default=3)
+    table.add_column("run", no_wrap=True, min_width=widest)
+    table.add_column("created", no_wrap=True)
+    table.add_column("mode/region", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tasks", no_wrap=True)
     for run, counts in rows:
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        table.add_row(run.run_id, run.created_at[:19], run.mode, run.region, run.status, summary)
-    ctx.console.print(table)
+        summary = "\n".join(f"{n} {_STATE_LABEL.get(s, s)}" for s, n in sorted(counts.items()))
+        created = run.created_at[:16].replace("T", "\n")
+        table.add_row(run.run_id, created, f"{run.mode}\n{run.region}", run.status, summary)
+    return table
+
+
+_STATE_LABEL = {"result_stored": "stored"}
+"""Short names in the counts, so that they fit whole at 80 columns."""
 
 
 @runs_app.command("show")
@@ -93,50 +109,96 @@ def runs_show(
     ctx.console.print(table)
 
 
-_AGE = re.compile(r"^(\d+)([mhd])$")
-
-
-def parse_age(text: str) -> timedelta:
-    """'90m' / '2h' / '3d' -> timedelta."""
-    match = _AGE.match(text.strip())
-    if not match:
-        raise UserError(f"invalid age {text!r}: use e.g. 90m, 2h or 3d")
-    value, unit = int(match.group(1)), match.group(2)
-    return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: value})
-
-
 def cleanup(
     run_id: str | None = typer.Option(None, "--run-id", help="Sweep everything of this run."),
     older_than: str | None = typer.Option(
         None, "--older-than", help="Also sweep tagged resources older than this (e.g. 2h)."
     ),
     region: list[str] = typer.Option(
-        [], "--region", "-r", help="Region(s) to sweep (repeatable; default: boto3 chain)."
+        [],
+        "--region",
+        "-r",
+        help="Region(s) to sweep (repeatable; default: the run's region in the journal, "
+        "else the boto3 chain).",
     ),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done."),
+    journal_path: Path | None = _JOURNAL_OPT,
 ) -> None:
     """Terminate instances, cancel spot requests and delete security groups instbench tagged.
 
     Without --run-id, only what is expired (its instbench:expires-at tag has passed) or
-    older than --older-than is swept. Untagged resources are never touched.
+    older than --older-than is swept. Untagged resources are never touched. What is swept
+    is recorded in the run journal (a run whose controller is gone becomes `swept`); a
+    --run-id that neither the journal nor any tag knows is an error (a typo, most often).
     """
     ctx = Context()
     if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", run_id):
         raise UserError(f"invalid run id {run_id!r}: see instbench runs list")
     age = parse_age(older_than) if older_than else None
-    regions: list[str | None] = [check_region(r) for r in region] or [None]
+    checked = [check_region(r) for r in region]
+    journal = _cleanup_journal(ctx, journal_path)
+    try:
+        known = _known_run(journal, run_id)
+        regions: list[str | None] = list(checked) or [known.region if known else None]
+        reports = [
+            sweep(
+                AwsSession(AwsSettings(region=name, profile=profile)),
+                now=ctx.clock(),
+                run_id=run_id,
+                older_than=age,
+                dry_run=dry_run,
+                log=lambda m: ctx.console.print(m, markup=False),
+            )
+            for name in regions
+        ]
+        found = any(r.instances or r.spot_requests or r.security_groups for r in reports)
+        if run_id is not None and known is None and not found:
+            where = ", ".join(r.region for r in reports)
+            source = (
+                f"not in the journal {journal.path}"
+                if journal
+                else f"no readable journal at {journal_path or default_path(ctx.environ)}"
+            )
+            raise UserError(
+                f"unknown run {run_id}: {source}, and nothing in {where} is tagged with it; "
+                "check the id (instbench runs list) or the region (--region)"
+            )
+        failed = _print_reports(ctx, reports, dry_run)
+        if journal is not None and not dry_run:
+            _record(ctx, journal, reports, run_id if known else None)
+    finally:
+        if journal is not None:
+            journal.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _cleanup_journal(ctx: Context, path: Path | None) -> Journal | None:
+    """The journal cleanup records into; cleanup still sweeps without one (or a damaged one:
+    ending instances matters more than bookkeeping)."""
+    target = path or default_path(ctx.environ)
+    if not target.exists():
+        return None
+    try:
+        return Journal(target)
+    except UserError as exc:
+        ctx.err_console.print(f"warning: {exc}; sweeping without it", markup=False)
+        return None
+
+
+def _known_run(journal: Journal | None, run_id: str | None) -> RunRow | None:
+    if journal is None or run_id is None:
+        return None
+    try:
+        return journal.run(run_id)
+    except JournalError:
+        return None
+
+
+def _print_reports(ctx: Context, reports: list[CleanupReport], dry_run: bool) -> bool:
     failed = False
-    for name in regions:
-        session = AwsSession(AwsSettings(region=name, profile=profile))
-        report = sweep(
-            session,
-            now=ctx.clock(),
-            run_id=run_id,
-            older_than=age,
-            dry_run=dry_run,
-            log=lambda m: ctx.console.print(m, markup=False),
-        )
+    for report in reports:
         verb = "would sweep" if dry_run else "swept"
         ctx.console.print(
             f"{report.region}: {verb} {len(report.instances)} instances, "
@@ -152,8 +214,35 @@ def cleanup(
         for err in report.errors:
             ctx.err_console.print(f"  could not delete {err}")
             failed = True
-    if failed:
-        raise typer.Exit(1)
+    return failed
+
+
+def _record(
+    ctx: Context, journal: Journal, reports: list[CleanupReport], run_id: str | None
+) -> None:
+    """Write into the journal what was swept, run by run (the runs it knows)."""
+    runs: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    if run_id is not None:
+        runs[run_id] = ([], [], [])
+    for report in reports:
+        for iid, rid, _state in report.instances:
+            runs.setdefault(rid, ([], [], []))[0].append(iid)
+        for sid, rid in report.spot_requests:
+            runs.setdefault(rid, ([], [], []))[1].append(sid)
+        for gid, rid in report.security_groups:
+            if not any(err.startswith(f"{gid}:") for err in report.errors):
+                runs.setdefault(rid, ([], [], []))[2].append(gid)
+    for rid, (instances, spots, groups) in sorted(runs.items()):
+        if _known_run(journal, rid) is None:
+            continue
+        detail = (
+            f"terminated {len(instances)} instances, cancelled {len(spots)} spot requests, "
+            f"deleted {len(groups)} security groups"
+        )
+        status = journal.record_cleanup(rid, instances, groups, detail)
+        ctx.console.print(
+            f"journal: run {rid}: {detail} (status {status})", soft_wrap=True, markup=False
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ script or test can start it and read where it is. SIGINT or SIGTERM stops it cle
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import sys
@@ -22,6 +23,8 @@ from types import FrameType
 import typer
 
 from instbench.errors import UserError
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 sandbox_app = typer.Typer(
     help="The offline sandbox: moto plays AWS, this machine runs the instances' user data.",
@@ -69,6 +72,12 @@ def serve(
     ),
 ) -> None:
     """Serve the sandbox (moto + simulated cloud-init + bucket) until Ctrl-C or SIGTERM."""
+    # S3's bucket naming rules, checked before anything starts (botocore would refuse the
+    # name only when the sandbox creates the bucket, with a traceback).
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise UserError(
+            f"invalid S3 bucket name {bucket!r}: 3-63 lowercase letters, digits, '.' or '-'"
+        )
     try:
         from instbench.sandbox.cloudinit import DEFAULT_BOOT_SPACING
         from instbench.sandbox.runtime import Sandbox

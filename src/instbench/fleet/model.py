@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from instbench import limits
 from instbench.aws import launch
 from instbench.fleet.userdata import check_runtime
 from instbench.suites import SuiteArtifact
@@ -99,6 +100,18 @@ class FleetOptions:
         # cannot work fails before the sandbox starts or anything is planned.
         check_runtime(self.runtime, self.image)
         launch.check_market(self.market, self.spot_max_price, self.spot_fallback)
+        self.check_numbers()
+
+    def check_numbers(self) -> None:
+        """Every count in range (instbench.limits) before a task list is expanded."""
+        limits.check_fleet_numbers(
+            types=len(self.instance_types),
+            benchmarks=len(self.task_benchmarks),
+            samples=self.samples,
+            max_concurrency=self.max_concurrency,
+            vcpu_budget=self.vcpu_budget,
+            agent_args=self.agent_args,
+        )
 
 
 @dataclass

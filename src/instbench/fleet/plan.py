@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from instbench import limits
 from instbench.aws import ami, discovery, launch, network, quotas, regions
 from instbench.aws.quotas import QuotaSource
 from instbench.aws.session import AwsSession
@@ -61,6 +62,7 @@ def make_plan(
     """
     if opts.samples < 1:
         raise UserError("--samples must be at least 1")
+    opts.check_numbers()  # options are mutable: checked again before the expansion
     if not opts.task_benchmarks:
         raise UserError("nothing to run: pass --benchmarks and/or --suite")
     if opts.max_concurrency < 1:
@@ -77,6 +79,9 @@ def make_plan(
     regions.check_credentials(session)
 
     facts = discovery.describe_types(session, opts.instance_types)
+    array_size = limits.agent_numbers(opts.agent_args).array_size
+    for name in opts.instance_types:
+        limits.check_array_fits(array_size, name, facts[name].memory_mib)
     # A type that does not fit under its vCPU quota (less what other instances hold now)
     # or the budget fails now, not after the rest of the run has been launched.
     vcpu_limits = capacity.plan_limits(

@@ -222,23 +222,26 @@ def execute(
     """
     local = LocalStore(output_dir)
     local.check_writable()
-    if not resume:
-        journal.create_run(
-            plan.run_id,
-            plan.region,
-            mode or ("sandbox" if sandbox else "aws"),
-            options_to_params(plan.options),
-            [(t.task_id, t.instance_type, t.benchmark, t.sample) for t in plan.tasks],
+    # One controller per run: a second `--resume RID` (or a resume of a run still being
+    # run) is refused here, before it launches or collects anything.
+    with journal.run_lock(plan.run_id):
+        if not resume:
+            journal.create_run(
+                plan.run_id,
+                plan.region,
+                mode or ("sandbox" if sandbox else "aws"),
+                options_to_params(plan.options),
+                [(t.task_id, t.instance_type, t.benchmark, t.sample) for t in plan.tasks],
+            )
+        fleet = Fleet(
+            session,
+            plan,
+            journal,
+            local,
+            poll=SANDBOX_POLL if sandbox else None,
+            on_change=on_change,
+            resume=resume,
+            metrics=MetricsPublisher(session, enabled=metrics),
+            notice=notice,
         )
-    fleet = Fleet(
-        session,
-        plan,
-        journal,
-        local,
-        poll=SANDBOX_POLL if sandbox else None,
-        on_change=on_change,
-        resume=resume,
-        metrics=MetricsPublisher(session, enabled=metrics),
-        notice=notice,
-    )
-    return fleet.run()
+        return fleet.run()

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from instbench.errors import StorageError, UserError
+from instbench.limits import MAX_PRICE_FILE_BYTES, read_bounded
 from instbench.prices import PriceSet, PriceSource
 from instbench.storage.layout import safe_component
 
@@ -25,10 +26,9 @@ class FilePriceSource:
 
     def prices(self, instance_types: Iterable[str], region: str) -> PriceSet:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UserError(f"cannot read price file {self.path}: {exc.strerror or exc}") from exc
-        except ValueError as exc:
+            raw = read_bounded(self.path, MAX_PRICE_FILE_BYTES, "price file")
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
             raise UserError(f"price file {self.path} is not valid JSON: {exc}") from exc
         price_set = PriceSet.from_json(data, str(self.path))
         if price_set.region != region:
