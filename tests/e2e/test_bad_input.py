@@ -162,6 +162,7 @@ def _cases(w: World) -> list[Case]:
         Case("resume-bad-id", ("run", *j, "--resume", "a;b")),
         Case("resume-no-journal", ("run", "--journal", "/nonexistent/j.sqlite", "--resume", "x")),
         Case("resume-with-types", ("run", *j, "--resume", "x", "-t", "m7i.large")),
+        Case("resume-with-param", ("run", *j, "--resume", "x", "--param", "stream.ntimes=3")),
         # --- runs ------------------------------------------------------------------------
         Case("runs-show-unknown", ("runs", "show", "20260101T000000Z-abcdef", *j)),
         Case("runs-show-bad-id", ("runs", "show", "a;b", *j)),

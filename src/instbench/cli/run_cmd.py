@@ -218,6 +218,11 @@ def run(
         raise UserError(
             "--resume keeps the run's --vcpu-budget and --max-cost: pass only --resume ID"
         )
+    if resume and (param or array_size is not None or ntimes is not None or threads is not None):
+        raise UserError(
+            "--resume keeps the run's benchmark parameters (--param, --array-size, --ntimes, "
+            "--threads): pass only --resume ID"
+        )
     if resume:
         if local or sandbox or instance_types or runtime != "zipapp" or image:
             raise UserError("--resume takes its options from the journal: pass only --resume ID")
