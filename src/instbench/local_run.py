@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from instbench.agentpkg import write_agent
 from instbench.benchmarks import registry
@@ -40,6 +41,8 @@ class LocalRunOptions:
     extra_agent_args: list[str] = field(default_factory=list)
     suite: LoadedSuite | None = None
     """A validated user-defined suite; run after `benchmarks` (which may then be empty)."""
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Checked benchmark parameters (run_params); the agent gets those of `benchmarks`."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ def agent_command(
         cmd += ["--ntimes", str(opts.ntimes)]
     if opts.threads is not None:
         cmd += ["--threads", str(opts.threads)]
+    own = {name: values for name, values in opts.params.items() if name in opts.benchmarks}
+    cmd += registry.assignment_args(own)
     return cmd + opts.extra_agent_args
 
 

@@ -115,8 +115,14 @@ def _cases(w: World) -> list[Case]:
         Case("sandbox-type-shell", ("run", "--sandbox", *j, "-t", "m7i.large;rm -rf /")),
         Case("sandbox-type-empty", ("run", "--sandbox", *j, "-t", "")),
         Case("sandbox-types-duplicate", ("run", "--sandbox", *j, "-t", "m7i.large,m7i.large")),
-        Case("sandbox-region", ("run", "--sandbox", *j, "-t", "m7i.large", "-r", "us-east-1")),
-        Case("sandbox-profile", ("run", "--sandbox", *j, "-t", "m7i.large", "--profile", "p")),
+        Case("sandbox-region-typo", ("run", "--sandbox", *j, "-t", "m7i.large", "-r", "eu-west-9")),
+        Case(
+            "sandbox-param-range", ("run", "--sandbox", *j, "-t", "m7i.large", "--ntimes", "9999")
+        ),
+        Case(
+            "sandbox-param-not-run",
+            ("run", "--sandbox", *j, "-t", "m7i.large", "--param", "linpack.n=3000"),
+        ),
         Case("sandbox-samples-0", ("run", "--sandbox", "-t", "m7i.large", "--samples", "0"), True),
         # --- run against the endpoint (as on AWS) -----------------------------------------
         Case("fleet-no-bucket", ("run", *j, "-t", "m7i.large")),
@@ -130,6 +136,24 @@ def _cases(w: World) -> list[Case]:
         Case("fleet-type-spaces", (*fleet, "-t", "m7i large")),
         Case("fleet-type-unicode", (*fleet, "-t", "m7i.lаrge")),
         Case("fleet-unknown-benchmark", (*run1, "-b", "nope")),
+        # --- run --param (any benchmark's parameters, checked against the registry) -------
+        Case("fleet-param-shape", (*run1, "--param", "linpack")),
+        Case("fleet-param-unknown-benchmark", (*run1, "--param", "linpak.n=3000")),
+        Case("fleet-param-unknown-name", (*run1, "-b", "linpack", "--param", "linpack.m=3")),
+        Case("fleet-param-wrong-type", (*run1, "-b", "linpack", "--param", "linpack.n=big")),
+        Case("fleet-param-out-of-range", (*run1, "-b", "linpack", "--param", "linpack.n=5")),
+        Case("fleet-param-not-run", (*run1, "-b", "stream", "--param", "linpack.n=3000")),
+        Case("fleet-param-bool", (*run1, "--param", "stream.single_thread=maybe")),
+        Case(
+            "fleet-param-twice", (*run1, "--param", "stream.ntimes=3", "--param", "stream.ntimes=4")
+        ),
+        Case("fleet-param-alias-too", (*run1, "--ntimes", "3", "--param", "stream.ntimes=4")),
+        Case("fleet-param-alias-not-run", (*run1, "-b", "linpack", "--threads", "2")),
+        Case(
+            "fleet-param-shell",
+            (*run1, "-b", "linpack", "--param", "linpack.library=/x;reboot"),
+        ),
+        Case("local-param-out-of-range", ("run", "--local", "--param", "stream.ntimes=1")),
         Case("fleet-timeout-word", (*run1, "--timeout", "soon")),
         Case("fleet-timeout-25h", (*run1, "--timeout", "25h")),
         Case("fleet-samples-0", (*run1, "--samples", "0"), usage=True),
@@ -158,6 +182,7 @@ def _cases(w: World) -> list[Case]:
         Case("resume-bad-id", ("run", *j, "--resume", "a;b")),
         Case("resume-no-journal", ("run", "--journal", "/nonexistent/j.sqlite", "--resume", "x")),
         Case("resume-with-types", ("run", *j, "--resume", "x", "-t", "m7i.large")),
+        Case("resume-with-param", ("run", *j, "--resume", "x", "--param", "stream.ntimes=3")),
         # --- runs ------------------------------------------------------------------------
         Case("runs-show-unknown", ("runs", "show", "20260101T000000Z-abcdef", *j)),
         Case("runs-show-bad-id", ("runs", "show", "a;b", *j)),

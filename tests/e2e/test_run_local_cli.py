@@ -58,3 +58,17 @@ def test_bad_input_one_line_exit_2(tmp_path: Path, args: list[str], message: str
     if message:
         assert message in lines[0]
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_param_reaches_the_linpack_kernel_and_is_recorded(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = _cli(
+        "run", "--local", "--quick", "-b", "linpack", "--param", "linpack.n=3000",
+        "--output-dir", str(data),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (path,) = (data / "raw" / "linpack").rglob("*.json")
+    doc = parse_result(path.read_bytes())
+    assert doc.performance_data.linpack is not None
+    assert doc.performance_data.linpack.n == 3000
+    assert doc.execution_context.parameters == {"linpack": {"n": 3000}}

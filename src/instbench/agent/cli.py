@@ -1,6 +1,7 @@
 """Command line of the agent (argparse: the agent is stdlib-only).
 
     python3 agent.pyz run --benchmarks stream --output result.json [options]
+    python3 agent.pyz run --benchmarks linpack --param linpack.n=3000 --output result.json
     python3 agent.pyz run --suite suite.json --output result.json
     python3 agent.pyz run --suite-url PRESIGNED_URL --suite-sha256 HEX --output result.json
     python3 agent.pyz upload --url PRESIGNED_URL --file result.json
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ntimes", type=_positive_int, default=None, help="trials per kernel")
     run.add_argument("--threads", type=_positive_int, default=None, help="threads (all-CPU run)")
     run.add_argument("--duration-s", type=int, default=None, help="idle benchmark: seconds")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="BENCH.NAME=VALUE",
+        help="a benchmark parameter (repeatable), checked against its declared range",
+    )
     run.add_argument("--cache-dir", type=Path, default=None, help="compiled kernel cache")
     run.add_argument("--imds-timeout", type=float, default=1.0)
 
@@ -134,6 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         benchmarks = args.benchmarks
         if benchmarks is None:
             benchmarks = () if suite is not None else ("stream",)
+        params = registry.parse_assignments(args.param, benchmarks)
         req = runner.AgentRequest(
             benchmarks=tuple(benchmarks),
             suite=suite,
@@ -153,6 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ntimes=args.ntimes,
             threads=args.threads,
             duration_s=args.duration_s,
+            params=params,
             cache_dir=args.cache_dir,
             imds_timeout=args.imds_timeout,
             argv=["agent.pyz", *args_list],

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # start would otherwise compile them (a zipapp has no bytecode cache), ~35 ms of CPU that
 # a sandbox running 20 "instances" on 2 cores pays 20 times per wave.
 
-DATA_VERSION = "1.2.0"
+DATA_VERSION = "1.3.0"
 """Must equal instbench.results.schema.DATA_VERSION (a test checks); not imported from
 there because the schema module needs pydantic, which the instance does not have."""
 
@@ -118,7 +118,44 @@ def check_request(req: AgentRequest) -> None:
 _REQUEST_PARAMETERS = ("array_elements", "ntimes", "threads", "duration_s")
 """Agent options (--array-size, --ntimes, --threads, --duration-s) that set the parameter of
 the same name of every requested benchmark that declares one (today: stream); the others ignore
-them. Any parameter can be set per benchmark through `AgentRequest.params`."""
+them. Any parameter can be set per benchmark through `AgentRequest.params` (--param)."""
+
+_REQUEST_OPTIONS = {
+    "array_elements": "--array-size",
+    "ntimes": "--ntimes",
+    "threads": "--threads",
+    "duration_s": "--duration-s",
+}
+
+
+def explicit_parameters(req: AgentRequest) -> Dict[str, Dict[str, Any]]:
+    """The parameters this run was given, per benchmark (recorded in the result).
+
+    From the request options and `params` (--param), before validation; a parameter set
+    both ways is refused (AgentInputError): which one should win would be a guess.
+    """
+    out: Dict[str, Dict[str, Any]] = {}
+    for name in req.benchmarks:
+        try:
+            declared = {p.name for p in registry.info(name).parameters}
+        except KeyError:
+            continue  # benchmark_plan names it
+        given = {
+            key: getattr(req, key)
+            for key in _REQUEST_PARAMETERS
+            if key in declared and getattr(req, key) is not None
+        }
+        extra = dict(req.params.get(name, {}))
+        both = sorted(set(given) & set(extra))
+        if both:
+            raise AgentInputError(
+                f"{_REQUEST_OPTIONS[both[0]]} and --param {name}.{both[0]} both set "
+                f"{name}'s {both[0]}: give one"
+            )
+        given.update(extra)
+        if given:
+            out[name] = given
+    return out
 
 
 def benchmark_plan(req: AgentRequest) -> List[Tuple[registry.BenchmarkInfo, Dict[str, Any]]]:
@@ -128,23 +165,22 @@ def benchmark_plan(req: AgentRequest) -> List[Tuple[registry.BenchmarkInfo, Dict
     on an unknown benchmark.
     """
     plan = []
+    unknown = [name for name in req.benchmarks if name not in registry.names()]
+    if unknown:
+        raise AgentInputError(
+            f"unknown benchmark {unknown[0]!r}; known: {', '.join(registry.names())}"
+        )
+    strange = sorted(set(req.params) - set(req.benchmarks))
+    if strange:
+        raise AgentInputError(f"parameters given for {strange[0]}, which is not run")
+    explicit = explicit_parameters(req)
     for name in req.benchmarks:
-        try:
-            info = registry.info(name)
-        except KeyError:
-            raise AgentInputError(
-                f"unknown benchmark {name!r}; known: {', '.join(registry.names())}"
-            ) from None
-        declared = {p.name for p in info.parameters}
-        given = {
-            key: getattr(req, key)
-            for key in _REQUEST_PARAMETERS
-            if key in declared and getattr(req, key) is not None
-        }
+        info = registry.info(name)
+        given: Dict[str, Any] = {}
         url = coremark_url(req) if name == "cpu" else None
         if url is not None:
             given["coremark_url"] = url  # a declared parameter, like any other
-        given.update(req.params.get(name, {}))
+        given.update(explicit.get(name, {}))
         plan.append((info, info.validate_params(given)))
     return plan
 
@@ -216,11 +252,25 @@ def run(req: AgentRequest, log: Callable[[str], None]) -> Dict[str, Any]:
             "binary_cached": all(bool(b.get("binary_cached")) for b in builds) if builds else False,
             "phase_durations_s": {k: round(v, 6) for k, v in durations.items()},
             "argv": list(req.argv),
+            "parameters": _recorded(plan, explicit_parameters(req)),
         },
     }
     write_new(req.output, doc)
     log(f"result written to {req.output}")
     return doc
+
+
+def _recorded(
+    plan: List[Tuple[registry.BenchmarkInfo, Dict[str, Any]]],
+    explicit: Dict[str, Dict[str, Any]],
+) -> Optional[Dict[str, Dict[str, Any]]]:
+    """The explicitly set parameters with their validated values; None when none was set."""
+    out = {
+        info.name: {key: params[key] for key in sorted(explicit[info.name])}
+        for info, params in plan
+        if explicit.get(info.name)
+    }
+    return out or None
 
 
 def coremark_url(req: AgentRequest) -> Optional[str]:

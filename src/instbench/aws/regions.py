@@ -30,8 +30,12 @@ NO_CREDENTIALS = (
 
 @functools.lru_cache(maxsize=4)
 def known_regions(service: str = "ec2") -> tuple[str, ...]:
-    """Every region botocore knows for `service`, in all partitions (offline)."""
-    session = botocore.session.get_session()
+    """Every region botocore knows for `service`, in all partitions (offline).
+
+    Read with no profile: the list is botocore's data, the same for every profile, and a
+    profile that exists only elsewhere (AWS_PROFILE, a sandbox run) must not break it.
+    """
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     found: set[str] = set()
     for partition in session.get_available_partitions():
         found.update(session.get_available_regions(service, partition_name=partition))

@@ -9,6 +9,7 @@ configured once.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,8 +36,17 @@ _LOADER = botocore.loaders.create_loader()
 _LOADER_LOCK = threading.Lock()
 
 
-def _botocore_session() -> botocore.session.Session:
-    core = botocore.session.Session()
+_ISOLATED_VARS = {
+    "profile": (None, None, None, None),
+    "config_file": (None, None, os.devnull, None),
+    "credentials_file": (None, None, os.devnull, None),
+}
+"""botocore session variables that make a session read no profile (not even AWS_PROFILE)
+and no shared config or credentials file: see `AwsSettings.isolated`."""
+
+
+def _botocore_session(isolated: bool = False) -> botocore.session.Session:
+    core = botocore.session.Session(session_vars=_ISOLATED_VARS if isolated else None)
     core.register_component("data_loader", _LOADER)
     return core
 
@@ -75,6 +85,11 @@ class AwsSettings:
     access_key_id: str | None = None
     secret_access_key: str | None = None
     """Static credentials (the sandbox's); None means the boto3 credential chain."""
+    isolated: bool = False
+    """Read no profile (neither `profile` nor AWS_PROFILE) and no ~/.aws file: the
+    sandbox's sessions, so that a command with `--profile P` (or a shell with AWS_PROFILE)
+    runs in the sandbox although P exists only on the user's real machine, and nothing
+    from the user's AWS configuration reaches the simulated cloud."""
 
 
 class AwsSession:
@@ -83,11 +98,11 @@ class AwsSession:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
         try:
-            core = _botocore_session()
+            core = _botocore_session(settings.isolated)
             with _LOADER_LOCK:
                 self._session = boto3.session.Session(
                     botocore_session=core,
-                    profile_name=settings.profile,
+                    profile_name=None if settings.isolated else settings.profile,
                     region_name=settings.region,
                     aws_access_key_id=settings.access_key_id,
                     aws_secret_access_key=settings.secret_access_key,

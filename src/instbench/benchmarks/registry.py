@@ -138,6 +138,30 @@ class Parameter:
             self.kind, "a string"
         )
 
+    def allowed(self) -> str:
+        """What the parameter accepts, in words: 'an integer from 100 to 40000'."""
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        text = self._kind_text()
+        low, high = self.minimum, self.maximum
+        if self.kind not in ("int", "float"):
+            return text
+        if low is not None and high is not None:
+            return f"{text} from {_num(low)} to {_num(high)}"
+        if low is not None:
+            return f"{text} >= {_num(low)}"
+        if high is not None:
+            return f"{text} <= {_num(high)}"
+        return text
+
+    def format(self, value: Any) -> str:
+        """The command-line text of a checked value, which `parse` reads back as it was."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
     def as_dict(self) -> Dict[str, Any]:
         """JSON-ready description (for `benchmarks describe --json`)."""
         return {
@@ -623,6 +647,82 @@ def parse_list(text: str) -> Tuple[str, ...]:
     return tuple(items)
 
 
+_ASSIGNMENT = re.compile(r"([a-z][a-z0-9_]{0,31})\.([a-z][a-z0-9_]{0,63})=(.*)", re.DOTALL)
+MAX_ASSIGNMENTS = 64
+"""Most `--param` values one run takes (a bound on input, like every other)."""
+MAX_VALUE_CHARS = 512
+"""Longest text of one `--param` value (a path or a URL fits)."""
+
+
+def parse_assignments(items: Sequence[str], selected: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """`--param BENCH.NAME=VALUE` texts -> {bench: {name: typed, checked value}}.
+
+    Every value is converted and checked against the parameter's declared kind and range
+    before anything runs; the one-line BenchmarkInputError names the `--param`, what went
+    wrong and what is allowed (the range, the choices, the benchmark's parameters). A
+    parameter of a benchmark that is not in `selected` is refused too: it would silently
+    do nothing. Built-in benchmarks only, as everywhere the agent runs.
+    """
+    if len(items) > MAX_ASSIGNMENTS:
+        raise BenchmarkInputError(
+            f"too many --param values ({len(items)}; at most {MAX_ASSIGNMENTS})"
+        )
+    out: Dict[str, Dict[str, Any]] = {}
+    for item in items:
+        match = _ASSIGNMENT.fullmatch(item)
+        if match is None:
+            raise BenchmarkInputError(
+                f"invalid --param {item!r}: use BENCH.NAME=VALUE, e.g. linpack.n=3000 "
+                "(instbench benchmarks describe BENCH lists the parameters)"
+            )
+        bench, name, text = match.groups()
+        if bench not in _BUILTINS:
+            raise BenchmarkInputError(
+                f"invalid --param {item!r}: unknown benchmark {bench!r}; known benchmarks: "
+                f"{', '.join(names())}"
+            )
+        if bench not in selected:
+            chosen = ", ".join(selected) or "none"
+            raise BenchmarkInputError(
+                f"invalid --param {item!r}: {bench} is not run (benchmarks: {chosen}); "
+                f"add it to --benchmarks"
+            )
+        described = info(bench)
+        declared = {p.name: p for p in described.parameters}
+        if name not in declared:
+            raise BenchmarkInputError(
+                f"invalid --param {item!r}: {bench} has no parameter {name!r}; its "
+                f"parameters: {', '.join(declared) or 'none'}"
+            )
+        if name in out.get(bench, {}):
+            raise BenchmarkInputError(f"--param {bench}.{name} is given twice")
+        param = declared[name]
+        if len(text) > MAX_VALUE_CHARS or not text.strip():
+            raise BenchmarkInputError(
+                f"invalid --param {item[:80]!r}: {bench}.{name} must be {param.allowed()} "
+                f"(at most {MAX_VALUE_CHARS} characters)"
+            )
+        try:
+            value = param.parse(text, bench)
+        except BenchmarkInputError:
+            raise BenchmarkInputError(
+                f"invalid --param {item!r}: {bench}.{name} must be {param.allowed()}"
+            ) from None
+        out.setdefault(bench, {})[name] = value
+    return out
+
+
+def assignment_args(params: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """{bench: {name: value}} -> ['--param', 'bench.name=text', ...], sorted: what the
+    controller passes to the agent, which parses and checks it again."""
+    args: List[str] = []
+    for bench in sorted(params):
+        declared = {p.name: p for p in info(bench).parameters}
+        for name in sorted(params[bench]):
+            args += ["--param", f"{bench}.{name}={declared[name].format(params[bench][name])}"]
+    return args
+
+
 def packages_for(benchmarks: Sequence[str]) -> Tuple[str, ...]:
     """The packages the built-in `benchmarks` declare, each once, in declaration order.
 
@@ -731,6 +831,8 @@ def catalog(include_plugins: bool = True, group: str = ENTRY_POINT_GROUP) -> Cat
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MAX_ASSIGNMENTS",
+    "MAX_VALUE_CHARS",
     "PARAMETER_KINDS",
     "RESERVED_NAMES",
     "BenchmarkInfo",
@@ -740,10 +842,12 @@ __all__ = [
     "Requirements",
     "RunContext",
     "Runner",
+    "assignment_args",
     "catalog",
     "info",
     "load_plugins",
     "names",
     "packages_for",
+    "parse_assignments",
     "parse_list",
 ]

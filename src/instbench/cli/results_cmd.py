@@ -3,6 +3,12 @@
 Same figures as the HTML report (report.model): the headline is STREAM Triad with all
 threads, mean over instances with its 95 % interval. Rich tables on a terminal, plain
 aligned text without one (no colour, no box drawing), `--json` for scripts.
+
+Every figure is shown with its unit (the tidy table's, from `analysis.tidy.METRICS`), and
+the tables stay readable on an 80-column terminal (or a pipe, which Rich takes as 80
+columns): labels may wrap, a number never does, and `compare` keeps each value and its
+ratio on one line, splitting many types over several tables (each with the first type,
+the baseline) rather than squeezing them.
 """
 
 from __future__ import annotations
@@ -13,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from instbench.analysis.aggregate import Summary
+from instbench.analysis.tidy import METRICS
 from instbench.context import Context
 from instbench.errors import UserError
 from instbench.report.model import ReportData, TypeRow, change_label, load, load_prices
@@ -56,10 +66,52 @@ def _ci(low: float | None, high: float | None) -> str:
     return "-" if low is None or high is None else f"{low:.2f}–{high:.2f}"
 
 
-def _table(ctx: Context, title: str) -> Table:
-    if ctx.interactive:
-        return Table(title=title)
+def _figure(value: float | None) -> str:
+    """A measured figure, compactly: 88625 / 358.9 / 41.25 / 0.0034 ('-' when missing).
+
+    Four or five significant digits say more than the spread of a benchmark, and the
+    narrower cell keeps a table within 80 columns.
+    """
+    if value is None or not math.isfinite(value):
+        return "-"
+    size = abs(value)
+    if size >= 1000:
+        return f"{value:.0f}"
+    if size >= 100:
+        return f"{value:.1f}"
+    if size >= 0.01 or size == 0:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{_figure(low)}–{_figure(high)}"
+
+
+def _unit(summary: Summary) -> str:
+    return summary.unit or (METRICS[summary.metric].unit if summary.metric in METRICS else "")
+
+
+def _table(ctx: Context, title: str, console: Console | None = None) -> Table:
+    interactive = ctx.interactive if console is None else console.is_terminal
+    if interactive:
+        return Table(title=title, box=box.SIMPLE_HEAD)
     return Table(title=title, box=None, pad_edge=False, title_justify="left")
+
+
+LABEL_MIN_WIDTH = 20
+"""Narrowest the names may become: the longest test name and unit word fit in it
+("numa-remote-socket", "(iterations/s/MHz)"), so names wrap between words."""
+
+
+def _label_column(table: Table, name: str) -> None:
+    """A column of names: wraps (between words; inside one only if it must), never cut."""
+    table.add_column(name, overflow="fold", ratio=1, min_width=LABEL_MIN_WIDTH)
+
+
+def _number_column(table: Table, name: str) -> None:
+    """A column of figures: never wrapped, so no number is split or parted from its ratio."""
+    table.add_column(name, justify="right", no_wrap=True)
 
 
 def _load(input_dir: Path, include_sandbox: bool, prices: Path | None) -> ReportData:
@@ -129,22 +181,39 @@ def list_cmd(
     ctx.console.print(_overview(ctx, rows, any(r.price_per_hour for r in rows)))
 
 
-def _summaries_table(ctx: Context, title: str, summaries: list[Summary]) -> Table:
-    table = _table(ctx, title)
-    for c in ("benchmark", "test", "threads", "metric", "n", "mean", "median", "95% CI", "CV"):
-        table.add_column(
-            c, justify="right" if c in {"n", "mean", "median", "95% CI", "CV"} else "left"
-        )
+def _label(summary: Summary) -> str:
+    """'triad bandwidth (GB/s)': the row's name within its benchmark, with the unit."""
+    unit = _unit(summary)
+    return f"{summary.test} {summary.metric}" + (f" ({unit})" if unit else "")
+
+
+def _benchmark_row(table: Table, benchmark: str, seen: list[str]) -> None:
+    """A line naming the benchmark before its first figure (the rows are sorted by it)."""
+    if seen and seen[-1] == benchmark:
+        return
+    seen.append(benchmark)
+    table.add_row(f"[bold]{benchmark}[/bold]", *([""] * (len(table.columns) - 1)))
+
+
+def summaries_table(
+    ctx: Context, title: str, summaries: list[Summary], console: Console | None = None
+) -> Table:
+    """`results show`: one line per figure, with its unit, mean, median, interval and CV."""
+    table = _table(ctx, title, console)
+    _label_column(table, "figure (unit)")
+    _number_column(table, "threads")
+    for c in ("n", "mean", "median", "95% CI", "CV"):
+        _number_column(table, c)
+    seen: list[str] = []
     for s in summaries:
+        _benchmark_row(table, s.benchmark, seen)
         table.add_row(
-            s.benchmark,
-            s.test,
+            _label(s),
             s.thread_mode,
-            f"{s.metric} ({s.unit})",
             str(s.n),
-            _fmt(s.mean),
-            _fmt(s.median),
-            _ci(s.ci_low, s.ci_high),
+            _figure(s.mean),
+            _figure(s.median),
+            _interval(s.ci_low, s.ci_high),
             "-" if s.cv is None else f"{s.cv * 100:.1f}%",
         )
     return table
@@ -203,7 +272,7 @@ def show_cmd(
         }
         print(json.dumps(out, indent=2, sort_keys=True))
         return
-    ctx.console.print(_summaries_table(ctx, f"{instance_type}: {row.n} instance(s)", summaries))
+    ctx.console.print(summaries_table(ctx, f"{instance_type}: {row.n} instance(s)", summaries))
     ctx.console.print()
     for line in _change_lines(data, instance_type):
         ctx.console.print(line, soft_wrap=True, markup=False)
@@ -252,6 +321,7 @@ def compare_cmd(
                     "test": test,
                     "thread_mode": mode,
                     "metric": metric,
+                    "unit": _unit(next(iter(per.values()))),
                     "types": {
                         t: {
                             "mean": _num(s.mean),
@@ -268,21 +338,66 @@ def compare_cmd(
             )
         print(json.dumps({"types": instance_types, "rows": rows}, indent=2, sort_keys=True))
         return
-    table = _table(ctx, f"mean over instances (ratio to {first})")
-    for c in ("benchmark", "test", "threads", "metric"):
-        table.add_column(c)
-    for t in instance_types:
-        table.add_column(t, justify="right")
-    for (bench, test, mode, metric), per in sorted(by_key.items()):
+    for table in compare_tables(ctx, instance_types, by_key):
+        ctx.console.print(table)
+
+
+Figures = dict[tuple[str, str, str, str], dict[str, Summary]]
+"""(benchmark, test, thread mode, metric) -> instance type -> its summary."""
+
+
+def _compare_table(
+    ctx: Context, types: list[str], by_key: Figures, title: str, console: Console | None
+) -> Table:
+    first = types[0]
+    table = _table(ctx, title, console)
+    _label_column(table, "figure (unit)")
+    _number_column(table, "threads")
+    for t in types:
+        _number_column(table, t)
+    seen: list[str] = []
+    for (bench, _test, mode, _metric), per in sorted(by_key.items()):
         base = per.get(first)
-        cells = [bench, test, mode, metric]
-        for t in instance_types:
+        _benchmark_row(table, bench, seen)
+        cells = [_label(next(iter(per.values()))), mode]
+        for t in types:
             got = per.get(t)
             if got is None:
                 cells.append("-")
             elif t == first or base is None or not base.mean:
-                cells.append(_fmt(got.mean))
+                cells.append(_figure(got.mean))
             else:
-                cells.append(f"{_fmt(got.mean)} ({got.mean / base.mean:.2f}x)")
+                cells.append(f"{_figure(got.mean)} ({got.mean / base.mean:.2f}x)")
         table.add_row(*cells)
-    ctx.console.print(table)
+    return table
+
+
+def compare_tables(
+    ctx: Context, types: list[str], by_key: Figures, console: Console | None = None
+) -> list[Table]:
+    """The comparison as tables that fit the console's width.
+
+    All types in one table when it fits; otherwise the others in groups, each table with
+    the first type (the baseline of the ratios) and as many others as fit. Value cells
+    never wrap, so each value stays on one line with its ratio.
+    """
+    out = console or ctx.console
+    first, others = types[0], types[1:]
+    for size in range(len(others), 0, -1):
+        groups = [others[i : i + size] for i in range(0, len(others), size)]
+        tables = [
+            _compare_table(
+                ctx,
+                [first, *group],
+                by_key,
+                f"mean over instances (ratio to {first})"
+                + (f", {n + 1}/{len(groups)}" if len(groups) > 1 else ""),
+                console,
+            )
+            for n, group in enumerate(groups)
+        ]
+        # Measured as if unbounded: a measurement is capped at the width it is given.
+        unbounded = out.options.update_width(10 * max(out.width, 80))
+        if all(Measurement.get(out, unbounded, t).minimum <= out.width for t in tables):
+            return tables
+    return tables  # even one other type does not fit: the narrowest there is

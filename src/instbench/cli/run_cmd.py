@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.live import Live
@@ -34,15 +35,9 @@ from instbench.journal import Journal, default_path
 from instbench.limits import AgentNumbers, parse_duration
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
 from instbench.results.schema import ResultDocument
+from instbench.run_params import describe as describe_params
+from instbench.run_params import parse_run_params
 from instbench.suites import LoadedSuite, SuiteArtifact, load_suite
-
-
-def _agent_args(array_size: int | None, ntimes: int | None, threads: int | None) -> list[str]:
-    args: list[str] = []
-    for flag, value in (("--array-size", array_size), ("--ntimes", ntimes), ("--threads", threads)):
-        if value is not None:
-            args += [flag, str(value)]
-    return args
 
 
 def run(
@@ -56,9 +51,18 @@ def run(
         help="Run the whole flow offline: moto plays AWS, this machine the instances.",
     ),
     region: str | None = typer.Option(
-        None, "--region", "-r", help="AWS region (default: boto3 chain)."
+        None,
+        "--region",
+        "-r",
+        help="AWS region (default: boto3 chain). With --sandbox: the region simulated "
+        "(default us-east-1), recorded in each result as on AWS.",
     ),
-    profile: str | None = typer.Option(None, "--profile", help="AWS profile (boto3 chain)."),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="AWS profile (boto3 chain). With --sandbox it is accepted and not read: the "
+        "sandbox has its own credentials, so the profile need not exist here.",
+    ),
     bucket: str | None = typer.Option(None, "--bucket", help="Results bucket (required on AWS)."),
     subnet: str | None = typer.Option(
         None, "--subnet", help="Subnet id(s), comma-separated, same VPC (default: default VPC)."
@@ -166,6 +170,14 @@ def run(
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Threads for the all-CPU run."
     ),
+    param: list[str] | None = typer.Option(
+        None,
+        "--param",
+        metavar="BENCH.NAME=VALUE",
+        help="A benchmark parameter, repeatable (e.g. --param linpack.n=3000): checked "
+        "against its declared type and range (instbench benchmarks describe BENCH), "
+        "recorded in each result. --array-size/--ntimes/--threads are STREAM's.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     no_metrics: bool = typer.Option(
         False, "--no-metrics", help="Do not publish CloudWatch metrics for this run."
@@ -192,6 +204,11 @@ def run(
         raise UserError(
             "--resume keeps the run's --vcpu-budget and --max-cost: pass only --resume ID"
         )
+    if resume and (param or array_size is not None or ntimes is not None or threads is not None):
+        raise UserError(
+            "--resume keeps the run's benchmark parameters (--param, --array-size, --ntimes, "
+            "--threads): pass only --resume ID"
+        )
     if resume:
         if local or sandbox or instance_types or runtime != "zipapp" or image:
             raise UserError("--resume takes its options from the journal: pass only --resume ID")
@@ -209,6 +226,11 @@ def run(
         benches = parse_benchmarks(benchmarks)
     timeout_s = parse_duration(timeout)
     AgentNumbers(array_size, ntimes, threads).check()  # --local too; fleets: FleetOptions
+    params = parse_run_params(
+        param or [],
+        benches,
+        {"--array-size": array_size, "--ntimes": ntimes, "--threads": threads},
+    )
     # Validated here, before the sandbox starts or anything is planned or created.
     loaded_suite = load_suite(suite) if suite is not None else None
     if local:
@@ -216,17 +238,11 @@ def run(
             raise UserError("--local benchmarks this machine: drop --instance-types/--sandbox")
         if runtime != "zipapp" or image:
             raise UserError("--local runs the agent here directly: drop --runtime/--image")
-        _run_local(
-            ctx, output_dir, benches, quick, array_size, ntimes, threads, as_json, loaded_suite
-        )
+        _run_local(ctx, output_dir, benches, quick, params, as_json, loaded_suite)
         return
     if not instance_types:
         raise UserError("pass --instance-types m7i.large,... (or --local for this machine)")
     types = split_type_list(instance_types)
-    if sandbox and (region or profile):
-        raise UserError(
-            "--sandbox runs in its own region with its own credentials: drop --region/--profile"
-        )
     opts = FleetOptions(
         instance_types=types,
         benchmarks=benches,
@@ -239,7 +255,7 @@ def run(
         max_concurrency=max_concurrency,
         timeout_s=timeout_s,
         quick=quick,
-        agent_args=_agent_args(array_size, ntimes, threads),
+        params=params,
         vcpu_budget=vcpu_budget,
         max_cost=max_cost,
         collection_method="sandbox" if sandbox else "aws",
@@ -333,9 +349,7 @@ def _run_local(
     output_dir: Path,
     benches: tuple[str, ...],
     quick: bool,
-    array_size: int | None,
-    ntimes: int | None,
-    threads: int | None,
+    params: dict[str, dict[str, Any]],
     as_json: bool,
     suite: LoadedSuite | None = None,
 ) -> None:
@@ -351,9 +365,7 @@ def _run_local(
             output_dir=output_dir,
             benchmarks=names,
             quick=quick,
-            array_elements=array_size,
-            ntimes=ntimes,
-            threads=threads,
+            params=params,
             suite=run_suite,
         )
         result = run_local(opts, on_line=lambda line: echo(line, markup=False, highlight=False))
@@ -380,6 +392,13 @@ def _print_plan(ctx: Context, plan: Plan) -> None:
         f"{len(plan.tasks)} tasks, {plan.total_vcpus} vCPUs in all, at most "
         f"{plan.options.max_concurrency} at once; zones: {zones}; bucket: {plan.options.bucket}"
     )
+    if plan.options.params:
+        ctx.console.print(
+            f"parameters: {describe_params(plan.options.params)}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
 
 
 def _usd(value: float) -> str:

@@ -50,6 +50,9 @@ def serve(
     bucket: str = typer.Option(
         "instbench-sandbox-results", "--bucket", help="Results bucket to create."
     ),
+    region: str = typer.Option(
+        "us-east-1", "--region", "-r", help="Region to simulate (moto serves every region)."
+    ),
     max_parallel: int = typer.Option(
         1, "--max-parallel", min=1, help="Instances whose user data runs at once."
     ),
@@ -86,6 +89,9 @@ def serve(
             "the sandbox needs moto: pip install 'instbench[sandbox]' (make run does this)"
         ) from exc
 
+    from instbench.aws.regions import check_region
+
+    check_region(region)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -96,6 +102,7 @@ def serve(
         with Sandbox(
             port=port,
             bucket=bucket,
+            region=region,
             max_parallel=max_parallel,
             workdir=workdir,
             boot_delay=boot_delay,

@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from instbench import limits
 from instbench.aws import launch
-from instbench.fleet.userdata import check_runtime
+from instbench.benchmarks import registry
+from instbench.benchmarks.errors import BenchmarkInputError
+from instbench.errors import UserError
+from instbench.fleet.userdata import check_agent_args, check_runtime
 from instbench.suites import SuiteArtifact
 
 EXPIRY_MARGIN = timedelta(minutes=30)
@@ -89,17 +93,35 @@ class FleetOptions:
     suite: SuiteArtifact | None = None
     """--suite: a validated user-defined suite, run as its own task per type and sample
     (besides one task per benchmark in `benchmarks`, which may then be empty)."""
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """--param BENCH.NAME=VALUE (and STREAM's aliases): checked values by benchmark. Each
+    task's agent gets only its own benchmark's (`agent_args_for`)."""
 
     @property
     def task_benchmarks(self) -> tuple[str, ...]:
         """What each (type, sample) runs as separate tasks: the benchmarks, then the suite."""
         return self.benchmarks + ((SUITE_BENCHMARK,) if self.suite is not None else ())
 
+    def agent_args_for(self, benchmark: str) -> list[str]:
+        """The agent options of one task: the run's, then its benchmark's parameters."""
+        own = {benchmark: self.params[benchmark]} if benchmark in self.params else {}
+        return list(self.agent_args) + registry.assignment_args(own)
+
     def __post_init__(self) -> None:
         # Checked when the options are made (CLI, journal, library), so a runtime that
         # cannot work fails before the sandbox starts or anything is planned.
         check_runtime(self.runtime, self.image)
         launch.check_market(self.market, self.spot_max_price, self.spot_fallback)
+        # Parameters again through the registry (a journal's too) and through what the
+        # user data accepts, so a value an instance would refuse fails here.
+        try:
+            args = registry.assignment_args(self.params)
+            registry.parse_assignments(args[1::2], self.benchmarks)
+        except KeyError as exc:
+            raise UserError(f"unknown benchmark or parameter {exc} in {self.params!r}") from exc
+        except BenchmarkInputError as exc:
+            raise UserError(str(exc)) from exc
+        check_agent_args(args)
         self.check_numbers()
 
     def check_numbers(self) -> None:

@@ -400,7 +400,7 @@ class Fleet:
     ) -> str | None:
         opts = self.plan.options
         status = self.statuses[task.task_id]
-        agent_args = list(opts.agent_args)
+        agent_args = opts.agent_args_for(task.benchmark)
         price = self._hourly_price(task, market, place.availability_zone)
         if price is not None:
             agent_args += ["--hourly-price-usd", f"{price:.6g}"]

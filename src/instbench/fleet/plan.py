@@ -79,7 +79,8 @@ def make_plan(
     regions.check_credentials(session)
 
     facts = discovery.describe_types(session, opts.instance_types)
-    array_size = limits.agent_numbers(opts.agent_args).array_size
+    stream_elements = opts.params.get("stream", {}).get("array_elements")
+    array_size = stream_elements or limits.agent_numbers(opts.agent_args).array_size
     for name in opts.instance_types:
         limits.check_array_fits(array_size, name, facts[name].memory_mib)
     # A type that does not fit under its vCPU quota (less what other instances hold now)

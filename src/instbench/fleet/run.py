@@ -16,6 +16,7 @@ from pathlib import Path
 
 from instbench.agent.runner import new_run_id
 from instbench.aws.metrics import MetricsPublisher
+from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
 from instbench.fleet.orchestrator import URL_MARGIN_S, Fleet, FleetOutcome, PollPolicy, TaskStatus
@@ -39,17 +40,25 @@ class Target:
 def open_target(
     target: Target, log: Callable[[str], None]
 ) -> Iterator[tuple[AwsSession, str | None]]:
-    """Yield a session (and the sandbox bucket), starting the sandbox when asked."""
+    """Yield a session (and the sandbox bucket), starting the sandbox when asked.
+
+    The sandbox simulates the region the command names (moto serves every region), so a
+    command meant for AWS runs unchanged with `--sandbox` appended. It never reads the
+    profile: its moto takes its own static credentials, so `--profile` names nothing that
+    must exist on this machine, and no real credential is ever sent to the sandbox.
+    """
     if not target.sandbox:
         yield AwsSession(target.settings), None
         return
     try:
+        from instbench.sandbox.motoserver import SANDBOX_REGION
         from instbench.sandbox.runtime import Sandbox
     except ImportError as exc:  # moto is the optional extra instbench[sandbox]
         raise UserError(
             "the sandbox needs moto: pip install 'instbench[sandbox]' (make run does this)"
         ) from exc
-    with Sandbox(log=log) as sb:
+    region = target.settings.region or SANDBOX_REGION
+    with Sandbox(region=check_region(region), log=log) as sb:
         yield AwsSession(sb.aws_settings()), sb.bucket
 
 
@@ -101,6 +110,7 @@ def options_to_params(opts: FleetOptions) -> dict[str, object]:
         "vcpu_budget": opts.vcpu_budget,
         "max_cost": opts.max_cost,
         "suite": opts.suite.as_params() if opts.suite is not None else None,
+        "params": opts.params,
     }
 
 
@@ -141,6 +151,7 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         vcpu_budget=None if p.get("vcpu_budget") is None else int(p["vcpu_budget"]),
         max_cost=None if p.get("max_cost") is None else float(p["max_cost"]),
         suite=None if suite is None else SuiteArtifact.from_params(suite, f"journal of {run_id}"),
+        params=dict(p.get("params") or {}),  # absent in runs journalled before --param
         run_id=run_id,
     )
     return opts, run.region, run.mode

@@ -85,6 +85,10 @@ _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$")
 # quotes, ':' and anything else a shell could act on. Rendered only through shq.
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 MAX_PACKAGES = 32
+# A benchmark parameter (registry.parse_assignments): BENCH.NAME=VALUE, the value a number,
+# a word, a path or a URL. No whitespace, quotes, `$`, backquote, `;` or anything else a
+# shell could act on, although the value is rendered only through shq like every other.
+_PARAM = re.compile(r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,63}=[A-Za-z0-9._~:/@+,%=-]{1,512}$")
 
 AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--array-size": _COUNT,
@@ -95,10 +99,12 @@ AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--spot-interruptions": _COUNT0,
     "--suite-url": _HTTP_URL,
     "--suite-sha256": _SHA256,
+    "--param": _PARAM,
 }
 """Options the controller may pass through to the agent, each with the only form its value
-may take: benchmark counts, the launch price and spot interruptions it records, and the
-presigned URL and sha256 (64 lowercase hex) of a suite artifact."""
+may take: benchmark counts and parameters (`--param BENCH.NAME=VALUE`, repeatable), the
+launch price and spot interruptions it records, and the presigned URL and sha256 (64
+lowercase hex) of a suite artifact."""
 
 _URL_OPTIONS = frozenset({"--suite-url"})
 """Options whose value must also pass the agent URL's check (`_check_url`)."""
@@ -235,6 +241,29 @@ def check_runtime(runtime: object, image: object) -> None:
         raise UserError("--image is only used with --runtime container")
 
 
+def check_agent_args(args: tuple[str, ...] | list[str]) -> None:
+    """UserError (one line) unless `args` are OPTION VALUE pairs of `AGENT_OPTIONS`.
+
+    Also called when a fleet's options are made, so a value the user data would refuse
+    (a `--param` path with a space) fails before anything is planned or created.
+    """
+    if len(args) % 2:
+        raise UserError(f"agent options must be OPTION VALUE pairs: {tuple(args)!r}")
+    for option, value in zip(args[::2], args[1::2], strict=True):
+        if option not in AGENT_OPTIONS:
+            allowed = ", ".join(sorted(AGENT_OPTIONS))
+            raise UserError(f"agent option {option!r} is not allowed; allowed: {allowed}")
+        if not isinstance(value, str) or not AGENT_OPTIONS[option].fullmatch(value):
+            if option == "--param":
+                raise UserError(
+                    f"--param {value!r} cannot be sent to an instance: a value there may "
+                    "hold only letters, digits and . _ ~ : / @ + , % = -"
+                )
+            raise UserError(f"agent option {option}: invalid value {value!r}")
+        if option in _URL_OPTIONS:
+            _check_url(value, f"agent option {option}")
+
+
 def validate(params: UserDataParams) -> None:
     """UserError (one line) for the first value that is not what it must be."""
     _check(_ID, params.run_id, "run id")
@@ -262,16 +291,7 @@ def validate(params: UserDataParams) -> None:
         raise UserError(f"invalid market for user data: {params.market!r}")
     check_runtime(params.runtime, params.image)
     args = params.agent_args
-    if len(args) % 2:
-        raise UserError(f"agent options must be OPTION VALUE pairs: {args!r}")
-    for option, value in zip(args[::2], args[1::2], strict=True):
-        if option not in AGENT_OPTIONS:
-            allowed = ", ".join(sorted(AGENT_OPTIONS))
-            raise UserError(f"agent option {option!r} is not allowed; allowed: {allowed}")
-        if not isinstance(value, str) or not AGENT_OPTIONS[option].fullmatch(value):
-            raise UserError(f"agent option {option}: invalid value {value!r}")
-        if option in _URL_OPTIONS:
-            _check_url(value, f"agent option {option}")
+    check_agent_args(args)
     given = list(args[::2])
     suite = [given.count(option) for option in _SUITE_OPTIONS]
     if suite not in ([0, 0], [1, 1]):

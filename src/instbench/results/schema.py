@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.2.0"
+DATA_VERSION = "1.3.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -845,6 +845,14 @@ class ExecutionContext(_Model):
         description="Wall time of each phase: detect, compile, each benchmark, total."
     )
     argv: list[str] = Field(description="Agent command line.")
+    parameters: dict[str, dict[str, bool | int | float | str]] | None = Field(
+        default=None,
+        description="Benchmark parameters set for this run rather than chosen by the "
+        "benchmark, by benchmark, as validated against the registry's declared ranges: "
+        "`instbench run --param BENCH.NAME=VALUE` and STREAM's aliases --array-size, "
+        '--ntimes, --threads (e.g. {"linpack": {"n": 3000}}); null when none was set. '
+        "The values used are in each benchmark's own section. Since 1.3.0.",
+    )
 
 
 # ------------------------------------------------------------------------ document

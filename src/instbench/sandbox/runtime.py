@@ -4,9 +4,11 @@
 offline flow is the same code whether it lives inside the controller or in its own
 process (which is what fault tests need: kill the controller, keep the cloud).
 
-What the fleet code needs from AWS is already in moto for the sandbox region (us-east-1,
-moto 5.x), checked by tests/integration/test_sandbox_cloudinit.py so that a moto upgrade
-that drops any of it fails loudly, and therefore not seeded here:
+The sandbox simulates one region: us-east-1 unless asked for another (`--region`; moto
+serves every region). What the fleet code needs from AWS is already in moto for every
+region (moto 5.x), checked by tests/integration/test_sandbox_cloudinit.py (us-east-1) and
+tests/e2e/test_sandbox_region.py (eu-west-1) so that a moto upgrade that drops any of it
+fails loudly, and therefore not seeded here:
 
 - the public SSM parameters
   ``/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{x86_64,arm64}``, and
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -43,6 +46,7 @@ from instbench.sandbox.service import Service
 DEFAULT_BUCKET = "instbench-sandbox-results"
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_PROFILE_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 Log = Callable[[str], None]
 
@@ -133,6 +137,7 @@ class Sandbox(Service):
             endpoint_url=self.endpoint,
             access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
             secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
+            isolated=True,
         )
 
     def environ(self) -> dict[str, str]:
@@ -180,6 +185,11 @@ class Sandbox(Service):
         return self
 
     def _start(self) -> None:
+        # moto builds boto3 sessions of its own from the environment (at import, in this
+        # process): a profile named by AWS_PROFILE that exists only on the user's real
+        # machine would fail them. The sandbox has its own credentials and reads no profile.
+        for key in _PROFILE_ENV:
+            os.environ.pop(key, None)
         if self._given_endpoint is not None:
             self.endpoint = self._given_endpoint
         else:
