@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.1.0"
+DATA_VERSION = "1.2.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -398,31 +398,63 @@ class LatencyResult(_Model):
 
 
 class LinpackPeak(_Model):
-    """Theoretical double-precision peak: physical cores x max GHz x FLOPs per cycle.
+    """Theoretical double-precision peak: physical cores x clock x FLOPs per cycle.
 
-    FLOPs per cycle by widest vector extension: AVX-512 32 (2 FMA units; an upper bound,
-    Zen 4 and one-unit parts reach 16), AVX2+FMA 16, AVX 8, SSE2 4, NEON 8, SVE 16 at
-    128 and 256 bits. The frequency is what the OS reports (on a VM often nominal), or,
-    where it reports none (Graviton), the measured rate of a dependent integer-add chain
-    (`frequency_source` says which): an estimate.
+    Since data_version 1.2.0 FLOPs per cycle are those of the core identified from CPUID
+    family/model (x86) or MIDR implementer/part (arm64) in instbench's table
+    (instbench/benchmarks/peaks.py; `core` names the row, `core_source` its source), and
+    the clock is the nominal one, as TOP500's Rpeak (`clock` says which was used); the
+    measured clock is kept in `measured_mhz`. An unknown core has no peak. Earlier results
+    took FLOPs per cycle from the widest vector extension (AVX-512 32, an upper bound:
+    Zen 4 peaks at 16) and the OS-reported or measured clock.
     """
 
     gflops: PositiveFinite | None = Field(
-        description="Estimated peak, GFLOPS; null when the frequency or extension is unknown."
+        description="Peak, GFLOPS; null when the core is not in the table or no clock is "
+        "known (the reason is in `note`)."
     )
     cores: int = Field(ge=1, description="Physical cores counted (SMT siblings share units).")
     max_mhz: PositiveFinite | None = Field(
-        description="Frequency used, MHz (where from: frequency_source)."
+        description="Clock the peak assumes, MHz (which: `clock`; where from: "
+        "frequency_source). The name is historical: since 1.2.0 it is the nominal clock "
+        "whenever one is known."
     )
     frequency_source: str | None = Field(
         default=None,
-        description='Where max_mhz came from: "cpufreq" (cpuinfo_max_freq), "cpuinfo" '
-        '("cpu MHz"), "measured: dependent-add loop" (the OS reports none); null with no '
-        "frequency (and in results written before it was recorded).",
+        description="Where max_mhz came from: since 1.2.0 'model name', 'cpufreq "
+        "base_frequency', the documented clock of the core (Graviton), 'cpuinfo (...)', "
+        "'cpufreq cpuinfo_max_freq (...)' or 'measured: ...'; before 1.2.0 'cpufreq', "
+        "'cpuinfo' or 'measured: dependent-add loop'. Null with no clock.",
+    )
+    clock: Literal["nominal", "maximum", "measured"] | None = Field(
+        default=None,
+        description="Which clock max_mhz is: 'nominal' (base, as Rpeak), 'maximum' "
+        "(cpufreq's highest, when no nominal is known) or 'measured'; null with no clock "
+        "and in results before 1.2.0.",
+    )
+    measured_mhz: PositiveFinite | None = Field(
+        default=None,
+        description="Clock the core ran at during the run, measured as the rate of a "
+        "dependent integer-add chain (one add per cycle), MHz; null when it could not be "
+        "measured and in results before 1.2.0.",
     )
     flops_per_cycle: int | None = Field(description="DP FLOPs per cycle per core assumed.")
-    extension: str | None = Field(description="Vector extension the figure is for.")
-    assumption: str | None = Field(description="Units x lanes x 2 behind flops_per_cycle.")
+    extension: str | None = Field(description="Widest vector extension the CPU offers.")
+    assumption: str | None = Field(description="Execution units behind flops_per_cycle.")
+    core: str | None = Field(
+        default=None,
+        description="Key of the peak-table row used (e.g. 'amd-zen4'); null for a core "
+        "not in the table and in results before 1.2.0.",
+    )
+    core_name: str | None = Field(default=None, description="Microarchitecture of that row.")
+    core_source: str | None = Field(
+        default=None, description="The row's source (vendor optimization manual / docs)."
+    )
+    identified_by: str | None = Field(
+        default=None,
+        description="What the core was identified from, e.g. 'AuthenticAMD CPUID family 25 "
+        "model 17 (0x11)' or 'MIDR implementer 0x41 part 0xd40'.",
+    )
     note: str = Field(description="How the peak was estimated and why it may be off.")
 
 
@@ -468,7 +500,13 @@ class LinpackResult(_Model):
     )
     peak: LinpackPeak = Field(description="Estimated theoretical peak.")
     efficiency: PositiveFinite | None = Field(
-        default=None, description="gflops / peak.gflops; null when the peak is unknown."
+        default=None,
+        description="gflops / peak.gflops; null (never 0) when the peak is unknown.",
+    )
+    efficiency_note: str | None = Field(
+        default=None,
+        description="Why efficiency is null (e.g. the core is not in the peak table); null "
+        "when it is set and in results before 1.2.0.",
     )
 
 
