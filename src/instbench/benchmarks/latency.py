@@ -16,8 +16,19 @@ Choices worth knowing, and why:
   sample (ns per load) and its bandwidth the fastest sample (GB/s): interference from
   other tenants and interrupts only ever adds time, so the best sample is the least
   disturbed one. The raw samples are kept in the result.
-* Levels come from the measured curve only (`detect_levels`). A point is *flat* when it
-  and its neighbours agree within `TOLERANCE`; runs of flat points, grown to neighbours
+* Passes and re-measurement (`measure_sweep`). The samples of a size are taken in 3 passes
+  over the sweep, not back to back, and sizes that read slower than a larger working set
+  (disturbed) or lie where a cache level the OS reports was not found are measured again,
+  a bounded number of rounds. Why: on a busy 2-vCPU VM one burst of interference (a
+  neighbour's time slice, a tenant streaming through the shared L3) spoiled every sample
+  of the L3 sizes, and the quick sweep found no L3 in 8 of 24 sandbox sweeps; in
+  alternating runs under the same load (load average ~13), 1 of 10 back-to-back sweeps
+  and 7 of 10 with passes and re-measurement found it. `detection.notes['sweep']` says
+  what was done.
+* Levels come from the measured curve only (`detect_levels`), read on its lower envelope
+  (`lower_envelope`: a point measured slower than a larger working set was disturbed and
+  counts at the larger set's latency). A point is *flat* when it and its neighbours agree
+  within `TOLERANCE`; runs of flat points, grown to neighbours
   that agree with the run's median, are plateaus; plateaus whose medians differ by less
   than `MIN_JUMP` are one level (a gently rising stretch, or noise, is not a new level).
   The last plateau is memory when it reaches past twice the largest cache the OS
@@ -26,8 +37,8 @@ Choices worth knowing, and why:
   plateau gets, never where a level is: a VM often reports the host's whole L3, and what
   one tenant gets of it is what the curve shows (on the EPYC VM this was written on,
   about 4 MiB of a reported 32 MiB). A level with no plateau is null, and
-  `detection.notes` says why. A level's latency and bandwidth are the medians of the
-  points on its plateau.
+  `detection.notes` says why. A level's latency is the median of the envelope over the
+  points on its plateau, its bandwidth the median of their measured bandwidths.
 * Single thread, pinned to the last CPU the agent may use (CPU 0 takes more interrupts
   on many VMs); compiled without OpenMP.
 * NUMA. On a machine with several NUMA nodes that have CPUs, the largest working set is
@@ -547,6 +558,23 @@ def merge_points(
     return out
 
 
+def lower_envelope(latencies: Sequence[float]) -> List[float]:
+    """Each point's latency, or a larger working set's when that was measured lower.
+
+    Why plateaus are found on this curve: undisturbed, latency never falls as the working
+    set grows, and interference only ever adds time; so a larger working set measured
+    faster proves the smaller one can be served at least that fast, and a point above it
+    was disturbed. On an undisturbed curve the envelope is the curve itself (up to noise
+    within a plateau, which it can lower by that noise at most).
+    """
+    out: List[float] = []
+    floor = math.inf
+    for value in reversed([float(v) for v in latencies]):
+        floor = min(floor, value)
+        out.append(floor)
+    return out[::-1]
+
+
 def disturbed(latencies: Sequence[float], tolerance: float = TOLERANCE) -> List[int]:
     """Indices of points slower than `tolerance` times some larger working set.
 
@@ -568,19 +596,27 @@ def disturbed(latencies: Sequence[float], tolerance: float = TOLERANCE) -> List[
 def unexplained_gaps(points: Sequence[Mapping[str, Any]], hints: Mapping[str, int]) -> List[int]:
     """Indices of the points where a cache level the OS reports was expected but not found.
 
-    For each level in `hints` that `detect_levels` leaves null: the points between the end
-    of the level found below it (or the first point) and the start of the level found above
-    it (or memory). Re-measuring only there keeps the cost where the curve is in doubt.
+    For each level in `hints` that `detect_levels` leaves null: the points above the end of
+    the level found below it (or the first point) and below the start of the cache level
+    found above it; when what follows is memory, up to the reported size as well, because
+    a disturbed L3 reads as memory and would otherwise leave no gap at all. Re-measuring
+    only there keeps the cost where the curve is in doubt.
     """
     levels, _ = detect_levels(points, hints)
     out: List[int] = []
     for k, name in enumerate(CACHE_LEVELS):
-        if levels[name] is not None or name not in hints:
+        found = levels[name]
+        if found is not None or name not in hints:
             continue
         below = [levels[n] for n in CACHE_LEVELS[:k] if levels[n] is not None]
-        above = [levels[n] for n in LEVELS[k + 1 :] if levels[n] is not None]
+        above = [(n, levels[n]) for n in LEVELS[k + 1 :] if levels[n] is not None]
         lo = int(below[-1]["size_range_bytes"][1]) if below else 0  # type: ignore[index]
-        hi = int(above[0]["size_range_bytes"][0]) if above else math.inf  # type: ignore[index]
+        hi: float = math.inf
+        if above:
+            next_name, next_level = above[0]
+            hi = int(next_level["size_range_bytes"][0])  # type: ignore[index]
+            if next_name == "memory":
+                hi = max(hi, int(hints[name]) + 1)
         out.extend(i for i, q in enumerate(points) if lo < int(q["size_bytes"]) < hi)
     return sorted(set(out))
 
@@ -755,8 +791,11 @@ def detect_levels(
     notes: Dict[str, str] = {}
     if not points:
         return levels, {name: "no points were measured" for name in LEVELS}
+    # Read on the lower envelope: a disturbed point counts at a larger set's latency.
+    envelope = lower_envelope([float(q["latency_ns"]) for q in points])
+    points = [{**q, "latency_ns": e} for q, e in zip(points, envelope)]
     plateaus = find_plateaus(
-        [float(q["latency_ns"]) for q in points],
+        envelope,
         tolerance=tolerance,
         min_jump=min_jump,
         min_points=min_points,
@@ -1135,8 +1174,12 @@ __all__ = [
     "Plateau",
     "cache_hints",
     "detect_levels",
+    "disturbed",
     "find_plateaus",
     "kernel_args",
+    "lower_envelope",
+    "measure_sweep",
+    "merge_points",
     "numa_topology",
     "parse_output",
     "plan_max_size",
@@ -1144,4 +1187,5 @@ __all__ = [
     "run_latency",
     "summarise_points",
     "sweep_sizes",
+    "unexplained_gaps",
 ]

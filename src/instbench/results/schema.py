@@ -240,7 +240,9 @@ class LatencyLevel(_Model):
     """A level of the memory hierarchy as found in the measured curve (a plateau)."""
 
     latency_ns: PositiveFinite = Field(
-        description="Median latency of the sweep points on this plateau, ns."
+        description="Median latency of the sweep points on this plateau, ns; since "
+        "data_version 1.2.0 of the curve's lower envelope (a point measured slower than a "
+        "larger working set, i.e. disturbed, counts at that set's latency)."
     )
     bandwidth_gbps: PositiveFinite = Field(
         description="Median single-thread read bandwidth of the same points, GB/s."
@@ -291,7 +293,9 @@ class LatencyDetection(_Model):
     )
     notes: dict[str, str] = Field(
         description="Per level (l1, l2, l3, memory; 'unassigned' for a plateau that fits "
-        "no level): why it is null, or what was merged."
+        "no level): why it is null, or what was merged. 'sweep' (since agent releases of "
+        "data_version 1.2.0): how the sweep was measured: passes, and which sizes were "
+        "measured again because they were disturbed or a reported level was not found."
     )
 
 
@@ -351,7 +355,11 @@ class LatencyResult(_Model):
     stride_bytes: int = Field(
         gt=0, description="Distance between pointers: the cache line size the OS reports."
     )
-    samples: int = Field(ge=1, description="Samples per size and measurement.")
+    samples: int = Field(
+        ge=1,
+        description="Samples per size and measurement as planned (over all passes); a "
+        "size measured again has more, pooled (detection.notes['sweep'] says which).",
+    )
     pinned_cpu: int = Field(ge=0, description="CPU the measuring thread was pinned to.")
     huge_pages: str = Field(
         description="Whether MADV_HUGEPAGE was asked for and granted (AnonHugePages): with "
