@@ -608,6 +608,25 @@ def test_a_machine_without_l3_gets_no_l3_from_re_measuring() -> None:
     assert "in 4 more rounds" in note
 
 
+def test_once_every_reported_level_is_found_disturbed_sizes_get_few_rounds() -> None:
+    machine = _Machine(STEPS, set())
+    spiky = machine.measure
+
+    def measure(sizes: list[int], samples: int) -> list[dict[str, Any]]:
+        out = spiky(sizes, samples)
+        for p in out:  # one memory size always disturbed: twice memory latency
+            if p["size_bytes"] == SIZES[-3]:
+                p["latency_ns"] = 180.0
+                p["latency_samples_ns"] = [180.0] * samples
+        return out
+
+    points, note = latency.measure_sweep(measure, SIZES, samples=6, hints=EPYC_HINTS)
+    assert len(machine.calls) == 3 + latency.POLISH_ROUNDS
+    assert machine.calls[3] == [SIZES[-3]]
+    assert "1 sizes still slower than a larger working set" in note
+    assert latency.detect_levels(points, EPYC_HINTS)[0]["memory"]["latency_ns"] == 90.0
+
+
 def test_a_quiet_machine_is_measured_once_per_pass() -> None:
     machine = _Machine(STEPS, set())
     _, note = latency.measure_sweep(machine.measure, SIZES, samples=6, hints=EPYC_HINTS)

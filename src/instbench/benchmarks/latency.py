@@ -10,7 +10,9 @@ Choices worth knowing, and why:
 * Sizes. From 4 KiB (well inside any L1) to at least 4x the last-level cache the OS
   reports for the measuring CPU, with a floor (256 MiB; 64 MiB in quick mode) because a
   VM may under-report, and a cap (2 GiB; 256 MiB quick) and 25 % of MemAvailable so the
-  run never swaps. Sizes are spaced geometrically, 4 per doubling (3 quick). The choice
+  run never swaps. Sizes are spaced geometrically, 4 per doubling, quick mode included: at
+  3, a VM's L3 share squeezed to ~2 MiB by a busy neighbour held too few points for a
+  plateau, and the L3 came and went between runs. The choice
   and its reason go into `sweep_reason`.
 * Statistics. Each size is measured in several samples; a point's latency is the fastest
   sample (ns per load) and its bandwidth the fastest sample (GB/s): interference from
@@ -86,7 +88,7 @@ MAX_SIZE_LIMIT = 64 * 1024**3
 """Upper bound of an explicit max_size_bytes (a typo guard, not a machine fact)."""
 
 POINTS_PER_DOUBLING = 4
-QUICK_POINTS_PER_DOUBLING = 3
+QUICK_POINTS_PER_DOUBLING = 4
 PASSES = 3
 """The sweep is measured this many times over, each pass taking SAMPLES / PASSES samples
 per size: a burst of interference (another process on the core, another tenant filling the
@@ -95,6 +97,8 @@ SAMPLES = 12
 QUICK_SAMPLES = 6
 REMEASURE_ROUNDS = 12
 """At most this many extra rounds of re-measuring doubtful sizes (see `measure_sweep`)."""
+POLISH_ROUNDS = 2
+"""Of those, at most this many once every cache level the OS reports has been found."""
 TIME_PER_POINT_MS = 100.0
 """Timed pointer chasing per size, all samples together; the read sweep gets half."""
 QUICK_TIME_PER_POINT_MS = 12.0
@@ -648,9 +652,10 @@ def measure_sweep(
     * then, up to `rounds` times, the sizes that are `disturbed` (slower than a larger
       working set) or in an `unexplained_gaps` (a level the OS reports and the curve does
       not show yet) are measured once more with one pass's samples, pooled with the
-      earlier ones (the best sample counts). On a quiet machine nothing qualifies and no
-      round runs; a level that is really absent stays absent, since more samples of an
-      undisturbed curve do not change its shape.
+      earlier ones (the best sample counts); once no reported level is missing, at most
+      POLISH_ROUNDS more (disturbed sizes only refine figures then). On a quiet machine
+      nothing qualifies and no round runs; a level that is really absent stays absent,
+      since more samples of an undisturbed curve do not change its shape.
     """
     per_pass = max(1, samples // max(1, passes))
     points: List[Dict[str, Any]] = []
@@ -660,9 +665,17 @@ def measure_sweep(
     done = f"{max(1, passes)} passes of {per_pass} samples per size"
     again: Dict[int, int] = {}
     extra_rounds = 0
+    polish = 0
     for _ in range(rounds):
         suspects = set(disturbed([float(q["latency_ns"]) for q in points], tolerance))
-        suspects.update(unexplained_gaps(points, hints))
+        gaps = unexplained_gaps(points, hints)
+        if not gaps:
+            # Every reported level is found; disturbed points only refine figures (the
+            # envelope already discounts them), so a couple of rounds, not all of them.
+            polish += 1
+            if polish > POLISH_ROUNDS:
+                break
+        suspects.update(gaps)
         if not suspects:
             break
         chosen = [int(points[i]["size_bytes"]) for i in sorted(suspects)]
