@@ -684,3 +684,24 @@ def test_l3_readings_lost_to_a_neighbour_are_read_on_the_lower_envelope() -> Non
     assert 1024 * KIB < levels["l3"]["size_range_bytes"][0] <= 2048 * KIB
     assert 12.0 < levels["l3"]["latency_ns"] < 20.0
     assert levels["memory"] is not None and levels["memory"]["latency_ns"] > 100.0
+
+
+def test_one_low_reading_copied_down_the_envelope_is_no_level() -> None:
+    """Recorded with `instbench run --local --benchmarks latency --quick` on the busy VM:
+    2896 KiB once read 51.5 ns while its neighbours read 76-89 ns; on the envelope that
+    made three equal points, a fake "L3" at 51.5 ns. Only points measured on a plateau
+    count towards it."""
+    sizes_kib = [4, 8, 16, 32, 46, 55, 128, 256, 512, 724, 861, 1024, 1218, 1448, 1722]
+    sizes_kib += [2048, 2436, 2896, 3444, 4096, 4871, 5793, 8192, 16384, 32768, 65536]
+    lat = [1.0, 1.0, 1.0, 1.0, 1.0, 2.9, 3.3, 3.3, 3.8, 4.2, 5.0, 8.3, 9.2, 10.7, 37.8]
+    lat += [78.9, 75.5, 51.5, 88.5, 105.3, 139.9, 133.2, 146.5, 153.1, 179.8, 173.4]
+    points = [
+        {"size_bytes": k * KIB, "latency_ns": v, "bandwidth_gbps": 100.0 / v}
+        for k, v in zip(sizes_kib, lat, strict=True)
+    ]
+    levels, notes = latency.detect_levels(points, EPYC_HINTS)
+    assert levels["l3"] is None and "no plateau" in notes["l3"]
+    assert levels["memory"] is not None and levels["memory"]["latency_ns"] > 130.0
+    # ... and the re-measurement still sees the L3 as missing, so it keeps looking there.
+    gaps = latency.unexplained_gaps(points, EPYC_HINTS)
+    assert sizes_kib.index(2896) in gaps and sizes_kib.index(1218) in gaps

@@ -29,8 +29,9 @@ Choices worth knowing, and why:
   what was done.
 * Levels come from the measured curve only (`detect_levels`), read on its lower envelope
   (`lower_envelope`: a point measured slower than a larger working set was disturbed and
-  counts at the larger set's latency). A point is *flat* when it and its neighbours agree
-  within `TOLERANCE`; runs of flat points, grown to neighbours
+  counts at the larger set's latency), and a level needs `MIN_POINTS` points that were
+  measured on it, not copied down from one low reading. A point is *flat* when it and
+  its neighbours agree within `TOLERANCE`; runs of flat points, grown to neighbours
   that agree with the run's median, are plateaus; plateaus whose medians differ by less
   than `MIN_JUMP` are one level (a gently rising stretch, or noise, is not a new level).
   The last plateau is memory when it reaches past twice the largest cache the OS
@@ -111,7 +112,10 @@ TOLERANCE = 1.25
 MIN_JUMP = 1.5
 """Adjacent plateaus whose median latencies differ by less than this ratio are merged."""
 MIN_POINTS = 3
-"""A plateau needs this many points; fewer is a transition between levels."""
+"""A plateau needs this many points; fewer is a transition between levels. A level also
+needs this many points measured on it (not raised above it by a disturbance)."""
+MIN_MEASURED_PER_PLATEAU = 2
+"""Each plateau of the envelope needs this many points measured on it (see detect_levels)."""
 MEMORY_LLC_FACTOR = 2
 """Memory is only claimed when the sweep went beyond this many times the reported LLC."""
 
@@ -804,15 +808,24 @@ def detect_levels(
     notes: Dict[str, str] = {}
     if not points:
         return levels, {name: "no points were measured" for name in LEVELS}
-    # Read on the lower envelope: a disturbed point counts at a larger set's latency.
-    envelope = lower_envelope([float(q["latency_ns"]) for q in points])
+    # Read on the lower envelope: a disturbed point counts at a larger set's latency. But
+    # levels must rest on points measured on them (within the tolerance of the
+    # envelope): each plateau at least two that agree, each level min_points in all. One
+    # low reading copied down over disturbed neighbours is no level.
+    raw = [float(q["latency_ns"]) for q in points]
+    envelope = lower_envelope(raw)
+    measured_on = [r <= tolerance * e for r, e in zip(raw, envelope)]
     points = [{**q, "latency_ns": e} for q, e in zip(points, envelope)]
-    plateaus = find_plateaus(
-        envelope,
-        tolerance=tolerance,
-        min_jump=min_jump,
-        min_points=min_points,
-    )
+    plateaus = [
+        p
+        for p in find_plateaus(
+            envelope,
+            tolerance=tolerance,
+            min_jump=min_jump,
+            min_points=min_points,
+        )
+        if sum(measured_on[p.first : p.last + 1]) >= MIN_MEASURED_PER_PLATEAU
+    ]
 
     def size(index: int) -> int:
         return int(points[index]["size_bytes"])
@@ -873,6 +886,14 @@ def detect_levels(
         groups.setdefault(label, []).append(p)
     for name, members in groups.items():
         pooled = Plateau(members[0].first, members[-1].last)
+        measured = sum(sum(measured_on[m.first : m.last + 1]) for m in members)
+        if measured < min_points:
+            notes[name] = (
+                f"a plateau at {_fmt_bytes(size(pooled.first))}..{_fmt_bytes(size(pooled.last))}"
+                f" rests on {measured} measured points (fewer than {min_points}; the others "
+                "were disturbed and read slower than a larger working set)"
+            )
+            continue
         levels[name] = _level(points, pooled, hints.get(name))
         if len(members) > 1:
             notes[name] = f"{len(members)} plateaus were pooled as {name.upper()}"
