@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from instbench.agent import sysinfo  # noqa: E402
-from instbench.benchmarks import isa, linpack  # noqa: E402
+from instbench.benchmarks import linpack, peaks  # noqa: E402
 
 
 def _numpy_solve(n: int, rng: np.random.Generator) -> float:
@@ -86,7 +86,13 @@ def main() -> None:
                 flush=True,
             )
     best_ours, best_solve, best_dgemm = max(ours), max(solve), max(dgemm)
-    peak = isa.theoretical_peak(sysinfo.collect()["cpu"], sve_bits=isa.read_sve_vector_bits())
+    machine = sysinfo.collect()
+    peak = peaks.peak(
+        machine["cpu"],
+        machine["architecture"],
+        base_khz=peaks.read_cpufreq_khz("base_frequency"),
+        max_khz=peaks.read_cpufreq_khz("cpuinfo_max_freq"),
+    )
     config: Any = np.show_config(mode="dicts")
     blas = (config or {}).get("Build Dependencies", {}).get("blas", {}).get("name", "?")
     print(f"n={n}, ours: {library}; numpy {np.__version__} BLAS: {blas}")
@@ -98,7 +104,8 @@ def main() -> None:
     print(f"ratio ours / DGEMM:       {best_ours / best_dgemm:.3f}  (LU efficiency vs DGEMM)")
     if peak["gflops"]:
         print(
-            f"estimated peak {peak['gflops']:.1f} GFLOPS ({peak['assumption']}): "
+            f"peak {peak['gflops']:.1f} GFLOPS ({peak['core']}: {peak['flops_per_cycle']} "
+            f"FLOPs/cycle x {peak['cores']} cores x {peak['max_mhz']:.0f} MHz {peak['clock']}): "
             f"ours {best_ours / peak['gflops']:.3f}, DGEMM {best_dgemm / peak['gflops']:.3f}"
         )
 

@@ -81,7 +81,9 @@ def test_quick_run_is_a_valid_latency_result(
     sizes = [p.size_bytes for p in result.points]
     assert sizes[0] == latency.MIN_SIZE and sizes == sorted(sizes)
     assert sizes[-1] >= latency.QUICK_FLOOR_BYTES
-    assert all(len(p.latency_samples_ns) == result.samples for p in result.points)
+    # Every size has its planned samples; sizes measured again have more (pooled).
+    assert all(len(p.latency_samples_ns) >= result.samples for p in result.points)
+    assert result.detection.notes["sweep"].startswith("3 passes of 2 samples per size")
     assert all(p.latency_ns == min(p.latency_samples_ns) for p in result.points)
     assert all(p.bandwidth_gbps == max(p.bandwidth_samples_gbps) for p in result.points)
     assert "MADV_HUGEPAGE" in result.huge_pages and "AnonHugePages" in result.huge_pages
@@ -379,12 +381,13 @@ def test_a_noisy_tail_does_not_hide_memory() -> None:
 
 
 def test_a_memory_plateau_is_never_labelled_a_cache() -> None:
-    # L3 lost in noise, memory ending before the (noisy) end: memory, and no fake L3.
+    # L3 lost in noise (every reading disturbed, so above memory: interference only adds
+    # time), memory ending before the (noisy) end: memory, and no fake L3.
     steps = [(32 * KIB, 1.2), (512 * KIB, 4.0), (2**62, 180.0)]
     points = _curve(steps, top=128 * MIB, per_doubling=3)
     for p in points:
         if 512 * KIB < p["size_bytes"] <= 2 * MIB:
-            p["latency_ns"] = 20.0 * (1 + 3 * (p["size_bytes"] % 3))
+            p["latency_ns"] = 180.0 * (1 + (p["size_bytes"] % 3))
     points[-1]["latency_ns"] *= 2
     levels, notes = latency.detect_levels(points, EPYC_HINTS)
     assert levels["memory"] is not None and levels["memory"]["latency_ns"] == 180.0
@@ -522,3 +525,183 @@ def test_numa_plan_on_one_node() -> None:
     section = latency._numa_section(topo, plan, {"memory": memory}, None)
     assert section["node_count"] == 1 and section["local_latency_ns"] == 100.0
     assert section["remote_latency_ns"] is None and section["inter_socket_latency_ns"] is None
+
+
+# ------------------------------------------------------- passes and re-measurement
+
+
+class _Machine:
+    """A step-curve machine whose L3 is taken away during some kernel runs (calls).
+
+    Models the failure seen on the busy 2-vCPU VM: while a neighbour holds the core or
+    streams through the shared L3, every L3-sized working set reads as memory.
+    """
+
+    def __init__(self, steps: list[tuple[int, float]], disturbed_calls: set[int]) -> None:
+        self.steps = steps
+        self.disturbed_calls = disturbed_calls
+        self.calls: list[list[int]] = []
+
+    def measure(self, sizes: list[int], samples: int) -> list[dict[str, Any]]:
+        call = len(self.calls)
+        self.calls.append(list(sizes))
+        out = []
+        for size in sizes:
+            value = next(v for bound, v in self.steps if size <= bound)
+            if call in self.disturbed_calls and 512 * KIB < size <= 32 * MIB:
+                value = self.steps[-1][1]
+            lat = [value * (1 + 0.01 * k) for k in range(samples)]
+            bw = [100.0 / v for v in lat]
+            out.append(
+                {
+                    "size_bytes": size,
+                    "latency_ns": min(lat),
+                    "bandwidth_gbps": max(bw),
+                    "latency_samples_ns": lat,
+                    "bandwidth_samples_gbps": bw,
+                }
+            )
+        return out
+
+
+SIZES = latency.sweep_sizes(128 * MIB, 3, 64)
+
+
+def test_back_to_back_samples_lose_l3_to_one_burst_passes_keep_it() -> None:
+    # One pass of all samples inside the burst: no L3 (the old way).
+    old = _Machine(STEPS, {0})
+    points, _ = latency.measure_sweep(
+        old.measure, SIZES, samples=6, hints=EPYC_HINTS, passes=1, rounds=0
+    )
+    assert latency.detect_levels(points, EPYC_HINTS)[0]["l3"] is None
+    # Three passes: the burst spoils the first pass only; the best sample is clean.
+    new = _Machine(STEPS, {0})
+    points, note = latency.measure_sweep(new.measure, SIZES, samples=6, hints=EPYC_HINTS)
+    levels, _ = latency.detect_levels(points, EPYC_HINTS)
+    assert levels["l3"] is not None and levels["l3"]["latency_ns"] == pytest.approx(15.0)
+    assert all(len(p["latency_samples_ns"]) == 6 for p in points)
+    assert len(new.calls) == 3 and note == "3 passes of 2 samples per size"
+
+
+def test_a_burst_over_every_pass_is_measured_again_where_the_l3_should_be() -> None:
+    machine = _Machine(STEPS, {0, 1, 2})
+    points, note = latency.measure_sweep(machine.measure, SIZES, samples=6, hints=EPYC_HINTS)
+    levels, _ = latency.detect_levels(points, EPYC_HINTS)
+    assert levels["l3"] is not None and levels["l3"]["latency_ns"] == pytest.approx(15.0)
+    again = machine.calls[3]
+    # Only the gap between the L2 plateau and memory is measured again, not the sweep.
+    assert min(again) > 512 * KIB and max(again) < 128 * MIB and len(machine.calls) == 4
+    assert "measured again in 1 more rounds" in note
+    merged = {p["size_bytes"]: p for p in points}
+    assert len(merged[again[0]]["latency_samples_ns"]) == 8  # 6 + one pass's 2, pooled
+
+
+def test_a_machine_without_l3_gets_no_l3_from_re_measuring() -> None:
+    steps = [(32 * KIB, 1.2), (512 * KIB, 4.0), (2**62, 90.0)]  # reports an L3, has none
+    machine = _Machine(steps, set())
+    points, note = latency.measure_sweep(
+        machine.measure, SIZES, samples=6, hints=EPYC_HINTS, rounds=4
+    )
+    levels, notes = latency.detect_levels(points, EPYC_HINTS)
+    assert levels["l3"] is None and "no plateau" in notes["l3"]
+    assert len(machine.calls) == 3 + 4  # bounded: the rounds ran out, nothing invented
+    assert "in 4 more rounds" in note
+
+
+def test_once_every_reported_level_is_found_disturbed_sizes_get_few_rounds() -> None:
+    machine = _Machine(STEPS, set())
+    spiky = machine.measure
+
+    def measure(sizes: list[int], samples: int) -> list[dict[str, Any]]:
+        out = spiky(sizes, samples)
+        for p in out:  # one memory size always disturbed: twice memory latency
+            if p["size_bytes"] == SIZES[-3]:
+                p["latency_ns"] = 180.0
+                p["latency_samples_ns"] = [180.0] * samples
+        return out
+
+    points, note = latency.measure_sweep(measure, SIZES, samples=6, hints=EPYC_HINTS)
+    assert len(machine.calls) == 3 + latency.POLISH_ROUNDS
+    assert machine.calls[3] == [SIZES[-3]]
+    assert "1 sizes still slower than a larger working set" in note
+    assert latency.detect_levels(points, EPYC_HINTS)[0]["memory"]["latency_ns"] == 90.0
+
+
+def test_a_quiet_machine_is_measured_once_per_pass() -> None:
+    machine = _Machine(STEPS, set())
+    _, note = latency.measure_sweep(machine.measure, SIZES, samples=6, hints=EPYC_HINTS)
+    assert len(machine.calls) == 3 and "again" not in note
+
+
+def test_disturbed_points_are_those_slower_than_a_larger_working_set() -> None:
+    assert latency.disturbed([1.0, 1.1, 4.0, 3.9, 150.0, 12.0, 140.0]) == [4]
+    assert latency.disturbed([1.0, 1.0, 1.2, 1.0]) == []  # within the tolerance: noise
+    assert latency.disturbed([5.0, 1.0, 1.0], tolerance=1.25) == [0]
+
+
+def test_merge_pools_samples_and_refuses_foreign_sizes() -> None:
+    base = [
+        {
+            "size_bytes": 4096,
+            "latency_ns": 2.0,
+            "bandwidth_gbps": 5.0,
+            "latency_samples_ns": [2.0, 3.0],
+            "bandwidth_samples_gbps": [5.0, 4.0],
+        }
+    ]
+    extra = [
+        {
+            "size_bytes": 4096,
+            "latency_ns": 1.5,
+            "bandwidth_gbps": 6.0,
+            "latency_samples_ns": [1.5],
+            "bandwidth_samples_gbps": [6.0],
+        }
+    ]
+    [merged] = latency.merge_points(base, extra)
+    assert merged["latency_samples_ns"] == [2.0, 3.0, 1.5] and merged["latency_ns"] == 1.5
+    assert merged["bandwidth_gbps"] == 6.0
+    with pytest.raises(BenchmarkError, match="not asked for"):
+        latency.merge_points(base, [{**extra[0], "size_bytes": 8192}])
+
+
+def test_l3_readings_lost_to_a_neighbour_are_read_on_the_lower_envelope() -> None:
+    """Recorded on the 2-vCPU VM under load (m7i.large sandbox sweep, best of 30 samples):
+    L3-sized points read 12.7-25 ns with single points at memory latency in between. The
+    raw curve has no 3 points within 1.25x; a larger working set measured at 19 ns proves
+    the 115 ns reading at 5 MiB was disturbed."""
+    sizes_kib = [4, 8, 16, 32, 51, 64, 128, 256, 512, 813, 1024, 1290, 1626, 2048, 2580]
+    sizes_kib += [3251, 4096, 5161, 6502, 8192, 10321, 16384, 32768, 65536, 131072]
+    lat = [1.0, 1.0, 1.0, 1.0, 2.8, 3.6, 3.6, 3.6, 4.0, 4.6, 5.0, 9.2, 17.0, 14.7, 12.7]
+    lat += [18.9, 25.1, 114.8, 19.1, 132.7, 140.2, 83.5, 137.6, 150.0, 152.0]
+    points = [
+        {"size_bytes": k * KIB, "latency_ns": v, "bandwidth_gbps": 100.0 / v}
+        for k, v in zip(sizes_kib, lat, strict=True)
+    ]
+    assert latency.lower_envelope([3.0, 9.0, 5.0, 7.0]) == [3.0, 5.0, 5.0, 7.0]
+    levels, notes = latency.detect_levels(points, EPYC_HINTS)
+    assert levels["l3"] is not None, notes
+    assert 1024 * KIB < levels["l3"]["size_range_bytes"][0] <= 2048 * KIB
+    assert 12.0 < levels["l3"]["latency_ns"] < 20.0
+    assert levels["memory"] is not None and levels["memory"]["latency_ns"] > 100.0
+
+
+def test_one_low_reading_copied_down_the_envelope_is_no_level() -> None:
+    """Recorded with `instbench run --local --benchmarks latency --quick` on the busy VM:
+    2896 KiB once read 51.5 ns while its neighbours read 76-89 ns; on the envelope that
+    made three equal points, a fake "L3" at 51.5 ns. Only points measured on a plateau
+    count towards it."""
+    sizes_kib = [4, 8, 16, 32, 46, 55, 128, 256, 512, 724, 861, 1024, 1218, 1448, 1722]
+    sizes_kib += [2048, 2436, 2896, 3444, 4096, 4871, 5793, 8192, 16384, 32768, 65536]
+    lat = [1.0, 1.0, 1.0, 1.0, 1.0, 2.9, 3.3, 3.3, 3.8, 4.2, 5.0, 8.3, 9.2, 10.7, 37.8]
+    lat += [78.9, 75.5, 51.5, 88.5, 105.3, 139.9, 133.2, 146.5, 153.1, 179.8, 173.4]
+    points = [
+        {"size_bytes": k * KIB, "latency_ns": v, "bandwidth_gbps": 100.0 / v}
+        for k, v in zip(sizes_kib, lat, strict=True)
+    ]
+    levels, notes = latency.detect_levels(points, EPYC_HINTS)
+    assert levels["l3"] is None and "no plateau" in notes["l3"]
+    assert levels["memory"] is not None and levels["memory"]["latency_ns"] > 130.0
+    # ... and the re-measurement still sees the L3 as missing, so it keeps looking there.
+    gaps = latency.unexplained_gaps(points, EPYC_HINTS)
+    assert sizes_kib.index(2896) in gaps and sizes_kib.index(1218) in gaps

@@ -25,6 +25,7 @@ from instbench.fleet.plan import FleetOptions
 from instbench.fleet.run import options_from_journal, options_to_params
 from instbench.journal import Journal
 from instbench.local_run import LocalRunOptions, agent_command
+from instbench.results.schema import DATA_VERSION
 from instbench.results.validate import parse_result
 from instbench.run_params import describe, parse_run_params
 
@@ -227,7 +228,7 @@ def test_agent_records_the_parameters_it_was_given(
     stream = doc.performance_data.stream
     assert stream is not None and [r.thread_mode for r in stream.runs] == ["all"]
     assert all(r.ntimes == 3 for r in stream.runs)
-    assert json.loads(out.read_text())["metadata"]["data_version"] == "1.3.0"
+    assert json.loads(out.read_text())["metadata"]["data_version"] == DATA_VERSION
 
 
 def test_agent_refuses_a_bad_param_in_one_line(agent_pyz: Path, tmp_path: Path) -> None:

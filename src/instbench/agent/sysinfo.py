@@ -185,6 +185,18 @@ def parse_cpuinfo(text: str) -> List[Dict[str, str]]:
     return blocks
 
 
+def parse_midr(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    """(implementer, part) of a MIDR_EL1 value such as ``0x00000000413fd0c1``.
+
+    Layout (Arm ARM, MIDR_EL1): implementer bits 31:24, variant 23:20, architecture
+    19:16, part number 15:4, revision 3:0.
+    """
+    value = _to_int(text)
+    if value is None or value < 0:
+        return None
+    return (value >> 24) & 0xFF, (value >> 4) & 0xFFF
+
+
 def normalise_architecture(name: str) -> str:
     """EC2's names: aarch64/arm64 -> arm64, x86_64/amd64 -> x86_64; others lowercased."""
     n = name.strip().lower()
@@ -345,8 +357,20 @@ def _cpu(
     logical_cpus: ``present``, else cpuN directories, else cpuinfo processors, else
     os.cpu_count() on the live system, else 1. online_cpus: ``online``, else logical_cpus.
     """
-    cpu = _arm_cpu(info, on_ec2) if "CPU implementer" in info else _x86_cpu(info)
     dirs = _cpu_dirs(tree)
+    if "CPU implementer" not in info and "vendor_id" not in info:
+        # Arm kernels also expose MIDR_EL1 in sysfs; some cpuinfo variants (containers,
+        # old kernels) lack the implementer/part lines the core is identified by.
+        for n in [0, *dirs][:2]:
+            midr = parse_midr(tree.read(f"{_CPU_DIR}/cpu{n}/regs/identification/midr_el1"))
+            if midr is not None:
+                info = {
+                    **info,
+                    "CPU implementer": f"0x{midr[0]:02x}",
+                    "CPU part": f"0x{midr[1]:03x}",
+                }
+                break
+    cpu = _arm_cpu(info, on_ec2) if "CPU implementer" in info else _x86_cpu(info)
     present = _cpu_ids(tree, "present") or dirs
     logical = len(present) or len([b for b in blocks if "processor" in b])
     if not logical:

@@ -1,11 +1,13 @@
-"""Vector extensions a CPU offers, and the theoretical double-precision peak they imply.
+"""Vector extensions a CPU offers, what they would allow per cycle, and the CPU clock.
 
-Shared by the LINPACK benchmark (peak and efficiency) and the CPU benchmark (which
-extensions to measure). Extensions are read from /proc/cpuinfo flags (x86 `flags`, Arm
-`Features`) and /proc/sys/abi/sve_default_vector_length. The only thing measured here is
-the clock, and only when the OS reports none (see "Frequency" below).
+Shared by the LINPACK benchmark (its `peak.extension` and the measured clock) and the CPU
+benchmark (which extensions to measure). The LINPACK peak itself uses the FLOPs per cycle
+of the core identified from CPUID/MIDR (instbench/benchmarks/peaks.py): an extension says
+which instructions exist, not how many units run them (Zen 4 has AVX-512 on 256-bit
+units). Extensions are read from /proc/cpuinfo flags (x86 `flags`, Arm `Features`) and
+/proc/sys/abi/sve_default_vector_length. The only thing measured here is the clock.
 
-Peak FLOPs per cycle per core, double precision (`flops_per_cycle`):
+What the widest extension allows at most, DP FLOPs per cycle per core (`flops_per_cycle`):
 
     ========================  =====  ================================================
     widest extension          DP/cy  assumption
@@ -23,21 +25,16 @@ Peak FLOPs per cycle per core, double precision (`flops_per_cycle`):
     asimd / neon              8      2 FMA pipes x 2 lanes x 2 (Neoverse N1, Graviton2)
     ========================  =====  ================================================
 
-peak GFLOPS = physical cores x GHz x DP FLOPs per cycle.
-
-Frequency (`choose_frequency`), recorded with its source in the peak's `frequency_source`:
+Frequency (`choose_frequency`):
 
 * "cpufreq": /sys/.../cpufreq/cpuinfo_max_freq, the highest the OS reports;
 * "cpuinfo": /proc/cpuinfo "cpu MHz" when there is no cpufreq (what a VM reports: often
   the nominal clock, not the all-core turbo the cores actually run at);
-* "measured: dependent-add loop": only when the OS reports neither (Graviton: its
-  cpuinfo has no MHz line and EC2 exposes no cpufreq). kernels/clock.c times a chain of
-  dependent integer adds, one per cycle on the cores instbench targets, so adds per second
-  is the clock the core ran at during the measurement (best of a few ~20 ms trials).
-
-Wide vector code may run at a lower licence frequency (AVX-512 on Intel), so the peak,
-and hence the efficiency, is an estimate whatever the source. When no frequency can be
-had at all the peak is null.
+* "measured: dependent-add loop": when the OS reports neither, or when called with no
+  OS figure (LINPACK always measures, to record the clock the cores ran at beside the
+  nominal one). kernels/clock.c times a chain of dependent integer adds, one per cycle on
+  the cores instbench targets, so adds per second is the clock the core ran at during the
+  measurement (best of a few ~20 ms trials).
 
 Stdlib-only, Python 3.9 (shipped inside agent.pyz).
 """
@@ -283,52 +280,6 @@ def measure_mhz(
     return parse_clock_output(proc.stdout)
 
 
-# ---------------------------------------------------------------------- peak
-
-
-def theoretical_peak(
-    cpu: Dict[str, Any],
-    arch: Optional[str] = None,
-    sve_bits: Optional[int] = None,
-    frequency: Optional[Dict[str, Any]] = None,
-) -> Dict[str, Any]:
-    """Peak DP GFLOPS of the machine from the sysinfo `cpu` section.
-
-    `frequency` is `choose_frequency`'s answer; without it the OS's `max_mhz` is used as
-    is (source labelled from the live cpufreq). Keys: gflops (None when unknown), cores,
-    max_mhz, frequency_source, flops_per_cycle, extension, assumption, note. Physical
-    cores, not logical CPUs: SMT siblings share the FMA units.
-    """
-    cores = int(cpu.get("sockets") or 1) * int(cpu.get("cores_per_socket") or 1)
-    if frequency is None:
-        frequency = choose_frequency(cpu.get("max_mhz"), cpufreq_max_mhz())
-    mhz = frequency.get("mhz")
-    fpc = flops_per_cycle(cpu.get("flags") or [], arch, sve_bits)
-    notes = [
-        "cores x frequency x DP FLOPs per cycle; the frequency is an estimate of the clock "
-        "vector code runs at (OS-reported figures are often nominal on a VM), so this is one"
-    ]
-    if frequency.get("note"):
-        notes.append(str(frequency["note"]))
-    gflops: Optional[float] = None
-    if fpc is None:
-        notes.append("no known vector extension: peak unknown")
-    elif not mhz:
-        notes.append("no CPU frequency: peak unknown")
-    else:
-        gflops = cores * float(mhz) / 1000.0 * fpc["flops_per_cycle"]
-    return {
-        "gflops": gflops,
-        "cores": cores,
-        "max_mhz": float(mhz) if mhz else None,
-        "frequency_source": frequency.get("source") if mhz else None,
-        "flops_per_cycle": fpc["flops_per_cycle"] if fpc else None,
-        "extension": fpc["extension"] if fpc else None,
-        "assumption": fpc["assumption"] if fpc else None,
-        "note": "; ".join(notes),
-    }
-
-
 __all__ = [
     "ARM_EXTENSIONS",
     "EXTENSIONS",
@@ -345,5 +296,4 @@ __all__ = [
     "parse_clock_output",
     "read_sve_vector_bits",
     "reported_source",
-    "theoretical_peak",
 ]

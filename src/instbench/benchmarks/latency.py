@@ -10,14 +10,28 @@ Choices worth knowing, and why:
 * Sizes. From 4 KiB (well inside any L1) to at least 4x the last-level cache the OS
   reports for the measuring CPU, with a floor (256 MiB; 64 MiB in quick mode) because a
   VM may under-report, and a cap (2 GiB; 256 MiB quick) and 25 % of MemAvailable so the
-  run never swaps. Sizes are spaced geometrically, 4 per doubling (3 quick). The choice
+  run never swaps. Sizes are spaced geometrically, 4 per doubling, quick mode included: at
+  3, a VM's L3 share squeezed to ~2 MiB by a busy neighbour held too few points for a
+  plateau, and the L3 came and went between runs. The choice
   and its reason go into `sweep_reason`.
 * Statistics. Each size is measured in several samples; a point's latency is the fastest
   sample (ns per load) and its bandwidth the fastest sample (GB/s): interference from
   other tenants and interrupts only ever adds time, so the best sample is the least
   disturbed one. The raw samples are kept in the result.
-* Levels come from the measured curve only (`detect_levels`). A point is *flat* when it
-  and its neighbours agree within `TOLERANCE`; runs of flat points, grown to neighbours
+* Passes and re-measurement (`measure_sweep`). The samples of a size are taken in 3 passes
+  over the sweep, not back to back, and sizes that read slower than a larger working set
+  (disturbed) or lie where a cache level the OS reports was not found are measured again,
+  a bounded number of rounds. Why: on a busy 2-vCPU VM one burst of interference (a
+  neighbour's time slice, a tenant streaming through the shared L3) spoiled every sample
+  of the L3 sizes, and the quick sweep found no L3 in 8 of 24 sandbox sweeps; in
+  alternating runs under the same load (load average ~13), 1 of 10 back-to-back sweeps
+  and 7 of 10 with passes and re-measurement found it. `detection.notes['sweep']` says
+  what was done.
+* Levels come from the measured curve only (`detect_levels`), read on its lower envelope
+  (`lower_envelope`: a point measured slower than a larger working set was disturbed and
+  counts at the larger set's latency), and a level needs `MIN_POINTS` points that were
+  measured on it, not copied down from one low reading. A point is *flat* when it and
+  its neighbours agree within `TOLERANCE`; runs of flat points, grown to neighbours
   that agree with the run's median, are plateaus; plateaus whose medians differ by less
   than `MIN_JUMP` are one level (a gently rising stretch, or noise, is not a new level).
   The last plateau is memory when it reaches past twice the largest cache the OS
@@ -26,8 +40,8 @@ Choices worth knowing, and why:
   plateau gets, never where a level is: a VM often reports the host's whole L3, and what
   one tenant gets of it is what the curve shows (on the EPYC VM this was written on,
   about 4 MiB of a reported 32 MiB). A level with no plateau is null, and
-  `detection.notes` says why. A level's latency and bandwidth are the medians of the
-  points on its plateau.
+  `detection.notes` says why. A level's latency is the median of the envelope over the
+  points on its plateau, its bandwidth the median of their measured bandwidths.
 * Single thread, pinned to the last CPU the agent may use (CPU 0 takes more interrupts
   on many VMs); compiled without OpenMP.
 * NUMA. On a machine with several NUMA nodes that have CPUs, the largest working set is
@@ -75,9 +89,17 @@ MAX_SIZE_LIMIT = 64 * 1024**3
 """Upper bound of an explicit max_size_bytes (a typo guard, not a machine fact)."""
 
 POINTS_PER_DOUBLING = 4
-QUICK_POINTS_PER_DOUBLING = 3
-SAMPLES = 10
+QUICK_POINTS_PER_DOUBLING = 4
+PASSES = 3
+"""The sweep is measured this many times over, each pass taking SAMPLES / PASSES samples
+per size: a burst of interference (another process on the core, another tenant filling the
+shared L3) then hits one pass's samples of a few sizes, not every sample of them."""
+SAMPLES = 12
 QUICK_SAMPLES = 6
+REMEASURE_ROUNDS = 12
+"""At most this many extra rounds of re-measuring doubtful sizes (see `measure_sweep`)."""
+POLISH_ROUNDS = 2
+"""Of those, at most this many once every cache level the OS reports has been found."""
 TIME_PER_POINT_MS = 100.0
 """Timed pointer chasing per size, all samples together; the read sweep gets half."""
 QUICK_TIME_PER_POINT_MS = 12.0
@@ -90,7 +112,10 @@ TOLERANCE = 1.25
 MIN_JUMP = 1.5
 """Adjacent plateaus whose median latencies differ by less than this ratio are merged."""
 MIN_POINTS = 3
-"""A plateau needs this many points; fewer is a transition between levels."""
+"""A plateau needs this many points; fewer is a transition between levels. A level also
+needs this many points measured on it (not raised above it by a disturbance)."""
+MIN_MEASURED_PER_PLATEAU = 2
+"""Each plateau of the envelope needs this many points measured on it (see detect_levels)."""
 MEMORY_LLC_FACTOR = 2
 """Memory is only claimed when the sweep went beyond this many times the reported LLC."""
 
@@ -513,6 +538,167 @@ def summarise_points(data: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return out
 
 
+def merge_points(
+    base: Sequence[Mapping[str, Any]], extra: Sequence[Mapping[str, Any]]
+) -> List[Dict[str, Any]]:
+    """`base` with the samples of `extra` (same or fewer sizes) appended, best re-taken.
+
+    Samples of a size measured in several passes are pooled in run order; the point's
+    latency is again the fastest and its bandwidth the highest of all of them.
+    """
+    more = {int(q["size_bytes"]): q for q in extra}
+    out = []
+    for q in base:
+        point = dict(q)
+        add = more.pop(int(q["size_bytes"]), None)
+        if add is not None:
+            point["latency_samples_ns"] = list(q["latency_samples_ns"]) + list(
+                add["latency_samples_ns"]
+            )
+            point["bandwidth_samples_gbps"] = list(q["bandwidth_samples_gbps"]) + list(
+                add["bandwidth_samples_gbps"]
+            )
+            point["latency_ns"] = min(point["latency_samples_ns"])
+            point["bandwidth_gbps"] = max(point["bandwidth_samples_gbps"])
+        out.append(point)
+    if more:
+        raise BenchmarkError("latency kernel measured sizes that were not asked for")
+    return out
+
+
+def lower_envelope(latencies: Sequence[float]) -> List[float]:
+    """Each point's latency, or a larger working set's when that was measured lower.
+
+    Why plateaus are found on this curve: undisturbed, latency never falls as the working
+    set grows, and interference only ever adds time; so a larger working set measured
+    faster proves the smaller one can be served at least that fast, and a point above it
+    was disturbed. On an undisturbed curve the envelope is the curve itself (up to noise
+    within a plateau, which it can lower by that noise at most).
+    """
+    out: List[float] = []
+    floor = math.inf
+    for value in reversed([float(v) for v in latencies]):
+        floor = min(floor, value)
+        out.append(floor)
+    return out[::-1]
+
+
+def disturbed(latencies: Sequence[float], tolerance: float = TOLERANCE) -> List[int]:
+    """Indices of points slower than `tolerance` times some larger working set.
+
+    Why this means "disturbed": on an undisturbed machine latency never falls as the
+    working set grows (a larger set fits the same or a farther level), and interference
+    only ever adds time. A point well above a later one was therefore measured while
+    something else held the core or the shared cache; measuring it again is the remedy.
+    Within `tolerance` it is noise of a flat level, as `find_plateaus` treats it.
+    """
+    out: List[int] = []
+    floor = math.inf
+    for i in range(len(latencies) - 1, -1, -1):
+        if float(latencies[i]) > tolerance * floor:
+            out.append(i)
+        floor = min(floor, float(latencies[i]))
+    return sorted(out)
+
+
+def unexplained_gaps(points: Sequence[Mapping[str, Any]], hints: Mapping[str, int]) -> List[int]:
+    """Indices of the points where a cache level the OS reports was expected but not found.
+
+    For each level in `hints` that `detect_levels` leaves null: the points above the end of
+    the level found below it (or the first point) and below the start of the cache level
+    found above it; when what follows is memory, up to the reported size as well, because
+    a disturbed L3 reads as memory and would otherwise leave no gap at all. Re-measuring
+    only there keeps the cost where the curve is in doubt.
+    """
+    levels, _ = detect_levels(points, hints)
+    out: List[int] = []
+    for k, name in enumerate(CACHE_LEVELS):
+        found = levels[name]
+        if found is not None or name not in hints:
+            continue
+        below = [levels[n] for n in CACHE_LEVELS[:k] if levels[n] is not None]
+        above = [(n, levels[n]) for n in LEVELS[k + 1 :] if levels[n] is not None]
+        lo = int(below[-1]["size_range_bytes"][1]) if below else 0  # type: ignore[index]
+        hi: float = math.inf
+        if above:
+            next_name, next_level = above[0]
+            hi = int(next_level["size_range_bytes"][0])  # type: ignore[index]
+            if next_name == "memory":
+                hi = max(hi, int(hints[name]) + 1)
+        out.extend(i for i, q in enumerate(points) if lo < int(q["size_bytes"]) < hi)
+    return sorted(set(out))
+
+
+def measure_sweep(
+    measure: Callable[[List[int], int], List[Dict[str, Any]]],
+    sizes: Sequence[int],
+    *,
+    samples: int,
+    hints: Mapping[str, int],
+    passes: int = PASSES,
+    rounds: int = REMEASURE_ROUNDS,
+    tolerance: float = TOLERANCE,
+) -> Tuple[List[Dict[str, Any]], str]:
+    """The sweep's points from `passes` passes plus re-measurement, and what was done.
+
+    `measure(sizes, samples)` runs the kernel once and returns summarised points.
+
+    Why: interference only ever adds time, and on a busy or shared machine the L3 range is
+    the fragile one: its lines are what a neighbour on the same core or the shared L3
+    evicts, and refilling them costs a lap of the chase at memory latency, so a disturbed
+    L3-sized point reads like memory. Back to back, all samples of a size fell into the
+    same disturbance, and the sweep found no L3 plateau in 8 of 24 sandbox sweeps on the
+    2-vCPU development VM under load. So:
+
+    * each of `passes` passes takes samples / passes samples per size (at least one): the
+      samples of a size are spread over the run, and a burst spoils one pass of a few
+      sizes, not every sample of them;
+    * then, up to `rounds` times, the sizes that are `disturbed` (slower than a larger
+      working set) or in an `unexplained_gaps` (a level the OS reports and the curve does
+      not show yet) are measured once more with one pass's samples, pooled with the
+      earlier ones (the best sample counts); once no reported level is missing, at most
+      POLISH_ROUNDS more (disturbed sizes only refine figures then). On a quiet machine
+      nothing qualifies and no round runs; a level that is really absent stays absent,
+      since more samples of an undisturbed curve do not change its shape.
+    """
+    per_pass = max(1, samples // max(1, passes))
+    points: List[Dict[str, Any]] = []
+    for _ in range(max(1, passes)):
+        got = measure(list(sizes), per_pass)
+        points = merge_points(points, got) if points else got
+    done = f"{max(1, passes)} passes of {per_pass} samples per size"
+    again: Dict[int, int] = {}
+    extra_rounds = 0
+    polish = 0
+    for _ in range(rounds):
+        suspects = set(disturbed([float(q["latency_ns"]) for q in points], tolerance))
+        gaps = unexplained_gaps(points, hints)
+        if not gaps:
+            # Every reported level is found; disturbed points only refine figures (the
+            # envelope already discounts them), so a couple of rounds, not all of them.
+            polish += 1
+            if polish > POLISH_ROUNDS:
+                break
+        suspects.update(gaps)
+        if not suspects:
+            break
+        chosen = [int(points[i]["size_bytes"]) for i in sorted(suspects)]
+        points = merge_points(points, measure(chosen, per_pass))
+        for size in chosen:
+            again[size] = again.get(size, 0) + 1
+        extra_rounds += 1
+    if again:
+        done += (
+            f"; {len(again)} sizes measured again in {extra_rounds} more rounds (disturbed: "
+            f"slower than {tolerance:g}x a larger working set, or where a reported cache "
+            "level was not found yet)"
+        )
+    left = disturbed([float(q["latency_ns"]) for q in points], tolerance)
+    if left:
+        done += f"; {len(left)} sizes still slower than a larger working set"
+    return points, done
+
+
 # --------------------------------------------------------------------- detection
 
 
@@ -622,12 +808,24 @@ def detect_levels(
     notes: Dict[str, str] = {}
     if not points:
         return levels, {name: "no points were measured" for name in LEVELS}
-    plateaus = find_plateaus(
-        [float(q["latency_ns"]) for q in points],
-        tolerance=tolerance,
-        min_jump=min_jump,
-        min_points=min_points,
-    )
+    # Read on the lower envelope: a disturbed point counts at a larger set's latency. But
+    # levels must rest on points measured on them (within the tolerance of the
+    # envelope): each plateau at least two that agree, each level min_points in all. One
+    # low reading copied down over disturbed neighbours is no level.
+    raw = [float(q["latency_ns"]) for q in points]
+    envelope = lower_envelope(raw)
+    measured_on = [r <= tolerance * e for r, e in zip(raw, envelope)]
+    points = [{**q, "latency_ns": e} for q, e in zip(points, envelope)]
+    plateaus = [
+        p
+        for p in find_plateaus(
+            envelope,
+            tolerance=tolerance,
+            min_jump=min_jump,
+            min_points=min_points,
+        )
+        if sum(measured_on[p.first : p.last + 1]) >= MIN_MEASURED_PER_PLATEAU
+    ]
 
     def size(index: int) -> int:
         return int(points[index]["size_bytes"])
@@ -688,6 +886,14 @@ def detect_levels(
         groups.setdefault(label, []).append(p)
     for name, members in groups.items():
         pooled = Plateau(members[0].first, members[-1].last)
+        measured = sum(sum(measured_on[m.first : m.last + 1]) for m in members)
+        if measured < min_points:
+            notes[name] = (
+                f"a plateau at {_fmt_bytes(size(pooled.first))}..{_fmt_bytes(size(pooled.last))}"
+                f" rests on {measured} measured points (fewer than {min_points}; the others "
+                "were disturbed and read slower than a larger working set)"
+            )
+            continue
         levels[name] = _level(points, pooled, hints.get(name))
         if len(members) > 1:
             notes[name] = f"{len(members)} plateaus were pooled as {name.upper()}"
@@ -872,15 +1078,32 @@ def run_latency(
         "time_per_point_ms": ms,
         "huge_pages": options.huge_pages,
     }
-    data, run_s = _execute(
-        build.binary,
-        kernel_args(sizes, run_cpu=run_cpu, **common),  # type: ignore[arg-type]
-        _timeout_s(sizes, stride, samples, ms),
+    first: List[Dict[str, Any]] = []
+    run_s = 0.0
+
+    def measure(chosen: List[int], pass_samples: int) -> List[Dict[str, Any]]:
+        nonlocal run_s
+        # The same time per sample whatever the pass size: a pass is a share of the samples.
+        args = {**common, "samples": pass_samples, "time_per_point_ms": ms * pass_samples / samples}
+        data, seconds = _execute(
+            build.binary,
+            kernel_args(chosen, run_cpu=run_cpu, **args),  # type: ignore[arg-type]
+            _timeout_s(chosen, stride, pass_samples, args["time_per_point_ms"]),
+        )
+        run_s += seconds
+        if [p["size_bytes"] for p in data["points"]] != chosen or data["stride_bytes"] != stride:
+            raise BenchmarkError("latency kernel ran with other sizes than requested")
+        if not first:
+            first.append(data)
+        return summarise_points(data)
+
+    points, sweep_note = measure_sweep(
+        measure, sizes, samples=samples, hints=hints, passes=PASSES, rounds=REMEASURE_ROUNDS
     )
-    if [p["size_bytes"] for p in data["points"]] != sizes or data["stride_bytes"] != stride:
-        raise BenchmarkError("latency kernel ran with other sizes than requested")
-    points = summarise_points(data)
+    data = first[0]
+    log(f"latency sweep: {sweep_note}")
     levels, notes = detect_levels(points, hints)
+    notes["sweep"] = sweep_note
     for name in LEVELS:
         level = levels[name]
         if level is None:
@@ -985,8 +1208,12 @@ __all__ = [
     "Plateau",
     "cache_hints",
     "detect_levels",
+    "disturbed",
     "find_plateaus",
     "kernel_args",
+    "lower_envelope",
+    "measure_sweep",
+    "merge_points",
     "numa_topology",
     "parse_output",
     "plan_max_size",
@@ -994,4 +1221,5 @@ __all__ = [
     "run_latency",
     "summarise_points",
     "sweep_sizes",
+    "unexplained_gaps",
 ]

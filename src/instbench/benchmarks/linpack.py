@@ -18,8 +18,10 @@ Choices, and why:
 * Result: GFLOPS = (2/3 n^3 + 2 n^2) / t of the fastest trial; the HPL scaled residual
   ||Ax-b||_inf / (eps (||A||_inf ||x||_inf + ||b||_inf) n) must be < 16, else the run
   fails (a wrong answer is not a benchmark result).
-* Peak and efficiency: see instbench/benchmarks/isa.py (an estimate on VMs; where the OS
-  reports no frequency, the clock is measured and `peak.frequency_source` says so).
+* Peak and efficiency: physical cores x nominal clock x DP FLOPs per cycle of the core
+  identified from CPUID/MIDR (instbench/benchmarks/peaks.py, whose table cites a source per
+  row), as TOP500's Rpeak; the measured clock is kept beside it. A core not in the table
+  gets no efficiency (null, with `efficiency_note` saying why), never a guess.
 
 Stdlib-only, Python 3.9 (shipped inside agent.pyz).
 """
@@ -37,7 +39,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from instbench.agent import sysinfo
 from instbench.benchmarks import compiler as cc
-from instbench.benchmarks import isa
+from instbench.benchmarks import isa, peaks
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError
 from instbench.benchmarks.meminfo import mem_available_bytes as _mem_available_bytes
 
@@ -345,22 +347,35 @@ def run_linpack(
             f"linpack residual check failed: scaled residual {residual:.3g} >= "
             f"{RESIDUAL_THRESHOLD:g} (wrong answer from {library})"
         )
-    cpu = sysinfo.collect().get("cpu", {})
-    # The OS's frequency when it reports one; otherwise (Graviton) the clock is measured
-    # with the dependent-add kernel, so the peak and efficiency exist there too.
-    frequency = isa.choose_frequency(
-        cpu.get("max_mhz"),
-        isa.cpufreq_max_mhz(),
-        lambda: isa.measure_mhz(compiler, cache_dir),
+    machine = sysinfo.collect()
+    cpu = machine.get("cpu", {})
+    # The clock the cores ran at, measured always (~0.1 s) and kept beside the nominal
+    # clock the peak assumes (peaks.py); it is the fallback when no nominal is known.
+    measured = isa.choose_frequency(None, [], lambda: isa.measure_mhz(compiler, cache_dir))
+    widest = isa.flops_per_cycle(
+        cpu.get("flags") or [], machine.get("architecture"), isa.read_sve_vector_bits()
     )
-    if frequency["source"] == isa.SOURCE_MEASURED:
-        log(f"linpack: the OS reports no CPU frequency; measured {frequency['mhz']:.0f} MHz")
-    peak = isa.theoretical_peak(cpu, sve_bits=isa.read_sve_vector_bits(), frequency=frequency)
+    peak = peaks.peak(
+        cpu,
+        str(machine.get("architecture") or ""),
+        base_khz=peaks.read_cpufreq_khz("base_frequency"),
+        max_khz=peaks.read_cpufreq_khz("cpuinfo_max_freq"),
+        measured_mhz=measured["mhz"],
+        measured_note="" if measured["mhz"] else f"clock not measured: {measured['note']}",
+        extension=widest["extension"] if widest else None,
+    )
     gflops = float(data["gflops"])
-    efficiency = gflops / peak["gflops"] if peak["gflops"] else None
+    efficiency, efficiency_note = peaks.efficiency(gflops, peak)
     log(
-        f"linpack: {gflops:.2f} GFLOPS, scaled residual {residual:.3g}"
-        + (f", {efficiency * 100:.1f} % of the estimated peak" if efficiency else "")
+        f"linpack: {gflops:.2f} GFLOPS, scaled residual {residual:.3g}; "
+        + (
+            f"{efficiency * 100:.1f} % of the peak ({peak['core']}: "
+            f"{peak['flops_per_cycle']} FLOPs/cycle x {peak['cores']} cores x "
+            f"{peak['max_mhz']:.0f} MHz {peak['clock']}; measured clock "
+            + (f"{peak['measured_mhz']:.0f} MHz)" if peak["measured_mhz"] else "unknown)")
+            if efficiency is not None
+            else f"no efficiency ({efficiency_note})"
+        )
     )
     openblas = data.get("openblas")
     section = {
@@ -382,6 +397,7 @@ def run_linpack(
         "calibration": calibration,
         "peak": peak,
         "efficiency": efficiency,
+        "efficiency_note": efficiency_note,
     }
     build_info = {
         "compiler": compiler.as_dict(),

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.3.0"
+DATA_VERSION = "1.4.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -240,7 +240,9 @@ class LatencyLevel(_Model):
     """A level of the memory hierarchy as found in the measured curve (a plateau)."""
 
     latency_ns: PositiveFinite = Field(
-        description="Median latency of the sweep points on this plateau, ns."
+        description="Median latency of the sweep points on this plateau, ns; since "
+        "data_version 1.4.0 of the curve's lower envelope (a point measured slower than a "
+        "larger working set, i.e. disturbed, counts at that set's latency)."
     )
     bandwidth_gbps: PositiveFinite = Field(
         description="Median single-thread read bandwidth of the same points, GB/s."
@@ -291,7 +293,9 @@ class LatencyDetection(_Model):
     )
     notes: dict[str, str] = Field(
         description="Per level (l1, l2, l3, memory; 'unassigned' for a plateau that fits "
-        "no level): why it is null, or what was merged."
+        "no level): why it is null, or what was merged. 'sweep' (since agent releases of "
+        "data_version 1.4.0): how the sweep was measured: passes, and which sizes were "
+        "measured again because they were disturbed or a reported level was not found."
     )
 
 
@@ -351,7 +355,11 @@ class LatencyResult(_Model):
     stride_bytes: int = Field(
         gt=0, description="Distance between pointers: the cache line size the OS reports."
     )
-    samples: int = Field(ge=1, description="Samples per size and measurement.")
+    samples: int = Field(
+        ge=1,
+        description="Samples per size and measurement as planned (over all passes); a "
+        "size measured again has more, pooled (detection.notes['sweep'] says which).",
+    )
     pinned_cpu: int = Field(ge=0, description="CPU the measuring thread was pinned to.")
     huge_pages: str = Field(
         description="Whether MADV_HUGEPAGE was asked for and granted (AnonHugePages): with "
@@ -398,31 +406,63 @@ class LatencyResult(_Model):
 
 
 class LinpackPeak(_Model):
-    """Theoretical double-precision peak: physical cores x max GHz x FLOPs per cycle.
+    """Theoretical double-precision peak: physical cores x clock x FLOPs per cycle.
 
-    FLOPs per cycle by widest vector extension: AVX-512 32 (2 FMA units; an upper bound,
-    Zen 4 and one-unit parts reach 16), AVX2+FMA 16, AVX 8, SSE2 4, NEON 8, SVE 16 at
-    128 and 256 bits. The frequency is what the OS reports (on a VM often nominal), or,
-    where it reports none (Graviton), the measured rate of a dependent integer-add chain
-    (`frequency_source` says which): an estimate.
+    Since data_version 1.4.0 FLOPs per cycle are those of the core identified from CPUID
+    family/model (x86) or MIDR implementer/part (arm64) in instbench's table
+    (instbench/benchmarks/peaks.py; `core` names the row, `core_source` its source), and
+    the clock is the nominal one, as TOP500's Rpeak (`clock` says which was used); the
+    measured clock is kept in `measured_mhz`. An unknown core has no peak. Earlier results
+    took FLOPs per cycle from the widest vector extension (AVX-512 32, an upper bound:
+    Zen 4 peaks at 16) and the OS-reported or measured clock.
     """
 
     gflops: PositiveFinite | None = Field(
-        description="Estimated peak, GFLOPS; null when the frequency or extension is unknown."
+        description="Peak, GFLOPS; null when the core is not in the table or no clock is "
+        "known (the reason is in `note`)."
     )
     cores: int = Field(ge=1, description="Physical cores counted (SMT siblings share units).")
     max_mhz: PositiveFinite | None = Field(
-        description="Frequency used, MHz (where from: frequency_source)."
+        description="Clock the peak assumes, MHz (which: `clock`; where from: "
+        "frequency_source). The name is historical: since 1.4.0 it is the nominal clock "
+        "whenever one is known."
     )
     frequency_source: str | None = Field(
         default=None,
-        description='Where max_mhz came from: "cpufreq" (cpuinfo_max_freq), "cpuinfo" '
-        '("cpu MHz"), "measured: dependent-add loop" (the OS reports none); null with no '
-        "frequency (and in results written before it was recorded).",
+        description="Where max_mhz came from: since 1.4.0 'model name', 'cpufreq "
+        "base_frequency', the documented clock of the core (Graviton), 'cpuinfo (...)', "
+        "'cpufreq cpuinfo_max_freq (...)' or 'measured: ...'; before 1.4.0 'cpufreq', "
+        "'cpuinfo' or 'measured: dependent-add loop'. Null with no clock.",
+    )
+    clock: Literal["nominal", "maximum", "measured"] | None = Field(
+        default=None,
+        description="Which clock max_mhz is: 'nominal' (base, as Rpeak), 'maximum' "
+        "(cpufreq's highest, when no nominal is known) or 'measured'; null with no clock "
+        "and in results before 1.4.0.",
+    )
+    measured_mhz: PositiveFinite | None = Field(
+        default=None,
+        description="Clock the core ran at during the run, measured as the rate of a "
+        "dependent integer-add chain (one add per cycle), MHz; null when it could not be "
+        "measured and in results before 1.4.0.",
     )
     flops_per_cycle: int | None = Field(description="DP FLOPs per cycle per core assumed.")
-    extension: str | None = Field(description="Vector extension the figure is for.")
-    assumption: str | None = Field(description="Units x lanes x 2 behind flops_per_cycle.")
+    extension: str | None = Field(description="Widest vector extension the CPU offers.")
+    assumption: str | None = Field(description="Execution units behind flops_per_cycle.")
+    core: str | None = Field(
+        default=None,
+        description="Key of the peak-table row used (e.g. 'amd-zen4'); null for a core "
+        "not in the table and in results before 1.4.0.",
+    )
+    core_name: str | None = Field(default=None, description="Microarchitecture of that row.")
+    core_source: str | None = Field(
+        default=None, description="The row's source (vendor optimization manual / docs)."
+    )
+    identified_by: str | None = Field(
+        default=None,
+        description="What the core was identified from, e.g. 'AuthenticAMD CPUID family 25 "
+        "model 17 (0x11)' or 'MIDR implementer 0x41 part 0xd40'.",
+    )
     note: str = Field(description="How the peak was estimated and why it may be off.")
 
 
@@ -468,7 +508,13 @@ class LinpackResult(_Model):
     )
     peak: LinpackPeak = Field(description="Estimated theoretical peak.")
     efficiency: PositiveFinite | None = Field(
-        default=None, description="gflops / peak.gflops; null when the peak is unknown."
+        default=None,
+        description="gflops / peak.gflops; null (never 0) when the peak is unknown.",
+    )
+    efficiency_note: str | None = Field(
+        default=None,
+        description="Why efficiency is null (e.g. the core is not in the peak table); null "
+        "when it is set and in results before 1.4.0.",
     )
 
 
