@@ -46,10 +46,16 @@ from instbench.analysis.plausibility import check_document
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
 from instbench.errors import InvalidResult, StorageError, UserError
 from instbench.results.schema import DATA_VERSION
-from instbench.results.validate import content_sha256, load_json, validate_document
+from instbench.results.validate import (
+    MAX_RESULT_BYTES,
+    QUARANTINE_PREFIX_BYTES,
+    content_sha256,
+    load_json,
+    validate_document,
+)
 from instbench.storage.local import LocalStore
 
-RULES_VERSION = 3
+RULES_VERSION = 4
 """Bump when a validation or plausibility rule changes: every file is re-examined."""
 
 LAYOUT_VERSION = 2
@@ -118,8 +124,21 @@ def examine(raw: bytes, key: str) -> tuple[str, list[Row]]:
     return sha, rows
 
 
+def read_bounded(store: LocalStore, key: str) -> tuple[bytes, int | None]:
+    """(bytes, None) for a file within MAX_RESULT_BYTES; else (its first
+    QUARANTINE_PREFIX_BYTES, its size). A huge file in the mirror is never read whole."""
+    with store.path(key).open("rb") as fh:
+        raw = fh.read(MAX_RESULT_BYTES + 1)
+        if len(raw) <= MAX_RESULT_BYTES:
+            return raw, None
+        fh.seek(0, os.SEEK_END)
+        return raw[:QUARANTINE_PREFIX_BYTES], fh.tell()
+
+
 def quarantine(store: LocalStore, key: str, raw: bytes, reason: str) -> None:
-    """Copy a rejected file to quarantine/{key} with its reason beside it (raw/ untouched)."""
+    """Copy a rejected file to quarantine/{key} with its reason beside it (raw/ untouched).
+
+    Callers pass an oversized file's prefix only (`read_bounded`), never the whole."""
     store.put_replace(f"quarantine/{key}", raw)
     store.put_replace(f"quarantine/{key}.reason", (reason.rstrip() + "\n").encode())
 
@@ -156,17 +175,27 @@ def _process_chunk(root: str, entries: list[tuple[str, int, int]], out: str, ind
         files_w = csv.writer(files_fh)
         for key, size, mtime_ns in entries:
             try:
-                raw = store.read(key)
+                raw, oversize = read_bounded(store, key)
             except OSError as exc:
                 files_w.writerow(
                     [key, size, mtime_ns, "rejected", f"unreadable: {exc}", "", "", "", ""]
                 )
                 continue
             try:
+                if oversize is not None:
+                    raise InvalidResult(
+                        f"result is {oversize} bytes, above the {MAX_RESULT_BYTES} limit "
+                        f"(only its first {len(raw)} bytes are kept in quarantine)"
+                    )
                 sha, rows = examine(raw, key)
-            except InvalidResult as exc:
-                quarantine(store, key, raw, exc.reason)
-                files_w.writerow([key, size, mtime_ns, "rejected", exc.reason, "", "", "", ""])
+            except Exception as exc:  # any parser failure is one bad file, never fatal
+                reason = (
+                    exc.reason
+                    if isinstance(exc, InvalidResult)
+                    else f"unreadable result: {type(exc).__name__}: {exc}"
+                )
+                quarantine(store, key, raw, reason)
+                files_w.writerow([key, size, mtime_ns, "rejected", reason, "", "", "", ""])
                 continue
             fingerprint = hashlib.sha256(figures_fingerprint(rows).encode()).hexdigest()
             first = rows[0]
@@ -555,7 +584,7 @@ def _quarantine_cross_document(con: duckdb.DuckDBPyConnection, store: LocalStore
         expected = (reason.rstrip() + "\n").encode()
         if store.exists(reason_key) and store.read(reason_key) == expected:
             continue
-        quarantine(store, key, store.read(key), reason)
+        quarantine(store, key, read_bounded(store, key)[0], reason)
 
 
 def _report(
