@@ -106,3 +106,31 @@ def test_report_publishes_verified_raw_files_without_account_ids(tmp_path: Path)
     assert "account_id" not in doc["system_info"]["ec2"]
     assert doc["metadata"] == json.loads((mirror / keys[0]).read_text())["metadata"]
     assert raw_key_of(doc) == keys[0]
+
+
+def test_a_file_changed_in_place_is_seen_with_a_warm_cache(tmp_path: Path) -> None:
+    """Case 5: figures overwritten in a stored result (same size, folder mtime kept):
+    `results list` no longer counts it, and says why in quarantine."""
+    mirror = tmp_path / "mirror"
+    keys = store_documents(
+        mirror, [result_document("m7i.large", bandwidth_gbps=40 + i, sample=i) for i in range(3)]
+    )
+    first = _cli("results", "list", "--input", str(mirror), "--json")
+    assert first.returncode == 0, first.stderr[-2000:]
+    [row] = json.loads(first.stdout)["types"]
+    assert row["n"] == 3  # the cache is warm from here on
+
+    victim = mirror / keys[2]
+    folder_mtime = victim.parent.stat().st_mtime_ns
+    before = victim.read_bytes()
+    after = before.replace(b"42.", b"99.")
+    assert after != before and len(after) == len(before)
+    victim.write_bytes(after)
+    os.utime(victim.parent, ns=(folder_mtime, folder_mtime))
+
+    again = _cli("results", "list", "--input", str(mirror), "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    [row] = json.loads(again.stdout)["types"]
+    assert row["n"] == 2
+    reason = (mirror / "quarantine" / f"{keys[2]}.reason").read_text()
+    assert "changed after it was stored" in reason

@@ -55,7 +55,7 @@ from instbench.results.validate import (
 )
 from instbench.storage.local import LocalStore
 
-RULES_VERSION = 4
+RULES_VERSION = 3
 """Bump when a validation or plausibility rule changes: every file is re-examined."""
 
 LAYOUT_VERSION = 2
@@ -442,9 +442,12 @@ def ingest(
 ) -> Dataset:
     """Bring the ingest cache of the mirror at `root` up to date and open it.
 
-    `rescan` walks every directory and compares every file's size and mtime with the
-    cache, instead of trusting directories whose mtime is unchanged: for a mirror whose
-    files were edited in place (which instbench never does).
+    Without `rescan`, folders whose mtime is unchanged are not listed again, but every
+    cached file is stat'ed: a file overwritten in place (its folder's mtime unchanged) is
+    validated again, and when it was accepted before and its content sha256 differs now,
+    it is rejected and quarantined as corrupted (raw results never change). `rescan`
+    walks every directory and takes edited files as they are now: for a mirror whose
+    files were edited by hand on purpose.
 
     Raises UserError when `root` has no raw/ directory, StorageError when the cache or
     quarantine cannot be written.
@@ -460,8 +463,16 @@ def ingest(
     known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
     scan = scan_raw(root, known)
     cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
+    edited = _edited_in_place(con, root, scan, known)
+    for key, before, now in edited:
+        cached[key] = before
+        scan.files.append((key, *now))
     current = {k for k, _, _ in scan.files}
     todo = [(k, s, m) for k, s, m in scan.files if cached.get(k) != (s, m)]
+    # What an accepted file held before it changed: raw results never change, so a
+    # different content now is corruption (or tampering), not new data. `rescan` is the
+    # user saying the mirror was edited by hand: then files are taken as they are now.
+    prior = {} if rescan else _accepted_sha256(con, [k for k, _, _ in todo if k in cached])
     # Keys to drop from the cache: files gone from the mirror, and changed files (re-added).
     gone = sorted(
         {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
@@ -470,6 +481,7 @@ def ingest(
     has_derived = _has_derived(con)
     con.close()  # workers must not share the process while DuckDB holds the file
 
+    changed: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
     try:
         if todo:
@@ -485,6 +497,7 @@ def ingest(
             con.execute(
                 f"INSERT INTO files SELECT * FROM {_csv_glob(tmp, 'files', list(_FILE_COLUMNS))}"
             )
+            changed = _reject_changed(con, prior)
             if any(p.stat().st_size for p in tmp.glob("rows-*.csv")):
                 row_cols = [(c.name, c.sql_type) for c in COLUMNS]
                 con.execute(f"INSERT INTO rows SELECT * FROM {_csv_glob(tmp, 'rows', row_cols)}")
@@ -506,6 +519,8 @@ def ingest(
 
     if files_changed or not has_derived:
         _quarantine_cross_document(con, LocalStore(root))
+    for key, reason in changed.items():
+        quarantine(LocalStore(root), key, read_bounded(LocalStore(root), key)[0], reason)
     files = con.execute("SELECT count(*) FROM files").fetchone()
     report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
     return Dataset(con, report)
@@ -528,6 +543,62 @@ def _cached_files(
         "IN (SELECT unnest(?::VARCHAR[]))",
         [affected],
     ).fetchall()
+
+
+def _edited_in_place(
+    con: duckdb.DuckDBPyConnection, root: Path, scan: Scan, known: Mapping[str, int] | None
+) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """(key, cached (size, mtime_ns), current (size, mtime_ns)) of the files in folders the
+    walk trusted (mtime unchanged) whose own size or mtime changed: a file overwritten in
+    place leaves its folder's mtime as it was. One stat per cached file: the price of
+    never showing figures a file no longer holds."""
+    if known is None:
+        return []  # a full walk stat'ed every file already
+    listed = {k for k, _, _ in scan.files}
+    edited = []
+    for key, size, mtime in con.execute("SELECT key, size, mtime_ns FROM files").fetchall():
+        if key in listed:
+            continue
+        try:
+            st = os.stat(root / key)
+        except FileNotFoundError:
+            continue  # its folder changed, so the walk saw it go
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            edited.append((str(key), (int(size), int(mtime)), (st.st_size, st.st_mtime_ns)))
+    return edited
+
+
+def _accepted_sha256(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, str]:
+    """key -> sha256 of those of `keys` that the cache holds as validated ('ok')."""
+    if not keys:
+        return {}
+    rows = con.execute(
+        "SELECT key, sha256 FROM files WHERE status = 'ok' AND key IN (SELECT unnest(?))",
+        [keys],
+    ).fetchall()
+    return {str(k): str(h) for k, h in rows}
+
+
+def _reject_changed(con: duckdb.DuckDBPyConnection, prior: Mapping[str, str]) -> dict[str, str]:
+    """Reject the files whose content differs from the one accepted before; key -> reason."""
+    if not prior:
+        return {}
+    now = dict(
+        con.execute(
+            "SELECT key, sha256 FROM files WHERE key IN (SELECT unnest(?))", [list(prior)]
+        ).fetchall()
+    )
+    reasons = {
+        key: (
+            f"changed after it was stored (content sha256 was {sha}, is now "
+            f"{now.get(key) or 'unreadable'}): raw results never change, so this is corruption"
+        )
+        for key, sha in prior.items()
+        if now.get(key) != sha
+    }
+    for key, reason in reasons.items():
+        con.execute("UPDATE files SET status = 'rejected', reason = ? WHERE key = ?", [reason, key])
+    return reasons
 
 
 def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
