@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from instbench.agentpkg import AgentArchive, build_agent
 from instbench.aws import launch, network, quotas
+from instbench.aws.failures import AWS_ERRORS, REFUSED
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
 from instbench.aws.session import AwsSession
@@ -72,10 +71,6 @@ class PollPolicy:
     """After Ctrl-C, the end-of-run cleanup gets this long; then the run exits as on a
     second Ctrl-C (naming `instbench cleanup --run-id`), so a hung endpoint cannot hold
     the terminal."""
-
-
-AWS_ERRORS = (ClientError, BotoCoreError)
-"""What an AWS call raises when AWS refuses, throttles past the retries, or is gone."""
 
 
 class _CleanupBound:
@@ -963,7 +958,7 @@ class Fleet:
                 break
             try:
                 launch.terminate_instances(self.session, live)
-            except ClientError:
+            except REFUSED:
                 if attempt == attempts:
                     raise
                 time.sleep(attempt)

@@ -27,14 +27,15 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+States = Mapping[str, tuple[str, str]]
+"""instance id -> (state name, reason) of the described instances that are ending or ended,
+as `launch.ended_instances` returns them (an id left out is still pending or running)."""
+
+
 WARN_AFTER_FAILED_ROUNDS = 3
 """Failed rounds in a row before the user is told the endpoint is not answering: one is a
 blip botocore already retried; three in a row is an outage the user should hear about,
 instead of silence until the timeout."""
-
-States = Mapping[str, tuple[str, str]]
-"""instance id -> (state name, reason) of the described instances that are ending or ended,
-as `launch.ended_instances` returns them (an id left out is still pending or running)."""
 
 
 @dataclass(frozen=True)
