@@ -51,7 +51,7 @@ from instbench.results.schema import ResultDocument
 from instbench.results.validate import MAX_RESULT_BYTES, QUARANTINE_PREFIX_BYTES, parse_result
 from instbench.storage.layout import artifact_key, manifest_key, raw_key, safe_component
 from instbench.storage.local import AlreadyExists, LocalStore
-from instbench.storage.s3 import S3Store
+from instbench.storage.s3 import ObjectNotFound, S3Store
 
 URL_MARGIN_S = 30 * 60
 """Presigned URLs stay valid this long beyond the task timeout."""
@@ -418,8 +418,15 @@ class Fleet:
             status = self.statuses[task.task_id]
             if status.state != "failed" or task.task_id in seen:
                 continue
-            if incoming_key(self.plan.run_id, task.task_id, "result.json") in keys:
-                seen.add(task.task_id)
+            key = incoming_key(self.plan.run_id, task.task_id, "result.json")
+            if key in keys:
+                # The snapshot may predate a quarantine that deleted the key: look again.
+                try:
+                    if self.s3.head(key) is None:
+                        continue
+                except AWS_ERRORS:
+                    continue
+                seen.add(task.task_id)  # one late collection per task and run
                 workers.submit(lambda task=task: self._late_result(task))  # type: ignore[misc]
                 queued = True
         return queued
@@ -433,10 +440,14 @@ class Fleet:
             row = self.journal.task(rid, task.task_id)
             if row.state != "failed":
                 return
+            prior = self.statuses[task.task_id].detail
             self.journal.transition(rid, task.task_id, "running", reason="late result")
             self._update(task.task_id, state="running", detail="late result")
             instance = None if row.terminated else row.instance_id
-            self._collect(task, instance, incoming_key(rid, task.task_id, "result.json"))
+            try:
+                self._collect(task, instance, incoming_key(rid, task.task_id, "result.json"))
+            except ObjectNotFound:
+                self._fail(task, prior)  # gone meanwhile: the task failed as it was
         except Exception as exc:  # a worker must never die silently
             self._fail(task, f"controller error on a late result: {type(exc).__name__}: {exc}")
 
