@@ -555,12 +555,14 @@ def _edited_in_place(
     if known is None:
         return []  # a full walk stat'ed every file already
     listed = {k for k, _, _ in scan.files}
+    base = f"{root}{os.sep}"  # string paths: a Path per file costs more than the stat
+    stat = os.stat
     edited = []
     for key, size, mtime in con.execute("SELECT key, size, mtime_ns FROM files").fetchall():
         if key in listed:
             continue
         try:
-            st = os.stat(root / key)
+            st = stat(base + key)
         except FileNotFoundError:
             continue  # its folder changed, so the walk saw it go
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
