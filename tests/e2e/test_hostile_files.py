@@ -67,7 +67,7 @@ def test_one_hostile_file_never_fails_a_whole_command(tmp_path: Path) -> None:
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr
     reason = (mirror / "quarantine" / f"{nested}.reason").read_text()
-    assert "nested deeper" in reason
+    assert "nested too deeply" in reason
     assert "above the" in (mirror / "quarantine" / f"{huge}.reason").read_text()
     assert (mirror / "quarantine" / huge).stat().st_size <= QUARANTINE_PREFIX_BYTES
     listed = _cli("results", "list", "--input", str(mirror), "--json")

@@ -260,7 +260,7 @@ _HOSTILE = {
     "region-newline": (lambda c, x: c.forge(x, region="us-east-1\n"), "region"),
     "other-region": (lambda c, x: c.forge(x, region="eu-west-1"), "region"),
     "other-zone": (lambda c, x: c.forge(x, availability_zone="us-east-1x"), "zone"),
-    "deep-nesting": (lambda c, x: b"[" * 100_000, "nested deeper"),
+    "deep-nesting": (lambda c, x: b"[" * 100_000, "nested too deeply"),
 }
 
 

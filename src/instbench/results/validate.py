@@ -44,7 +44,7 @@ def load_json(raw: bytes) -> Any:
     except ValueError as exc:
         raise InvalidResult(f"result is not valid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise InvalidResult(f"result is nested deeper than {MAX_DEPTH} levels") from exc
+        raise InvalidResult(f"result is nested too deeply (more than {MAX_DEPTH} levels)") from exc
     check_depth(data)
     return data
 
@@ -63,7 +63,7 @@ def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
         else:
             continue
         if depth > limit:
-            raise InvalidResult(f"result is nested deeper than {limit} levels")
+            raise InvalidResult(f"result is nested too deeply (more than {limit} levels)")
         stack.extend((child, depth + 1) for child in children)
 
 
