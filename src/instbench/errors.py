@@ -71,10 +71,25 @@ class CleanupInterrupted(InstbenchError):
 
     exit_code = 130
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, why: str = "second Ctrl-C") -> None:
         super().__init__(
-            f"second Ctrl-C: exited before every instance of run {run_id} was terminated; "
+            f"{why}: exited before every instance of run {run_id} was terminated; "
             f"run: instbench cleanup --run-id {run_id}"
+        )
+        self.run_id = run_id
+
+
+class CleanupIncomplete(InstbenchError):
+    """The end of a run could not reach AWS to terminate what it launched (the endpoint
+    vanished, or kept refusing): the journal and the local manifest are written, and the
+    user is told the one command that finishes the job once AWS answers again."""
+
+    exit_code = 1
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(
+            f"run {run_id} ended but could not terminate its instances ({reason}); "
+            f"when AWS answers again, run: instbench cleanup --run-id {run_id}"
         )
         self.run_id = run_id
 

@@ -47,7 +47,7 @@ _ALLOWED = {
     "launching": {"running", "failed", "launching", "planned"},
     "running": {"result_stored", "failed", "running", "launching"},
     "result_stored": set(),
-    "failed": {"planned"},
+    "failed": {"planned", "running"},
 }
 """Legal transitions. failed -> planned is a resume retrying a task; launching -> launching
 is a capacity failover to another zone; running -> launching is a relaunch (spot)."""

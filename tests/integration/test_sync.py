@@ -84,3 +84,27 @@ def test_missing_bucket_is_one_clear_error(aws_session: AwsSession, tmp_path: Pa
     with pytest.raises(AwsConfigError, match="does not exist"):
         sync(aws_session, "no-such-bucket-here", LocalStore(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
+
+
+def test_same_size_corruption_of_a_local_file_is_fetched_again(
+    aws_session: AwsSession, tmp_path: Path
+) -> None:
+    """Issue 21, case 5: sync compares checksums, not sizes."""
+    objects = _objects(3)
+    _bucket(aws_session, objects)
+    store = LocalStore(tmp_path)
+    sync(aws_session, BUCKET, store)
+    victim = next(iter(objects))
+    path = tmp_path / victim
+    corrupt = bytes(b ^ 0x20 for b in objects[victim])
+    assert len(corrupt) == len(objects[victim])
+    path.write_bytes(corrupt)
+
+    events: list[SyncEvent] = []
+    again = sync(aws_session, BUCKET, store, progress=events.append)
+    assert [(e.key, e.action) for e in events if e.action != "skipped"] == [(victim, "replaced")]
+    assert (again.fetched, again.skipped) == (1, 2)
+    assert store.read(victim) == objects[victim]
+    # The corrupt bytes are kept aside, not silently lost.
+    kept = list((tmp_path / "superseded").rglob("*.json.*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == corrupt

@@ -88,9 +88,9 @@ def new_run_id(now: Optional[datetime] = None) -> str:
 
 def check_request(req: AgentRequest) -> None:
     """Validate input before detecting or compiling anything."""
-    if not _ID.match(req.run_id):
+    if not _ID.fullmatch(req.run_id):
         raise AgentInputError(f"invalid run id {req.run_id!r}: use letters, digits, . _ -")
-    if req.task_id is not None and not _ID.match(req.task_id):
+    if req.task_id is not None and not _ID.fullmatch(req.task_id):
         raise AgentInputError(f"invalid task id {req.task_id!r}: use letters, digits, . _ -")
     if req.sample < 0:
         raise AgentInputError("--sample must be >= 0")

@@ -48,7 +48,13 @@ from instbench.analysis.plausibility import check_document
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
 from instbench.errors import InvalidResult, StorageError, UserError
 from instbench.results.schema import DATA_VERSION
-from instbench.results.validate import content_sha256, load_json, validate_document
+from instbench.results.validate import (
+    MAX_RESULT_BYTES,
+    QUARANTINE_PREFIX_BYTES,
+    content_sha256,
+    load_json,
+    validate_document,
+)
 from instbench.storage.local import LocalStore
 
 RULES_VERSION = 4
@@ -125,8 +131,21 @@ def examine(raw: bytes, key: str) -> tuple[str, list[Row]]:
     return sha, rows
 
 
+def read_bounded(store: LocalStore, key: str) -> tuple[bytes, int | None]:
+    """(bytes, None) for a file within MAX_RESULT_BYTES; else (its first
+    QUARANTINE_PREFIX_BYTES, its size). A huge file in the mirror is never read whole."""
+    with store.path(key).open("rb") as fh:
+        raw = fh.read(MAX_RESULT_BYTES + 1)
+        if len(raw) <= MAX_RESULT_BYTES:
+            return raw, None
+        fh.seek(0, os.SEEK_END)
+        return raw[:QUARANTINE_PREFIX_BYTES], fh.tell()
+
+
 def quarantine(store: LocalStore, key: str, raw: bytes, reason: str) -> None:
-    """Copy a rejected file to quarantine/{key} with its reason beside it (raw/ untouched)."""
+    """Copy a rejected file to quarantine/{key} with its reason beside it (raw/ untouched).
+
+    Callers pass an oversized file's prefix only (`read_bounded`), never the whole."""
     store.put_replace(f"quarantine/{key}", raw)
     store.put_replace(f"quarantine/{key}.reason", (reason.rstrip() + "\n").encode())
 
@@ -163,17 +182,27 @@ def _process_chunk(root: str, entries: list[tuple[str, int, int]], out: str, ind
         files_w = csv.writer(files_fh)
         for key, size, mtime_ns in entries:
             try:
-                raw = store.read(key)
+                raw, oversize = read_bounded(store, key)
             except OSError as exc:
                 files_w.writerow(
                     [key, size, mtime_ns, "rejected", f"unreadable: {exc}", "", "", "", ""]
                 )
                 continue
             try:
+                if oversize is not None:
+                    raise InvalidResult(
+                        f"result is {oversize} bytes, above the {MAX_RESULT_BYTES} limit "
+                        f"(only its first {len(raw)} bytes are kept in quarantine)"
+                    )
                 sha, rows = examine(raw, key)
-            except InvalidResult as exc:
-                quarantine(store, key, raw, exc.reason)
-                files_w.writerow([key, size, mtime_ns, "rejected", exc.reason, "", "", "", ""])
+            except Exception as exc:  # any parser failure is one bad file, never fatal
+                reason = (
+                    exc.reason
+                    if isinstance(exc, InvalidResult)
+                    else f"unreadable result: {type(exc).__name__}: {exc}"
+                )
+                quarantine(store, key, raw, reason)
+                files_w.writerow([key, size, mtime_ns, "rejected", reason, "", "", "", ""])
                 continue
             fingerprint = hashlib.sha256(figures_fingerprint(rows).encode()).hexdigest()
             first = rows[0]
@@ -420,9 +449,12 @@ def ingest(
 ) -> Dataset:
     """Bring the ingest cache of the mirror at `root` up to date and open it.
 
-    `rescan` walks every directory and compares every file's size and mtime with the
-    cache, instead of trusting directories whose mtime is unchanged: for a mirror whose
-    files were edited in place (which instbench never does).
+    Without `rescan`, folders whose mtime is unchanged are not listed again, but every
+    cached file is stat'ed: a file overwritten in place (its folder's mtime unchanged) is
+    validated again, and when it was accepted before and its content sha256 differs now,
+    it is rejected and quarantined as corrupted (raw results never change). `rescan`
+    walks every directory and takes edited files as they are now: for a mirror whose
+    files were edited by hand on purpose.
 
     Raises UserError when `root` has no raw/ directory, StorageError when the cache or
     quarantine cannot be written.
@@ -438,8 +470,16 @@ def ingest(
     known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
     scan = scan_raw(root, known)
     cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
+    edited = _edited_in_place(con, root, scan, known)
+    for key, before, now in edited:
+        cached[key] = before
+        scan.files.append((key, *now))
     current = {k for k, _, _ in scan.files}
     todo = [(k, s, m) for k, s, m in scan.files if cached.get(k) != (s, m)]
+    # What an accepted file held before it changed: raw results never change, so a
+    # different content now is corruption (or tampering), not new data. `rescan` is the
+    # user saying the mirror was edited by hand: then files are taken as they are now.
+    prior = {} if rescan else _accepted_sha256(con, [k for k, _, _ in todo if k in cached])
     # Keys to drop from the cache: files gone from the mirror, and changed files (re-added).
     gone = sorted(
         {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
@@ -448,6 +488,7 @@ def ingest(
     has_derived = _has_derived(con)
     con.close()  # workers must not share the process while DuckDB holds the file
 
+    changed: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
     try:
         if todo:
@@ -463,6 +504,7 @@ def ingest(
             con.execute(
                 f"INSERT INTO files SELECT * FROM {_csv_glob(tmp, 'files', list(_FILE_COLUMNS))}"
             )
+            changed = _reject_changed(con, prior)
             if any(p.stat().st_size for p in tmp.glob("rows-*.csv")):
                 row_cols = [(c.name, c.sql_type) for c in COLUMNS]
                 con.execute(f"INSERT INTO rows SELECT * FROM {_csv_glob(tmp, 'rows', row_cols)}")
@@ -484,6 +526,8 @@ def ingest(
 
     if files_changed or not has_derived:
         _quarantine_cross_document(con, LocalStore(root))
+    for key, reason in changed.items():
+        quarantine(LocalStore(root), key, read_bounded(LocalStore(root), key)[0], reason)
     files = con.execute("SELECT count(*) FROM files").fetchone()
     report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
     return Dataset(con, report)
@@ -506,6 +550,64 @@ def _cached_files(
         "IN (SELECT unnest(?::VARCHAR[]))",
         [affected],
     ).fetchall()
+
+
+def _edited_in_place(
+    con: duckdb.DuckDBPyConnection, root: Path, scan: Scan, known: Mapping[str, int] | None
+) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """(key, cached (size, mtime_ns), current (size, mtime_ns)) of the files in folders the
+    walk trusted (mtime unchanged) whose own size or mtime changed: a file overwritten in
+    place leaves its folder's mtime as it was. One stat per cached file: the price of
+    never showing figures a file no longer holds."""
+    if known is None:
+        return []  # a full walk stat'ed every file already
+    listed = {k for k, _, _ in scan.files}
+    base = f"{root}{os.sep}"  # string paths: a Path per file costs more than the stat
+    stat = os.stat
+    edited = []
+    for key, size, mtime in con.execute("SELECT key, size, mtime_ns FROM files").fetchall():
+        if key in listed:
+            continue
+        try:
+            st = stat(base + key)
+        except FileNotFoundError:
+            continue  # its folder changed, so the walk saw it go
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            edited.append((str(key), (int(size), int(mtime)), (st.st_size, st.st_mtime_ns)))
+    return edited
+
+
+def _accepted_sha256(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, str]:
+    """key -> sha256 of those of `keys` that the cache holds as validated ('ok')."""
+    if not keys:
+        return {}
+    rows = con.execute(
+        "SELECT key, sha256 FROM files WHERE status = 'ok' AND key IN (SELECT unnest(?))",
+        [keys],
+    ).fetchall()
+    return {str(k): str(h) for k, h in rows}
+
+
+def _reject_changed(con: duckdb.DuckDBPyConnection, prior: Mapping[str, str]) -> dict[str, str]:
+    """Reject the files whose content differs from the one accepted before; key -> reason."""
+    if not prior:
+        return {}
+    now = dict(
+        con.execute(
+            "SELECT key, sha256 FROM files WHERE key IN (SELECT unnest(?))", [list(prior)]
+        ).fetchall()
+    )
+    reasons = {
+        key: (
+            f"changed after it was stored (content sha256 was {sha}, is now "
+            f"{now.get(key) or 'unreadable'}): raw results never change, so this is corruption"
+        )
+        for key, sha in prior.items()
+        if now.get(key) != sha
+    }
+    for key, reason in reasons.items():
+        con.execute("UPDATE files SET status = 'rejected', reason = ? WHERE key = ?", [reason, key])
+    return reasons
 
 
 def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
@@ -562,7 +664,7 @@ def _quarantine_cross_document(con: duckdb.DuckDBPyConnection, store: LocalStore
         expected = (reason.rstrip() + "\n").encode()
         if store.exists(reason_key) and store.read(reason_key) == expected:
             continue
-        quarantine(store, key, store.read(key), reason)
+        quarantine(store, key, read_bounded(store, key)[0], reason)
 
 
 def _report(

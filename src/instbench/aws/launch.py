@@ -101,7 +101,7 @@ def run_tags(
 
 
 def _checked_id(value: str, what: str) -> str:
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise UserError(f"{what} {value!r} must be letters, digits, '.', '_' or '-'")
     return value
 
@@ -161,17 +161,17 @@ def _root_volume(session: AwsSession, spec: LaunchSpec) -> tuple[str, int]:
 
 def build_request(spec: LaunchSpec, root_device: str, root_gib: int) -> RunInstancesRequestTypeDef:
     """The RunInstances parameters of `spec` (pure: tested without calling AWS)."""
-    if not _INSTANCE_TYPE.match(spec.instance_type):
+    if not _INSTANCE_TYPE.fullmatch(spec.instance_type):
         raise UserError(f"malformed instance type {spec.instance_type!r}")
     size = len(spec.user_data.encode())
     if size > USER_DATA_LIMIT:
         raise UserDataTooLarge(f"user data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT}")
-    if spec.subnet_id is not None and not _SUBNET.match(spec.subnet_id):
+    if spec.subnet_id is not None and not _SUBNET.fullmatch(spec.subnet_id):
         raise UserError(f"malformed subnet id {spec.subnet_id!r}")
     for group in spec.security_group_ids:
-        if not _GROUP.match(group):
+        if not _GROUP.fullmatch(group):
             raise UserError(f"malformed security group id {group!r}")
-    if spec.key_name is not None and not _KEY_NAME.match(spec.key_name):
+    if spec.key_name is not None and not _KEY_NAME.fullmatch(spec.key_name):
         raise UserError(f"bad key pair name {spec.key_name!r}")
     if spec.attempt < 0:
         raise ValueError("attempt must be >= 0")
@@ -222,7 +222,7 @@ def build_request(spec: LaunchSpec, root_device: str, root_gib: int) -> RunInsta
             "InstanceInterruptionBehavior": "terminate",
         }
         if spec.spot_max_price is not None:
-            if not _PRICE.match(spec.spot_max_price):
+            if not _PRICE.fullmatch(spec.spot_max_price):
                 raise UserError(f"bad spot max price {spec.spot_max_price!r}: use e.g. 0.25")
             options["MaxPrice"] = spec.spot_max_price
         request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}  # type: ignore[typeddict-item]
@@ -238,7 +238,7 @@ def check_market(market: str, spot_max_price: str | None, spot_fallback: str | N
     if market != "spot" and (spot_max_price is not None or spot_fallback is not None):
         raise UserError("--spot-max-price and --spot-fallback need --spot")
     if spot_max_price is not None and (
-        not _PRICE.match(spot_max_price) or float(spot_max_price) <= 0
+        not _PRICE.fullmatch(spot_max_price) or float(spot_max_price) <= 0
     ):
         raise UserError(f"bad --spot-max-price {spot_max_price!r}: USD per hour, e.g. 0.25")
     if spot_fallback not in {None, "on-demand"}:

@@ -19,32 +19,40 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
+import signal
 import threading
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from instbench.agentpkg import AgentArchive, build_agent
 from instbench.aws import launch, network, quotas
+from instbench.aws.failures import AWS_ERRORS, REFUSED
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.session import AwsSession
 from instbench.benchmarks import registry
-from instbench.errors import CapacityError, CleanupInterrupted, InvalidResult, QuotaExceeded
+from instbench.errors import (
+    CapacityError,
+    CleanupIncomplete,
+    CleanupInterrupted,
+    InvalidResult,
+    QuotaExceeded,
+)
 from instbench.fleet import capacity
 from instbench.fleet.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
 from instbench.fleet.userdata import UserDataParams, render_user_data
 from instbench.fleet.watch import RunWatcher
 from instbench.journal import Journal
 from instbench.results.schema import ResultDocument
-from instbench.results.validate import parse_result
+from instbench.results.validate import MAX_RESULT_BYTES, QUARANTINE_PREFIX_BYTES, parse_result
 from instbench.storage.layout import artifact_key, manifest_key, raw_key, safe_component
 from instbench.storage.local import AlreadyExists, LocalStore
-from instbench.storage.s3 import S3Store
+from instbench.storage.s3 import ObjectNotFound, S3Store
 
 URL_MARGIN_S = 30 * 60
 """Presigned URLs stay valid this long beyond the task timeout."""
@@ -60,6 +68,100 @@ class PollPolicy:
     shutdown_grace_s: float = 90.0
     """After its result arrives, an instance gets this long to upload its log and power
     itself off before the controller terminates it."""
+    cleanup_bound_s: float = 60.0
+    """After Ctrl-C, the end-of-run cleanup gets this long; then the run exits as on a
+    second Ctrl-C (naming `instbench cleanup --run-id`), so a hung endpoint cannot hold
+    the terminal."""
+
+
+class _CleanupBound:
+    """After `seconds`, interrupt the main thread as a second Ctrl-C would.
+
+    Armed only when run() is on the main thread and SIGINT raises KeyboardInterrupt
+    (the CLI's case): then a blocking call to a hung endpoint is interrupted exactly where
+    a user's second Ctrl-C would interrupt it, and ends the run the same way."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._target = threading.main_thread().ident
+            self._timer = threading.Timer(seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done or self._target is None:
+                return
+            self.fired = True
+            signal.pthread_kill(self._target, signal.SIGINT)
+
+    def disarm(self, raising: bool = True) -> None:
+        """Stop the timer; when it fired already, let its interrupt arrive here (raising
+        KeyboardInterrupt) rather than somewhere after the run."""
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.fired and raising:
+            for _ in range(100):
+                time.sleep(0.01)  # the pending SIGINT is handled here
+            raise KeyboardInterrupt
+
+
+class _Workers:
+    """At most `limit` tasks at once, on daemon threads, first come first served.
+
+    Why not ThreadPoolExecutor: its threads are joined when the pool is shut down and
+    again when the interpreter exits, so one worker stuck in a call to a hung endpoint
+    holds the controller until botocore's timeouts run out (minutes). A run that was told
+    to stop must be able to leave such a worker behind."""
+
+    def __init__(self, limit: int) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._unfinished = 0
+        self._idle = threading.Condition(self._lock)
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"task-{i}", daemon=True)
+            for i in range(max(1, limit))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._unfinished += 1
+        self._queue.put(job)
+
+    def wait(self, timeout: float) -> bool:
+        """True when every submitted job has finished (waits at most `timeout`)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unfinished == 0, timeout=timeout)
+
+    def close(self) -> None:
+        """Let idle threads exit; queued jobs not yet started are dropped by their own
+        stop check (every job looks at the run's stop event first)."""
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                job()
+            finally:
+                with self._idle:
+                    self._unfinished -= 1
+                    self._idle.notify_all()
 
 
 @dataclass
@@ -197,6 +299,7 @@ class Fleet:
             lambda: self.s3.keys(incoming_prefix(plan.run_id)),
             self.poll.interval_s,
             self.stop,
+            warn=self._endpoint_warning,
         )
 
     # ------------------------------------------------------------------ status
@@ -214,30 +317,31 @@ class Fleet:
         """Run every task; always terminate what the run launched, even on Ctrl-C."""
         opts = self.plan.options
         interrupted = False
+        workers: _Workers | None = None
         try:
             self._prepare()
             self.watcher.start()
-            with ThreadPoolExecutor(
-                max_workers=opts.max_concurrency, thread_name_prefix="task"
-            ) as pool:
-                futures: dict[Future[None], str] = {}
-                for task in self.plan.tasks:
-                    if self.statuses[task.task_id].state == "result_stored":
-                        continue
-                    futures[pool.submit(self._execute, task)] = task.task_id
-                pending = set(futures)
-                try:
-                    while pending:
-                        # A timeout keeps the main thread responsive to Ctrl-C.
-                        _done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    self.stop.set()
-                    self.pool.interrupt()
-                    self._notice_interrupt()
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+            workers = _Workers(opts.max_concurrency)
+            for task in self.plan.tasks:
+                if self.statuses[task.task_id].state != "result_stored":
+                    workers.submit(lambda task=task: self._execute(task))  # type: ignore[misc]
+            late: set[str] = set()
+            try:
+                # A timeout keeps the main thread responsive to Ctrl-C. While tasks run, a
+                # result that arrives for a task already failed (too late) is collected.
+                while True:
+                    if workers.wait(timeout=0.5):
+                        # The last look: one listing, then done unless it found one.
+                        if not self._collect_late(workers, self._incoming_keys(), late):
+                            break
+                    else:
+                        self._collect_late(workers, self.watcher.latest.keys, late)
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop.set()
+                self.pool.interrupt()
+                self._notice_interrupt()
+                raise
         except KeyboardInterrupt:
             if not interrupted:
                 self._notice_interrupt()
@@ -245,13 +349,9 @@ class Fleet:
         finally:
             self.stop.set()
             self.pool.interrupt()
-            try:
-                self.watcher.close()
-                terminated = self._terminate_all()
-                self._finish(interrupted)
-            except KeyboardInterrupt:
-                # The second Ctrl-C: the user wants out now. Say what is left to do.
-                raise CleanupInterrupted(self.plan.run_id) from None
+            if workers is not None:
+                workers.close()
+            terminated = self._end_run(interrupted)
         return FleetOutcome(
             run_id=self.plan.run_id,
             statuses=[self.statuses[t.task_id] for t in self.plan.tasks],
@@ -261,6 +361,96 @@ class Fleet:
             interrupted=interrupted,
             leftover_group=self.leftover_group,
         )
+
+    def _end_run(self, interrupted: bool) -> list[str]:
+        """Terminate what is left, journal the outcome, write the manifest.
+
+        After Ctrl-C this gets `cleanup_bound_s`: then a hung endpoint ends the run as a
+        second Ctrl-C would (the user is told to run cleanup) instead of holding the
+        terminal for as long as botocore keeps retrying."""
+        rid = self.plan.run_id
+        bound = _CleanupBound(self.poll.cleanup_bound_s) if interrupted else None
+        failure: BaseException | None = None
+        terminated: list[str] = []
+        try:
+            try:
+                self.watcher.close()
+                terminated = self._terminate_all()
+            except AWS_ERRORS as exc:
+                failure = exc
+            self._finish(interrupted, cleaned=failure is None)
+            if bound is not None:
+                bound.disarm()
+        except KeyboardInterrupt:
+            if bound is not None:
+                bound.disarm(raising=False)
+            if bound is not None and bound.fired:
+                why = f"AWS did not answer within {self.poll.cleanup_bound_s:.0f} s of Ctrl-C"
+                raise CleanupInterrupted(rid, why) from None
+            # The second Ctrl-C: the user wants out now. Say what is left to do.
+            raise CleanupInterrupted(rid) from None
+        if failure is not None:
+            raise CleanupIncomplete(rid, f"{type(failure).__name__}: {failure}") from failure
+        return terminated
+
+    def _endpoint_warning(self, message: str) -> None:
+        if message.startswith("warning"):
+            message += (
+                "; if it does not come back, press Ctrl-C and later run: "
+                f"instbench cleanup --run-id {self.plan.run_id}"
+            )
+        self.notice(message)
+
+    def _incoming_keys(self) -> frozenset[str]:
+        """The results waiting under incoming/ now (empty when AWS does not answer)."""
+        try:
+            return frozenset(self.s3.keys(incoming_prefix(self.plan.run_id)))
+        except AWS_ERRORS:
+            return frozenset()
+
+    def _collect_late(self, workers: _Workers, keys: frozenset[str], seen: set[str]) -> bool:
+        """Queue the collection of results that arrived for tasks already failed; True
+        when any was queued. A task fails at its timeout, but its instance may still
+        upload (a slow boot, a slow network): a valid result is data, never dropped."""
+        if self.stop.is_set() or not keys:
+            return False
+        queued = False
+        for task in self.plan.tasks:
+            status = self.statuses[task.task_id]
+            if status.state != "failed" or task.task_id in seen:
+                continue
+            key = incoming_key(self.plan.run_id, task.task_id, "result.json")
+            if key in keys:
+                # The snapshot may predate a quarantine that deleted the key: look again.
+                try:
+                    if self.s3.head(key) is None:
+                        continue
+                except AWS_ERRORS:
+                    continue
+                seen.add(task.task_id)  # one late collection per task and run
+                workers.submit(lambda task=task: self._late_result(task))  # type: ignore[misc]
+                queued = True
+        return queued
+
+    def _late_result(self, task: Task) -> None:
+        """Collect the result of a task marked failed (journal failed -> running -> stored)."""
+        rid = self.plan.run_id
+        if self.stop.is_set():
+            return
+        try:
+            row = self.journal.task(rid, task.task_id)
+            if row.state != "failed":
+                return
+            prior = self.statuses[task.task_id].detail
+            self.journal.transition(rid, task.task_id, "running", reason="late result")
+            self._update(task.task_id, state="running", detail="late result")
+            instance = None if row.terminated else row.instance_id
+            try:
+                self._collect(task, instance, incoming_key(rid, task.task_id, "result.json"))
+            except ObjectNotFound:
+                self._fail(task, prior)  # gone meanwhile: the task failed as it was
+        except Exception as exc:  # a worker must never die silently
+            self._fail(task, f"controller error on a late result: {type(exc).__name__}: {exc}")
 
     def _notice_interrupt(self) -> None:
         rid = self.plan.run_id
@@ -546,19 +736,16 @@ class Fleet:
 
     def _collect(self, task: Task, instance_id: str | None, key: str) -> None:
         rid = self.plan.run_id
-        raw = self.s3.get(key)
+        # Bounded: HEAD, then at most MAX_RESULT_BYTES + 1 bytes (a presigned PUT may
+        # carry 5 GB); of an oversized upload only a prefix is kept, in quarantine.
+        raw, oversize = self.s3.get_bounded(key, MAX_RESULT_BYTES, QUARANTINE_PREFIX_BYTES)
         try:
-            doc = parse_result(raw)
-            self._check_identity(task, doc)
+            doc, rkey = self._validated(task, raw, oversize)
         except InvalidResult as exc:
             self._quarantine(task, raw, exc.reason)
             self.s3.delete(key)
             self._fail(task, f"invalid result quarantined: {exc.reason}", instance_id)
             return
-        meta = doc.metadata
-        rkey = raw_key(
-            task.benchmark, task.instance_type, meta.region, meta.timestamp, rid, task.sample
-        )
         try:
             self.local.put_new(rkey, raw)  # local first: nothing is lost if S3 fails next
         except AlreadyExists:
@@ -570,7 +757,6 @@ class Fleet:
             if self.s3.get(rkey) != raw:
                 raise
         self.journal.transition(rid, task.task_id, "result_stored", result_key=rkey)
-        self.s3.delete(key)  # the staging copy; raw/ now holds the result
         self._update(
             task.task_id,
             state="result_stored",
@@ -579,10 +765,55 @@ class Fleet:
             finished=time.monotonic(),
             detail="",
         )
+        # From here on the result is stored: nothing that fails below may undo that. An
+        # instance that cannot be ended now (EC2 racing its own shutdown, a throttled
+        # call) is ended by the end-of-run sweep; the staging copy is only a copy.
+        try:
+            self.s3.delete(key)  # the staging copy; raw/ now holds the result
+        except AWS_ERRORS as exc:
+            self.notice(f"warning: task {task.task_id}: could not delete {key} ({exc})")
         self.metrics.task_result(doc, self.statuses[task.task_id].elapsed(), True)
         if instance_id:
-            self._let_shut_down(instance_id, task_log_key(rid, task.task_id))
-            self._terminate_task(instance_id)
+            try:
+                self._let_shut_down(instance_id, task_log_key(rid, task.task_id))
+                self._terminate_task(instance_id)
+            except AWS_ERRORS as exc:
+                self.notice(
+                    f"warning: task {task.task_id}: result stored, but terminating "
+                    f"{instance_id} failed ({type(exc).__name__}: {exc}); the end-of-run "
+                    "sweep tries again"
+                )
+
+    def _validated(
+        self, task: Task, raw: bytes, oversize: int | None
+    ) -> tuple[ResultDocument, str]:
+        """The document and its raw/ key, or `InvalidResult`: everything an uploaded
+        result is checked for happens here, before a single byte is written locally."""
+        if oversize is not None:
+            raise InvalidResult(
+                f"result is {oversize} bytes, above the {MAX_RESULT_BYTES} limit "
+                f"(only its first {len(raw)} bytes are kept)"
+            )
+        try:
+            doc = parse_result(raw)
+        except InvalidResult:
+            raise
+        except Exception as exc:  # any parser failure is the document's fault
+            raise InvalidResult(f"unreadable result: {type(exc).__name__}: {exc}") from exc
+        self._check_identity(task, doc)
+        meta = doc.metadata
+        try:
+            rkey = raw_key(
+                task.benchmark,
+                task.instance_type,
+                meta.region,
+                meta.timestamp,
+                self.plan.run_id,
+                task.sample,
+            )
+        except ValueError as exc:
+            raise InvalidResult(str(exc)) from exc
+        return doc, rkey
 
     def _let_shut_down(self, instance_id: str, log_key: str) -> None:
         """Give the instance time to upload its log (the last thing it does before powering
@@ -625,6 +856,23 @@ class Fleet:
             )
         if meta.benchmark_suite != [task.benchmark]:
             raise InvalidResult(f"result holds {meta.benchmark_suite}, not [{task.benchmark}]")
+        # Where it ran: the region of the run, the zone the task was launched in. These
+        # become part of the stored key and of every table, so a result may not pick them.
+        if meta.region != self.plan.region:
+            raise InvalidResult(f"result is from region {meta.region!r}, not {self.plan.region}")
+        zone = self._task_zone(task)
+        if zone is not None and meta.availability_zone != zone:
+            raise InvalidResult(
+                f"result is from zone {meta.availability_zone!r}, the task ran in {zone}"
+            )
+        ec2 = doc.system_info.ec2
+        if ec2 is not None:
+            seen = (ec2.instance_type, ec2.region, ec2.availability_zone)
+            wanted = (task.instance_type, self.plan.region, zone or ec2.availability_zone)
+            if seen != wanted:
+                raise InvalidResult(
+                    f"result's EC2 identity {seen} does not match the task's {wanted}"
+                )
         if meta.collection_method != self.plan.options.collection_method:
             raise InvalidResult(f"collection_method is {meta.collection_method}")
         if task.benchmark == SUITE_BENCHMARK:
@@ -639,6 +887,13 @@ class Fleet:
                     f"result holds suite {section.name} (artifact {section.artifact_sha256}), "
                     f"not {expected.name} ({expected.sha256})"
                 )
+
+    def _task_zone(self, task: Task) -> str | None:
+        """The zone the task's instance was launched in (the journal's, after a resume)."""
+        zone = self.statuses[task.task_id].availability_zone
+        if zone is None:
+            zone = self.journal.task(self.plan.run_id, task.task_id).availability_zone
+        return zone
 
     def _quarantine(self, task: Task, raw: bytes, reason: str) -> None:
         base = f"quarantine/{self.plan.run_id}/{task.task_id}"
@@ -663,16 +918,32 @@ class Fleet:
                 )
 
     def _fail(self, task: Task, reason: str, instance_id: str | None = None) -> None:
-        if instance_id:
-            self._save_console(task, instance_id)
-            self._terminate_task(instance_id)
+        """Journal the failure first (local, cannot fail on AWS), then end the instance.
+
+        A task whose result is stored is never turned into a failed one: whatever went
+        wrong after storage is reported, and the end-of-run sweep ends the instance."""
+        status = self.statuses[task.task_id]
+        if status.state == "result_stored":
+            self.notice(f"warning: task {task.task_id} (result stored): {reason}")
+            return
         row = self.journal.task(self.plan.run_id, task.task_id)
-        if row.state not in {"failed", "result_stored"}:
+        if row.state == "result_stored":
+            return
+        if row.state != "failed":
             self.journal.transition(self.plan.run_id, task.task_id, "failed", reason=reason)
         self._update(task.task_id, state="failed", detail=reason, finished=time.monotonic())
+        if instance_id:
+            try:
+                self._save_console(task, instance_id)
+                self._terminate_task(instance_id)
+            except AWS_ERRORS as exc:
+                self.notice(
+                    f"warning: task {task.task_id}: could not terminate {instance_id} "
+                    f"({type(exc).__name__}: {exc}); the end-of-run sweep tries again"
+                )
         self.metrics.task_result(
             None,
-            self.statuses[task.task_id].elapsed(),
+            status.elapsed(),
             False,
             instance_type=task.instance_type,
             benchmark=task.benchmark,
@@ -684,22 +955,47 @@ class Fleet:
 
     # -------------------------------------------------------------- the end
 
-    def _terminate_all(self) -> list[str]:
-        """Terminate every instance tagged with this run that is not already gone."""
-        live = sorted(
-            launch.describe_instances_by_run(self.session, self.plan.run_id, launch.LIVE_STATES)
-        )
-        if live:
-            launch.terminate_instances(self.session, live)
-            self.journal.mark_terminated(self.plan.run_id, live)
-        return live
+    def _terminate_all(self, attempts: int = 3) -> list[str]:
+        """Terminate every instance tagged with this run that is not already gone.
 
-    def _finish(self, interrupted: bool) -> None:
+        A refused TerminateInstances (EC2 racing an instance's own shutdown, e.g.
+        InvalidAttachment.NotFound) is retried after describing again; what still fails
+        after `attempts` is raised (the caller names `instbench cleanup`)."""
+        ended: list[str] = []
+        for attempt in range(1, attempts + 1):
+            live = sorted(
+                launch.describe_instances_by_run(self.session, self.plan.run_id, launch.LIVE_STATES)
+            )
+            if not live:
+                break
+            try:
+                launch.terminate_instances(self.session, live)
+            except REFUSED:
+                if attempt == attempts:
+                    raise
+                time.sleep(attempt)
+                continue
+            self.journal.mark_terminated(self.plan.run_id, live)
+            ended = sorted({*ended, *live})
+            break
+        return ended
+
+    def _finish(self, interrupted: bool, cleaned: bool = True) -> None:
+        """Journal the run's end and write its manifest (locally first).
+
+        `cleaned` is False when the instances could not be terminated (AWS gone): then
+        the group is left to cleanup and only what needs no AWS call is sure to happen."""
         rid = self.plan.run_id
         group = self._created_group or self._journalled_group()
-        if group:
+        if group and not cleaned:
+            self.leftover_group = group
+        elif group:
             ids = [r.instance_id for r in self.journal.tasks(rid) if r.instance_id]
-            if network.delete_security_group(self.session, group, ids):
+            try:
+                deleted = network.delete_security_group(self.session, group, ids)
+            except AWS_ERRORS:
+                deleted = False
+            if deleted:
                 self.journal.set_security_group(rid, None)
             else:
                 # Still in use after waiting: the journal keeps it, cleanup sweeps it later.
@@ -739,7 +1035,8 @@ class Fleet:
         }
         data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         self.local.put_replace(manifest_key(rid), data)
-        self.s3.put_replace(manifest_key(rid), data, "application/json")
+        if cleaned:
+            self.s3.put_replace(manifest_key(rid), data, "application/json")
 
     def _suite_manifest(self) -> dict[str, str] | None:
         """The run's suite in its manifest: which one, and the artifact the tasks ran."""

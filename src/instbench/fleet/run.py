@@ -223,6 +223,7 @@ def execute(
     metrics: bool = True,
     mode: str | None = None,
     notice: Callable[[str], None] | None = None,
+    poll: PollPolicy | None = None,
 ) -> FleetOutcome:
     """Journal the plan (unless resuming) and run it.
 
@@ -249,7 +250,7 @@ def execute(
             plan,
             journal,
             local,
-            poll=SANDBOX_POLL if sandbox else None,
+            poll=poll or (SANDBOX_POLL if sandbox else None),
             on_change=on_change,
             resume=resume,
             metrics=MetricsPublisher(session, enabled=metrics),

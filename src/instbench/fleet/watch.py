@@ -31,6 +31,12 @@ States = Mapping[str, tuple[str, str]]
 as `launch.ended_instances` returns them (an id left out is still pending or running)."""
 
 
+WARN_AFTER_FAILED_ROUNDS = 3
+"""Failed rounds in a row before the user is told the endpoint is not answering: one is a
+blip botocore already retried; three in a row is an outage the user should hear about,
+instead of silence until the timeout."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What one round saw. `round` increases by one per round (0: nothing seen yet)."""
@@ -59,9 +65,15 @@ class RunWatcher:
         list_keys: Callable[[], Iterable[str]],
         interval_s: float,
         stop: threading.Event,
+        warn: Callable[[str], None] | None = None,
+        warn_after: int = WARN_AFTER_FAILED_ROUNDS,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
+        self._warn = warn or (lambda message: None)
+        self._warn_after = warn_after
+        self.failed_in_a_row = 0
+        """Rounds failed since the last good one: the endpoint's health as the run sees it."""
         self._describe = describe
         self._list_keys = list_keys
         self.interval_s = interval_s
@@ -169,3 +181,18 @@ class RunWatcher:
         with self._cond:
             self._snapshot = snap
             self._cond.notify_all()
+        self._health(snap)
+
+    def _health(self, snap: Snapshot) -> None:
+        """Say so, once, when rounds keep failing; and once more when they work again."""
+        if snap.error is None:
+            if self.failed_in_a_row >= self._warn_after:
+                self._warn(f"AWS answers again after {self.failed_in_a_row} failed rounds")
+            self.failed_in_a_row = 0
+            return
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row == self._warn_after:
+            self._warn(
+                f"warning: AWS has not answered for {self.failed_in_a_row} rounds in a row "
+                f"({snap.error}); still waiting for results until the timeout"
+            )

@@ -113,6 +113,8 @@ class ReportData:
     machines: dict[str, Machine] = field(default_factory=dict)
     raw_keys: dict[str, list[str]] = field(default_factory=dict)
     """Accepted raw documents behind each type's figures (every benchmark)."""
+    raw_sha256: dict[str, str] = field(default_factory=dict)
+    """key -> the content sha256 ingest recorded for it (checked again before a copy)."""
     ingest: IngestReport | None = None
     excluded: dict[str, int] = field(default_factory=dict)
     prices: PriceSet | None = None
@@ -313,10 +315,12 @@ def from_dataset(
         )
         for r in result
     ]
-    for itype, key in con.execute(
-        f"SELECT DISTINCT instance_type, key FROM accepted_rows WHERE {where} ORDER BY 1, 2"
+    for itype, key, sha in con.execute(
+        "SELECT k.instance_type, k.key, f.sha256 FROM (SELECT DISTINCT instance_type, key "
+        f"FROM accepted_rows WHERE {where}) k JOIN files f ON f.key = k.key ORDER BY 1, 2"
     ).fetchall():
         data.raw_keys.setdefault(str(itype), []).append(str(key))
+        data.raw_sha256[str(key)] = str(sha)
     newest = con.execute(
         f"SELECT instance_type, arg_max(key, timestamp) FROM accepted_rows WHERE {where} "
         "GROUP BY instance_type ORDER BY instance_type"

@@ -7,7 +7,9 @@ then swapped in, so a failed build never leaves half a site):
     charts.html         bandwidth by type, per-vCPU scaling, price-performance, history
     types/{type}.html   one page per instance type
     methodology.html    how the numbers were made, from the dataset's own metadata
-    raw/...             the accepted raw result documents behind the figures (copied)
+    raw/...             the accepted raw result documents behind the figures: each one
+                        checked against the sha256 ingest recorded (a file changed since
+                        is left out), and written without account ids
     style.css, table.js
 
 Nothing is fetched at view time: charts are inline SVG rendered at build time
@@ -16,6 +18,7 @@ Nothing is fetched at view time: charts are inline SVG rendered at build time
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
@@ -28,10 +31,11 @@ import jinja2
 from instbench import __version__
 from instbench.analysis import stats
 from instbench.analysis.tidy import METRICS
-from instbench.errors import StorageError, UserError
+from instbench.errors import InvalidResult, StorageError, UserError
 from instbench.report import charts
 from instbench.report.model import ReportData, change_label
 from instbench.report.templates import STYLE, TABLE_JS, TEMPLATES
+from instbench.results.validate import MAX_RESULT_BYTES, content_sha256, load_json
 
 NAV = (
     ("index.html", "Overview", "index"),
@@ -173,6 +177,10 @@ def check_output(output: Path, input_dir: Path) -> None:
 def build_site(data: ReportData, output: Path) -> Site:
     """Render every page of `data` into `output` (replaced as a whole)."""
     check_output(output, data.input_dir)
+    published = publishable_raw(data)
+    data.raw_keys = {
+        itype: [k for k in keys if k in published] for itype, keys in data.raw_keys.items()
+    }
     env = _environment()
     last = max((r.last for r in data.types), default=None)
     common: dict[str, Any] = {
@@ -233,12 +241,49 @@ def build_site(data: ReportData, output: Path) -> Site:
             raw_keys=data.raw_keys.get(row.instance_type, []),
             legacy=data.legacy_of(row.instance_type),
         )
-    raw_keys = sorted({k for keys in data.raw_keys.values() for k in keys})
-    _write_site(output, pages, raw_keys, data.input_dir)
+    _write_site(output, pages, published)
     return Site(output=output, pages=sorted(pages), empty=data.empty)
 
 
-def _write_site(output: Path, pages: dict[str, str], raw_keys: list[str], src: Path) -> None:
+PRIVATE_KEYS = frozenset({"account_id", "accountId", "AccountId", "owner_id", "OwnerId"})
+"""Fields that name the AWS account a result was measured in: never published."""
+
+
+def _redacted(value: Any) -> Any:
+    """`value` without the fields of PRIVATE_KEYS, at any depth (the depth is bounded:
+    the document passed `load_json`)."""
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items() if k not in PRIVATE_KEYS}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def publishable_raw(data: ReportData) -> dict[str, bytes]:
+    """key -> the bytes the site publishes for each accepted raw document.
+
+    Each file is read again, bounded, and its content sha256 compared with the one ingest
+    recorded: a file changed since (corruption, an edit behind the cache's back) is left
+    out rather than published as the source of figures it no longer holds. What is
+    published is the document without account ids (`PRIVATE_KEYS`)."""
+    out: dict[str, bytes] = {}
+    for key in sorted({k for keys in data.raw_keys.values() for k in keys}):
+        expected = data.raw_sha256.get(key)
+        try:
+            path = data.input_dir / key
+            if path.stat().st_size > MAX_RESULT_BYTES:
+                continue
+            doc = load_json(path.read_bytes())
+        except (OSError, InvalidResult):
+            continue
+        if expected is None or content_sha256(doc) != expected:
+            continue
+        text = json.dumps(_redacted(doc), indent=2, sort_keys=True, ensure_ascii=False)
+        out[key] = (text + "\n").encode()
+    return out
+
+
+def _write_site(output: Path, pages: dict[str, str], raw: dict[str, bytes]) -> None:
     parent = output.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -252,10 +297,10 @@ def _write_site(output: Path, pages: dict[str, str], raw_keys: list[str], src: P
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(html, encoding="utf-8")
-        for key in raw_keys:
+        for key, body in raw.items():
             target = staging / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / key, target)
+            target.write_bytes(body)
         old = None
         if output.exists():
             old = parent / f".{output.name}-old-{staging.name}"

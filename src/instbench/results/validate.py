@@ -19,6 +19,15 @@ from instbench.results.schema import ResultDocument
 MAX_RESULT_BYTES = 1024 * 1024
 """A result larger than this is refused unread: no honest STREAM result is near it."""
 
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects a result may have (ours is below 10). A deeper
+document is refused: it could only be an attack on the parsers and serialisers that walk
+it recursively (json, pydantic, DuckDB's JSON), never data."""
+
+QUARANTINE_PREFIX_BYTES = 64 * 1024
+"""How much of an oversized file is kept in quarantine: enough to see what it was, never
+a copy of an upload that may be as large as S3 allows."""
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} is not valid JSON data")
@@ -29,11 +38,33 @@ def load_json(raw: bytes) -> Any:
     if len(raw) > MAX_RESULT_BYTES:
         raise InvalidResult(f"result is {len(raw)} bytes, above the {MAX_RESULT_BYTES} limit")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise InvalidResult(f"result is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except ValueError as exc:
         raise InvalidResult(f"result is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidResult(f"result is nested too deeply (more than {MAX_DEPTH} levels)") from exc
+    check_depth(data)
+    return data
+
+
+def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
+    """`InvalidResult` when `data` nests arrays/objects deeper than `limit`.
+
+    Iterative on purpose: a recursive walk is what a deep document attacks."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            raise InvalidResult(f"result is nested too deeply (more than {limit} levels)")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -21,7 +21,7 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def safe_component(value: str, what: str) -> str:
     """Return `value` if it is safe as one path component, else raise ValueError."""
-    if not _SAFE.match(value) or value in {".", ".."}:
+    if not _SAFE.fullmatch(value) or value in {".", ".."}:
         raise ValueError(f"{what} {value!r} is not a safe path component")
     return value
 

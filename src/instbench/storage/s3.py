@@ -44,7 +44,7 @@ class S3Store:
     """One bucket, addressed with the keys of `storage.layout`."""
 
     def __init__(self, session: AwsSession, bucket: str) -> None:
-        if not _BUCKET.match(bucket) or ".." in bucket:
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise AwsConfigError(f"invalid S3 bucket name {bucket!r}")
         self.session = session
         self.bucket = bucket
@@ -152,6 +152,42 @@ class S3Store:
                 raise ObjectNotFound(key) from exc
             raise self._object_error(exc, key) from exc
         return response["Body"].read()
+
+    def get_bounded(self, key: str, limit: int, keep: int) -> tuple[bytes, int | None]:
+        """At most `limit` bytes of an object that an untrusted party uploaded.
+
+        Returns (body, None) when the object holds at most `limit` bytes, else
+        (its first `keep` bytes, its size). The size is asked first (HEAD); then one ranged
+        GET of at most `limit` + 1 bytes, so an object that grew after the HEAD is still
+        seen to be too large without being read whole. A presigned PUT may carry up to
+        5 GB: nothing here ever holds more than `limit` + 1 bytes of it.
+        """
+        found = self.head(key)
+        if found is None:
+            raise ObjectNotFound(key)
+        size = found[0]
+        if size > limit:
+            return self._range(key, keep), size
+        body = self._range(key, limit + 1)
+        if len(body) > limit:
+            return body[:keep], max(size, len(body))
+        return body, None
+
+    def _range(self, key: str, nbytes: int) -> bytes:
+        """The first `nbytes` bytes of the object (fewer when it is shorter)."""
+        if nbytes <= 0:
+            return b""
+        try:
+            response = self.session.s3().get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes=0-{nbytes - 1}"
+            )
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404"}:
+                raise ObjectNotFound(key) from exc
+            if _code(exc) == "InvalidRange":
+                return b""  # an empty object
+            raise self._object_error(exc, key) from exc
+        return bytes(response["Body"].read(nbytes))
 
     def head(self, key: str) -> tuple[int, str] | None:
         """(size, etag) of the object, or None when it does not exist."""

@@ -1,10 +1,13 @@
 """Mirror a bucket prefix into the local store: incremental, resumable, verified.
 
-Incremental: an object is fetched only when its (ETag, size) differs from what the mirror
-holds. What the mirror holds is recorded in a journal, `{root}/.instbench/sync/{bucket}.jsonl`,
-one line appended (and flushed) per object fetched; a file that is already present but
-not journaled (the controller writes results locally before uploading them) is adopted
-when its MD5 equals the single-part ETag, so it is not downloaded again.
+Incremental: an object is fetched only when the local file's checksum differs from the
+object's: its MD5 against a single-part ETag, or (multipart ETags, which are no file hash)
+its sha256 against the one recorded when it was fetched. Sizes decide nothing: a local
+file corrupted in place keeps its size. What the mirror holds is recorded in a journal,
+`{root}/.instbench/sync/{bucket}.jsonl`, one line appended (and flushed) per object
+fetched; a file that is already present but not journaled (the controller writes results
+locally before uploading them) is adopted when its MD5 equals the single-part ETag, so it
+is not downloaded again.
 
 Resumable: an interrupted sync leaves every completed object journaled and the object in
 flight only as a temporary file, so the next sync fetches exactly what is missing.
@@ -71,20 +74,27 @@ class _Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, tuple[str, int]] = {}
+        self.entries: dict[str, tuple[str, int, str | None]] = {}
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     item = json.loads(line)
-                    self.entries[item["key"]] = (item["etag"], int(item["size"]))
-                except (ValueError, KeyError, TypeError):
+                    sha = item.get("sha256")
+                    self.entries[item["key"]] = (
+                        item["etag"],
+                        int(item["size"]),
+                        sha if isinstance(sha, str) else None,
+                    )
+                except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # a line cut short by a crash: that object is fetched again
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = path.open("a", encoding="utf-8")
 
-    def record(self, key: str, etag: str, size: int) -> None:
-        self.entries[key] = (etag, size)
-        self._fh.write(json.dumps({"key": key, "etag": etag, "size": size}) + "\n")
+    def record(self, key: str, etag: str, data: bytes) -> None:
+        sha = hashlib.sha256(data).hexdigest()
+        self.entries[key] = (etag, len(data), sha)
+        line = {"key": key, "etag": etag, "size": len(data), "sha256": sha}
+        self._fh.write(json.dumps(line) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
@@ -92,8 +102,8 @@ class _Journal:
         # Compact: one line per key, written atomically.
         tmp = self.path.with_name(f".tmp-{self.path.name}")
         lines = [
-            json.dumps({"key": k, "etag": e, "size": s})
-            for k, (e, s) in sorted(self.entries.items())
+            json.dumps({"key": k, "etag": e, "size": s, "sha256": h})
+            for k, (e, s, h) in sorted(self.entries.items())
         ]
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -180,16 +190,23 @@ def _sync_one(
         path = store.path(key)
     except ValueError:
         return "unsafe-key"
-    local_size = path.stat().st_size if path.is_file() else None
-    if journal.entries.get(key) == (etag, size) and local_size == size:
-        return "skipped"
     single_part = "-" not in etag
-    old: bytes | None = None
-    if local_size is not None:
-        old = path.read_bytes()
-        if local_size == size and single_part and _md5(old) == etag:
-            journal.record(key, etag, size)
+    old = path.read_bytes() if path.is_file() else None
+    entry = journal.entries.get(key)
+    journaled = entry is not None and entry[0] == etag
+    if old is not None:
+        if single_part and _md5(old) == etag:
+            if journaled:
+                return "skipped"
+            journal.record(key, etag, old)
             return "adopted"
+        if (
+            not single_part
+            and journaled
+            and entry is not None
+            and entry[2] == hashlib.sha256(old).hexdigest()
+        ):
+            return "skipped"
     with aws_config_errors("AWS S3"):
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[attr-defined]
@@ -202,5 +219,5 @@ def _sync_one(
         _write_atomic(store.path(f"superseded/{key}.{_md5(old)}"), old)
         action = "replaced"
     _write_atomic(path, body)
-    journal.record(key, etag, len(body))
+    journal.record(key, etag, body)
     return action
