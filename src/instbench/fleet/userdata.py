@@ -86,6 +86,18 @@ _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$")
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 MAX_PACKAGES = 32
 
+_ADVERTISED_ITEM = r"[a-z_]{1,40}=[0-9]{1,12}(\.[0-9]{1,6})?"
+_ADVERTISED = re.compile(rf"^{_ADVERTISED_ITEM}(,{_ADVERTISED_ITEM}){{0,15}}$")
+"""The storage benchmark's advertised limits: key=number pairs (keys checked by the agent)."""
+
+
+def advertised_text(values: dict[str, float]) -> str:
+    """{'volume_iops': 3000.0} -> 'volume_iops=3000' in the form `--storage-advertised` takes."""
+    return ",".join(
+        f"{key}={value:.6f}".rstrip("0").rstrip(".") for key, value in sorted(values.items())
+    )
+
+
 AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--array-size": _COUNT,
     "--ntimes": _COUNT,
@@ -95,6 +107,7 @@ AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--spot-interruptions": _COUNT0,
     "--suite-url": _HTTP_URL,
     "--suite-sha256": _SHA256,
+    "--storage-advertised": _ADVERTISED,
 }
 """Options the controller may pass through to the agent, each with the only form its value
 may take: benchmark counts, the launch price and spot interruptions it records, and the
