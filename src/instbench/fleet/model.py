@@ -146,12 +146,14 @@ class TaskCost:
     """Upper bound on billed seconds (`billed_seconds`)."""
     hourly_usd: float | None
     """None: price unknown."""
+    volume_hourly_usd: float = 0.0
+    """The storage benchmark's gp3 data volume, USD per hour (0: no data volume)."""
 
     @property
     def cost_usd(self) -> float | None:
         if self.hourly_usd is None:
             return None
-        return self.hourly_usd * self.seconds / 3600
+        return (self.hourly_usd + self.volume_hourly_usd) * self.seconds / 3600
 
 
 @dataclass(frozen=True)
