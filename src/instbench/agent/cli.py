@@ -163,6 +163,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             argv=["agent.pyz", *args_list],
         )
         if args.storage_advertised is not None:
+            from instbench.benchmarks import storage
+
+            storage.parse_advertised(args.storage_advertised)  # bad input: exit 2, now
             req.params.setdefault("storage", {})["advertised"] = args.storage_advertised
         runner.run(req, log)
         return 0

@@ -414,7 +414,7 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
             t.instance_type,
             str(t.vcpus),
             f"{t.seconds / 60:.0f} min",
-            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd),
+            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd + t.volume_hourly_usd),
             "price unknown" if cost_usd is None else _usd(cost_usd),
         )
     ctx.console.print(table)
