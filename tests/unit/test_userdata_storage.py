@@ -48,3 +48,27 @@ def test_storage_script_installs_fio_and_passes_the_limits(tmp_path: Path) -> No
 def test_malformed_advertised_never_reaches_the_script(value: str) -> None:
     with pytest.raises(UserError, match="--storage-advertised"):
         render_user_data(params(agent_args=("--storage-advertised", value)))
+
+
+def test_data_volume_survives_the_journal(tmp_path: Path) -> None:
+    from instbench.aws.launch import DataVolume
+    from instbench.fleet.plan import FleetOptions
+    from instbench.fleet.run import options_from_journal, options_to_params
+    from instbench.journal import Journal
+
+    volume = DataVolume(size_gib=64, iops=6000, throughput_mibps=500)
+    opts = FleetOptions(["m6gd.large"], ("storage",), "bkt", data_volume=volume)
+    journalled = options_to_params(opts)
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        journal.create_run(
+            "r-1", "us-east-1", "aws", journalled, [("t", "m6gd.large", "storage", 0)]
+        )
+        restored, _, _ = options_from_journal(journal, "r-1")
+        old = {k: v for k, v in journalled.items() if k != "data_volume"}
+        journal.create_run("r-2", "us-east-1", "aws", old, [("t", "m6gd.large", "storage", 0)])
+        legacy, _, _ = options_from_journal(journal, "r-2")
+    finally:
+        journal.close()
+    assert restored.data_volume == volume
+    assert legacy.data_volume == DataVolume()

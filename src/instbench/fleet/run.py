@@ -6,6 +6,7 @@ in-process moto server) and who executes the user data (the simulated cloud-init
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from instbench.agent.runner import new_run_id
+from instbench.aws.launch import DataVolume
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
@@ -101,6 +103,7 @@ def options_to_params(opts: FleetOptions) -> dict[str, object]:
         "vcpu_budget": opts.vcpu_budget,
         "max_cost": opts.max_cost,
         "suite": opts.suite.as_params() if opts.suite is not None else None,
+        "data_volume": dataclasses.asdict(opts.data_volume),
     }
 
 
@@ -143,6 +146,9 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         suite=None if suite is None else SuiteArtifact.from_params(suite, f"journal of {run_id}"),
         run_id=run_id,
     )
+    volume = p.get("data_volume")  # absent in runs journalled before the storage benchmark
+    if isinstance(volume, dict):
+        opts.data_volume = DataVolume(**{k: int(v) for k, v in volume.items()})
     return opts, run.region, run.mode
 
 
