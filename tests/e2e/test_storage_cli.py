@@ -62,3 +62,38 @@ def test_agent_refuses_bad_advertised_before_running(agent_pyz: Path, tmp_path: 
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: storage: bad advertised")
     assert "detecting the machine" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("8,16000,125", "500 IOPS per GiB"),
+        ("100,3000,1000", "0.25 MiB/s per IOPS"),
+        ("100,3000", "use GIB,IOPS,MIBPS"),
+        ("100,-1,125", "use GIB,IOPS,MIBPS"),
+    ],
+)
+def test_bad_data_volume_one_line_exit_2(tmp_path: Path, value: str, message: str) -> None:
+    proc = subprocess.run(
+        [
+            INSTBENCH,
+            "run",
+            "--sandbox",
+            "-t",
+            "m6gd.large",
+            "-b",
+            "storage",
+            "--quick",
+            "--data-volume",
+            value,
+            "--output-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").rglob("*.json"))

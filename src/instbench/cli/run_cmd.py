@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from instbench.aws import launch
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.cli.render import stream_table
 from instbench.context import Context
@@ -49,6 +50,19 @@ def parse_duration(text: str) -> int:
     if seconds > 24 * 3600:
         raise UserError(f"timeout {text} is over 24h: instances would run unwatched too long")
     return seconds
+
+
+def parse_data_volume(text: str | None) -> launch.DataVolume:
+    """--data-volume 'GIB,IOPS,MIBPS' -> a checked DataVolume (UserError, one line)."""
+    if text is None:
+        return launch.DataVolume()
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise UserError(f"--data-volume {text!r}: use GIB,IOPS,MIBPS, e.g. 100,16000,1000")
+    size, iops, mibps = (int(p) for p in parts)
+    volume = launch.DataVolume(size_gib=size, iops=iops, throughput_mibps=mibps)
+    volume.check()
+    return volume
 
 
 def _agent_args(array_size: int | None, ntimes: int | None, threads: int | None) -> list[str]:
@@ -145,6 +159,13 @@ def run(
         "--max-cost",
         metavar="USD",
         help="Refuse the run if its estimated upper-bound cost is above this (see --dry-run).",
+    ),
+    data_volume: str | None = typer.Option(
+        None,
+        "--data-volume",
+        metavar="GIB,IOPS,MIBPS",
+        help="storage benchmark: the empty gp3 volume each storage task gets "
+        "(default 100,16000,1000: size GiB, IOPS, throughput MiB/s).",
     ),
     spot: bool = typer.Option(
         False,
@@ -262,6 +283,7 @@ def run(
         spot_max_price=spot_max_price,
         spot_fallback=spot_fallback,
         suite=SuiteArtifact.from_loaded(loaded_suite) if loaded_suite is not None else None,
+        data_volume=parse_data_volume(data_volume),
     )
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
