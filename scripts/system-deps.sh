@@ -25,7 +25,7 @@ case "$what" in
     ;;
 esac
 
-has_command() { command -v "$1" >/dev/null 2>&1; }
+has_command() { PATH="$PATH:/sbin:/usr/sbin" command -v "$1" >/dev/null 2>&1; }
 has_library() {
   local ldconfig
   ldconfig="$(PATH="$PATH:/sbin:/usr/sbin" command -v ldconfig || true)"
@@ -47,6 +47,8 @@ missing() {
     has_command qemu-aarch64 || need+=(qemu-user)
     has_command iperf3 || need+=(iperf3)
     has_command fio || need+=(fio)
+    has_command mkfs.ext4 || need+=(e2fsprogs)  # the storage safety tests format a loop device
+    has_command losetup || need+=(mount)  # losetup (Debian ships it in "mount")
   fi
   echo "${need[@]:-}"
 }

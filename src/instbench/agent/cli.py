@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--cache-dir", type=Path, default=None, help="compiled kernel cache")
     run.add_argument("--imds-timeout", type=float, default=1.0)
+    run.add_argument(
+        "--storage-advertised",
+        default=None,
+        help="storage: what AWS advertises, key=number,... (set by the controller)",
+    )
 
     up = sub.add_parser("upload", help="PUT a file to a presigned URL")
     up.add_argument("--url", required=True)
@@ -167,6 +172,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             imds_timeout=args.imds_timeout,
             argv=["agent.pyz", *args_list],
         )
+        if args.storage_advertised is not None:
+            from instbench.benchmarks import storage
+
+            storage.parse_advertised(args.storage_advertised)  # bad input: exit 2, now
+            req.params.setdefault("storage", {})["advertised"] = args.storage_advertised
         runner.run(req, log)
         return 0
     except (runner.AgentInputError, BenchmarkInputError, upload.UploadError) as exc:

@@ -65,14 +65,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("numa_nodes", "INTEGER", "NUMA nodes online."),
     Column("compiler", "VARCHAR", "Compiler version line that built the kernel."),
     Column("cflags", "VARCHAR", "Compiler flags, space-separated."),
-    Column("benchmark", "VARCHAR", "Benchmark: stream, latency, linpack, cpu, coremark."),
+    Column("benchmark", "VARCHAR", "Benchmark: stream, latency, linpack, cpu, coremark, storage."),
     Column(
         "test",
         "VARCHAR",
         "Part of the benchmark: STREAM kernel (copy/scale/add/triad); latency level "
         "(l1/l2/l3/memory) or NUMA figure (numa-local, numa-remote-socket, "
         "numa-remote-node); hpl (LINPACK); instbench-int, vector-{extension} (cpu); "
-        "coremark (real EEMBC CoreMark only).",
+        "coremark (real EEMBC CoreMark only); {role}/{fio job} for storage (role ebs, "
+        "instance-store, file; job e.g. randread_4k_qd32, or 'advertised').",
     ),
     Column("thread_mode", "VARCHAR", "all (every online CPU) or single (one thread)."),
     Column("threads", "INTEGER", "Threads used."),
@@ -151,6 +152,35 @@ METRICS: dict[str, Metric] = {
             True,
             "All-vCPU score / score with one thread per physical core: what SMT adds to "
             "whole cores. Exactly 1 on a CPU without SMT (the two runs are the same run).",
+        ),
+        Metric("iops", "IOPS", True, "Storage: I/O operations per second of a fio job."),
+        Metric(
+            "throughput",
+            "MB/s",
+            True,
+            "Storage: bytes per second of a fio job, 10^6 bytes/s (1 MiB jobs).",
+        ),
+        Metric("clat_p50", "us", False, "Storage: median completion latency, microseconds."),
+        Metric("clat_p99", "us", False, "Storage: 99th percentile completion latency, µs."),
+        Metric("clat_p99_9", "us", False, "Storage: 99.9th percentile completion latency, µs."),
+        Metric(
+            "limit_ratio",
+            "ratio",
+            True,
+            "Storage: measured / advertised limit (IOPS for 4 KiB jobs, MB/s for 1 MiB "
+            "jobs; the limit is min(volume provisioned, type's EBS-optimized maximum)).",
+        ),
+        Metric(
+            "advertised_iops",
+            "IOPS",
+            True,
+            "Storage: the advertised IOPS ceiling of the target (read from AWS, not measured).",
+        ),
+        Metric(
+            "advertised_throughput",
+            "MB/s",
+            True,
+            "Storage: the advertised throughput ceiling of the target, MB/s (read from AWS).",
         ),
         Metric(
             "offered",
@@ -428,6 +458,40 @@ def _coremark_rows(coremark: Any, base: Row) -> Iterator[Row]:
     )
 
 
+def _storage_rows(section: Any, base: Row) -> Iterator[Row]:
+    """Storage: per target and fio job, IOPS, MB/s (1 MiB jobs), latency percentiles and
+    the measured/limit ratio; per target, the advertised ceilings.
+
+    test is '{role}/{job}', the role being what the target is or stands in for (ebs,
+    instance-store, file); a second disk of the same role is 'instance-store-2', so two
+    disks of one instance never count as two samples. One fio job: thread mode 'single'.
+    """
+    seen: dict[str, int] = {}
+    for target in section.targets:
+        role = target.stands_in_for or target.role
+        seen[role] = seen.get(role, 0) + 1
+        label = role if seen[role] == 1 else f"{role}-{seen[role]}"
+        for job in target.jobs:
+            test = f"{label}/{job.name}"
+            yield from _figure(base, "storage", test, "single", 1, "iops", job.iops)
+            if job.block_size_bytes and job.block_size_bytes >= 2**20:
+                yield from _figure(base, "storage", test, "single", 1, "throughput", job.bw_mb_s)
+            for metric, value in (
+                ("clat_p50", job.clat_us.p50),
+                ("clat_p99", job.clat_us.p99),
+                ("clat_p99_9", job.clat_us.p99_9),
+                ("limit_ratio", job.ratio_to_limit),
+            ):
+                yield from _figure(base, "storage", test, "single", 1, metric, value)
+        if target.limits is not None and target.jobs:
+            test = f"{label}/advertised"
+            limits = target.limits
+            yield from _figure(base, "storage", test, "single", 1, "advertised_iops", limits.iops)
+            yield from _figure(
+                base, "storage", test, "single", 1, "advertised_throughput", limits.throughput_mb_s
+            )
+
+
 def _latency_and_numa_rows(section: Any, base: Row) -> Iterator[Row]:
     yield from _latency_rows(section, base)
     yield from _numa_rows(section, base)
@@ -438,6 +502,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "latency": _latency_and_numa_rows,
     "linpack": _linpack_rows,
     "cpu": _cpu_rows,
+    "storage": _storage_rows,
 }
 """performance_data section name -> extractor. Add one line per new benchmark."""
 

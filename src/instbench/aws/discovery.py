@@ -52,6 +52,30 @@ class TypeFacts:
     current_generation: bool
     clock_ghz: float | None
     hypervisor: str | None
+    ebs_baseline_iops: float | None = None
+    """EbsInfo.EbsOptimizedInfo (None: not EBS-optimized or not reported): IOPS and
+    throughput in MB/s (BaselineThroughputInMBps / MaximumThroughputInMBps)."""
+    ebs_maximum_iops: float | None = None
+    ebs_baseline_mbps: float | None = None
+    ebs_maximum_mbps: float | None = None
+    instance_store_disks: int = 0
+    """InstanceStorageInfo: disks, size of one in GB, and the total (0 / None: none)."""
+    instance_store_disk_gb: int | None = None
+    instance_store_total_gb: int | None = None
+
+    def storage_advertised(self) -> dict[str, float]:
+        """What AWS advertises for this type's storage, in the agent's `advertised` keys."""
+        keys = (
+            "ebs_baseline_iops",
+            "ebs_maximum_iops",
+            "ebs_baseline_mbps",
+            "ebs_maximum_mbps",
+            "instance_store_disks",
+            "instance_store_disk_gb",
+            "instance_store_total_gb",
+        )
+        out = {key: getattr(self, key) for key in keys}
+        return {k: float(v) for k, v in out.items() if v is not None and (v or k.startswith("ebs"))}
 
     @property
     def architecture(self) -> str:
@@ -97,7 +121,23 @@ def _facts(item: InstanceTypeInfoTypeDef) -> TypeFacts:
         current_generation=bool(item.get("CurrentGeneration", False)),
         clock_ghz=processor.get("SustainedClockSpeedInGhz"),
         hypervisor=item.get("Hypervisor"),
+        **_storage_facts(item),
     )
+
+
+def _storage_facts(item: InstanceTypeInfoTypeDef) -> dict[str, Any]:
+    ebs = item.get("EbsInfo", {}).get("EbsOptimizedInfo", {})
+    store = item.get("InstanceStorageInfo", {})
+    disks = store.get("Disks", [])
+    return {
+        "ebs_baseline_iops": ebs.get("BaselineIops"),
+        "ebs_maximum_iops": ebs.get("MaximumIops"),
+        "ebs_baseline_mbps": ebs.get("BaselineThroughputInMBps"),
+        "ebs_maximum_mbps": ebs.get("MaximumThroughputInMBps"),
+        "instance_store_disks": sum(int(d.get("Count", 0)) for d in disks),
+        "instance_store_disk_gb": int(disks[0]["SizeInGB"]) if disks else None,
+        "instance_store_total_gb": store.get("TotalSizeInGB"),
+    }
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

@@ -233,6 +233,9 @@ class RunContext:
     cache_dir: Path
     """Where compiled kernels are cached on this machine."""
     log: Callable[[str], None]
+    collection_method: str = "local"
+    """'local', 'sandbox' or 'aws': where the agent runs (storage writes to disks only on
+    aws; elsewhere to files it creates)."""
 
 
 Runner = Callable[[RunContext], Tuple[Dict[str, Any], Dict[str, Any]]]
@@ -612,11 +615,80 @@ def _idle_info() -> BenchmarkInfo:
     )
 
 
+def _run_storage(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import storage
+
+    p = ctx.params
+    options = storage.StorageOptions(
+        quick=ctx.quick,
+        size_mib=p.get("size_mib"),
+        runtime_s=p.get("runtime_s"),
+        targets=p.get("targets") or "auto",
+        directory=p.get("directory"),
+        advertised=p.get("advertised"),
+        collection_method=ctx.collection_method,
+    )
+    return storage.run_storage(options, ctx.log)
+
+
+def _storage_info() -> BenchmarkInfo:
+    from instbench.benchmarks import storage
+
+    return BenchmarkInfo(
+        name="storage",
+        version=storage.VERSION,
+        description="fio with --direct=1 on the data volume and every instance-store disk "
+        "(a file off EC2): 4 KiB random read/write QD 1 and 32, 1 MiB sequential; IOPS, "
+        "MB/s, latency percentiles, advertised limits beside them.",
+        run=_run_storage,
+        parameters=(
+            Parameter(
+                "size_mib",
+                "int",
+                "Test area per target, MiB (written once before any read).",
+                minimum=storage.MIN_SIZE_MIB,
+                maximum=storage.MAX_SIZE_MIB,
+                default_note=f"{storage.DEFAULT_SIZE_MIB} (quick: {storage.QUICK_SIZE_MIB}), "
+                "at most the device",
+            ),
+            Parameter(
+                "runtime_s",
+                "int",
+                "Seconds per fio job.",
+                minimum=1,
+                maximum=storage.MAX_RUNTIME_S,
+                default_note=f"{storage.DEFAULT_RUNTIME_S} (quick: {storage.QUICK_RUNTIME_S})",
+            ),
+            Parameter(
+                "targets",
+                "str",
+                "'auto', 'file', or comma-separated whole-disk paths (checked before writing).",
+                default_note="auto: on EC2 every data disk beside the root volume; elsewhere "
+                "one file per expected disk",
+            ),
+            Parameter(
+                "directory",
+                "str",
+                "Directory of the test files when targets are files.",
+                default_note="the system temporary directory",
+            ),
+            Parameter(
+                "advertised",
+                "str",
+                "What AWS advertises, key=number,... (set by the controller).",
+                default_note="none",
+            ),
+        ),
+        requires=Requirements(packages=("fio",), commands=("fio",)),
+    )
+
+
 _BUILTINS: Dict[str, Callable[[], BenchmarkInfo]] = {
     "idle": _idle_info,
     "cpu": _cpu_info,
     "latency": _latency_info,
     "linpack": _linpack_info,
+    "storage": _storage_info,
     "stream": _stream_info,
 }
 """Built-in benchmarks: name -> factory (the module is imported on first use)."""

@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from instbench.aws import launch
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.cli.render import stream_table
 from instbench.context import Context
@@ -38,6 +39,19 @@ from instbench.results.schema import ResultDocument
 from instbench.run_params import describe as describe_params
 from instbench.run_params import parse_run_params
 from instbench.suites import LoadedSuite, SuiteArtifact, load_suite
+
+
+def parse_data_volume(text: str | None) -> launch.DataVolume:
+    """--data-volume 'GIB,IOPS,MIBPS' -> a checked DataVolume (UserError, one line)."""
+    if text is None:
+        return launch.DataVolume()
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise UserError(f"--data-volume {text!r}: use GIB,IOPS,MIBPS, e.g. 100,16000,1000")
+    size, iops, mibps = (int(p) for p in parts)
+    volume = launch.DataVolume(size_gib=size, iops=iops, throughput_mibps=mibps)
+    volume.check()
+    return volume
 
 
 def run(
@@ -135,6 +149,13 @@ def run(
         "--max-cost",
         metavar="USD",
         help="Refuse the run if its estimated upper-bound cost is above this (see --dry-run).",
+    ),
+    data_volume: str | None = typer.Option(
+        None,
+        "--data-volume",
+        metavar="GIB,IOPS,MIBPS",
+        help="storage benchmark: the empty gp3 volume each storage task gets "
+        "(default 100,16000,1000: size GiB, IOPS, throughput MiB/s).",
     ),
     spot: bool = typer.Option(
         False,
@@ -265,6 +286,7 @@ def run(
         spot_max_price=spot_max_price,
         spot_fallback=spot_fallback,
         suite=SuiteArtifact.from_loaded(loaded_suite) if loaded_suite is not None else None,
+        data_volume=parse_data_volume(data_volume),
     )
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
@@ -420,7 +442,7 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
             t.instance_type,
             str(t.vcpus),
             f"{t.seconds / 60:.0f} min",
-            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd),
+            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd + t.volume_hourly_usd),
             "price unknown" if cost_usd is None else _usd(cost_usd),
         )
     ctx.console.print(table)

@@ -8,8 +8,9 @@ The estimate is an upper bound: each task is billed for its whole timeout (the c
 and the on-instance watchdog end the instance then; the watchdog rounds up to whole
 minutes) plus `BOOT_MARGIN_S` of boot before the watchdog is armed. The benchmark
 registry records no typical durations, so nothing shorter can be promised; most tasks
-finish well before their timeout. EBS root volumes (a few cents per month, pro rata) and
-data transfer are not counted.
+finish well before their timeout. The storage benchmark's gp3 data volume is counted for
+the same billed duration (`data_volume_hourly_usd`); EBS root volumes (a few cents per
+month, pro rata) and data transfer are not counted.
 
 Prices are USD per instance-hour from a `PriceSource` (instbench/prices.py): on AWS the
 Pricing API's on-demand price and EC2's current spot price (aws/pricing.py), cached on
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from instbench.aws.launch import DataVolume
 from instbench.aws.pricing import PRICING_REGION, AwsPriceSource
 from instbench.aws.session import AwsSession
 from instbench.errors import AwsConfigError, PricesUnavailable, UserError
@@ -49,6 +51,19 @@ BOOT_MARGIN_S = 120
 
 MIN_BILLED_S = 60
 """EC2 bills Linux instances per second with a one-minute minimum."""
+
+GP3_GB_MONTH_USD = 0.08
+GP3_IOPS_MONTH_USD = 0.005
+"""Per provisioned IOPS-month above `GP3_FREE_IOPS`."""
+GP3_MIBPS_MONTH_USD = 0.04
+"""Per provisioned MiB/s-month above `GP3_FREE_MIBPS`."""
+GP3_FREE_IOPS = 3000
+GP3_FREE_MIBPS = 125
+GP3_MONTH_HOURS = 30 * 24
+"""gp3 list prices in us-east-1 (Amazon EBS pricing, https://aws.amazon.com/ebs/pricing/,
+General Purpose SSD gp3). EBS bills per second, pro rata over the month; AWS's own example
+there divides by a 30-day month, which is used here (other regions list somewhat higher
+gp3 prices; the estimate says it used us-east-1's)."""
 
 PRICING_ATTEMPTS = 3
 """Attempts per Pricing API call: an estimate is not worth a minute of retries."""
@@ -95,6 +110,17 @@ def billed_seconds(timeout_s: int) -> int:
     return max(MIN_BILLED_S, watchdog_minutes(timeout_s) * 60 + BOOT_MARGIN_S)
 
 
+def data_volume_hourly_usd(volume: DataVolume) -> float:
+    """USD per hour of one gp3 data volume: size, plus IOPS and throughput above the
+    free baseline (3,000 IOPS, 125 MiB/s)."""
+    month = (
+        volume.size_gib * GP3_GB_MONTH_USD
+        + max(0, volume.iops - GP3_FREE_IOPS) * GP3_IOPS_MONTH_USD
+        + max(0, volume.throughput_mibps - GP3_FREE_MIBPS) * GP3_MIBPS_MONTH_USD
+    )
+    return month / GP3_MONTH_HOURS
+
+
 def hourly_price(
     price: InstancePrice | None,
     market: str,
@@ -136,6 +162,8 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
         reason = str(exc)
     prices = price_set.instances if price_set else {}
     seconds = billed_seconds(plan.options.timeout_s)
+    free = price_set is not None and price_set.source == SANDBOX_SOURCE
+    volume_usd = 0.0 if free else data_volume_hourly_usd(opts.data_volume)
     tasks = tuple(
         TaskCost(
             task_id=t.task_id,
@@ -144,6 +172,7 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
             vcpus=t.vcpus,
             seconds=seconds,
             hourly_usd=hourly_price(prices.get(t.instance_type), market, max_price, fallback),
+            volume_hourly_usd=volume_usd if t.benchmark == "storage" else 0.0,
         )
         for t in plan.tasks
     )
@@ -158,6 +187,13 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
         basis=(
             f"upper bound: each task billed {minutes:.0f} min, its timeout plus "
             f"{BOOT_MARGIN_S // 60} min boot"
+            + (
+                f"; storage tasks' gp3 data volume {opts.data_volume.size_gib} GiB, "
+                f"{opts.data_volume.iops} IOPS, {opts.data_volume.throughput_mibps} MiB/s at "
+                f"{volume_usd:.4f} USD/h (us-east-1 list prices)"
+                if any(t.benchmark == "storage" for t in plan.tasks)
+                else ""
+            )
         ),
         unknown_reason=reason,
     )

@@ -90,6 +90,8 @@ class FleetOptions:
     """--vcpu-budget: most vCPUs the run may hold at once, over all types (None: no cap)."""
     max_cost: float | None = None
     """--max-cost: USD ceiling on the plan's upper-bound cost (None: not checked)."""
+    data_volume: launch.DataVolume = field(default_factory=launch.DataVolume)
+    """The empty gp3 volume each `storage` task gets at launch (size, IOPS, throughput)."""
     suite: SuiteArtifact | None = None
     """--suite: a validated user-defined suite, run as its own task per type and sample
     (besides one task per benchmark in `benchmarks`, which may then be empty)."""
@@ -153,6 +155,9 @@ class Plan:
     """vCPU quota per pool key (aws.quotas.pool_key) read at plan time; None: unknown."""
     cost: CostEstimate | None = None
     """The upper-bound cost, when it was estimated at plan time (--max-cost)."""
+    storage_advertised: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per instance type, what DescribeInstanceTypes advertises for storage (EBS-optimized
+    baseline/maximum, instance-store disks); passed to `storage` tasks' agents."""
 
     @property
     def total_vcpus(self) -> int:
@@ -176,12 +181,14 @@ class TaskCost:
     """Upper bound on billed seconds (`billed_seconds`)."""
     hourly_usd: float | None
     """None: price unknown."""
+    volume_hourly_usd: float = 0.0
+    """The storage benchmark's gp3 data volume, USD per hour (0: no data volume)."""
 
     @property
     def cost_usd(self) -> float | None:
         if self.hourly_usd is None:
             return None
-        return self.hourly_usd * self.seconds / 3600
+        return (self.hourly_usd + self.volume_hourly_usd) * self.seconds / 3600
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from instbench.errors import (
 )
 from instbench.fleet import capacity
 from instbench.fleet.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
-from instbench.fleet.userdata import UserDataParams, render_user_data
+from instbench.fleet.userdata import UserDataParams, advertised_text, render_user_data
 from instbench.fleet.watch import RunWatcher
 from instbench.journal import Journal
 from instbench.results.schema import ResultDocument
@@ -611,6 +611,13 @@ class Fleet:
             ]
         else:
             benchmarks = (task.benchmark,)
+        data_volume = opts.data_volume if task.benchmark == "storage" else None
+        if data_volume is not None:
+            advertised = {
+                **self.plan.storage_advertised.get(task.instance_type, {}),
+                **data_volume.advertised(),
+            }
+            agent_args += ["--storage-advertised", advertised_text(advertised)]
         params = UserDataParams(
             run_id=rid,
             task_id=task.task_id,
@@ -648,6 +655,7 @@ class Fleet:
             market=market,
             spot_max_price=opts.spot_max_price if market == "spot" else None,
             attempt=attempt,
+            data_volume=data_volume,
         )
         self.journal.transition(
             rid,

@@ -70,6 +70,8 @@ def make_plan(
     if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
         raise UserError("--vcpu-budget must be at least 1")
     launch.check_market(opts.market, opts.spot_max_price, opts.spot_fallback)
+    if "storage" in opts.task_benchmarks:
+        opts.data_volume.check()
     cost.check_max_cost_value(opts.max_cost)
     if not opts.instance_types:
         raise UserError("no instance types given: pass --instance-types m7i.large,...")
@@ -155,6 +157,7 @@ def make_plan(
         expires_at=expires,
         options=opts,
         vcpu_limits=vcpu_limits,
+        storage_advertised={name: facts[name].storage_advertised() for name in opts.instance_types},
     )
     if opts.max_cost is not None:
         plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))

@@ -6,6 +6,7 @@ in-process moto server) and who executes the user data (the simulated cloud-init
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from instbench.agent.runner import new_run_id
+from instbench.aws.launch import DataVolume
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
@@ -111,6 +113,7 @@ def options_to_params(opts: FleetOptions) -> dict[str, object]:
         "max_cost": opts.max_cost,
         "suite": opts.suite.as_params() if opts.suite is not None else None,
         "params": opts.params,
+        "data_volume": dataclasses.asdict(opts.data_volume),
     }
 
 
@@ -154,6 +157,9 @@ def options_from_journal(journal: Journal, run_id: str) -> tuple[FleetOptions, s
         params=dict(p.get("params") or {}),  # absent in runs journalled before --param
         run_id=run_id,
     )
+    volume = p.get("data_volume")  # absent in runs journalled before the storage benchmark
+    if isinstance(volume, dict):
+        opts.data_volume = DataVolume(**{k: int(v) for k, v in volume.items()})
     return opts, run.region, run.mode
 
 

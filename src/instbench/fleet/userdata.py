@@ -90,6 +90,18 @@ MAX_PACKAGES = 32
 # shell could act on, although the value is rendered only through shq like every other.
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,63}=[A-Za-z0-9._~:/@+,%=-]{1,512}$")
 
+_ADVERTISED_ITEM = r"[a-z_]{1,40}=[0-9]{1,12}(\.[0-9]{1,6})?"
+_ADVERTISED = re.compile(rf"^{_ADVERTISED_ITEM}(,{_ADVERTISED_ITEM}){{0,15}}$")
+"""The storage benchmark's advertised limits: key=number pairs (keys checked by the agent)."""
+
+
+def advertised_text(values: dict[str, float]) -> str:
+    """{'volume_iops': 3000.0} -> 'volume_iops=3000' in the form `--storage-advertised` takes."""
+    return ",".join(
+        f"{key}={value:.6f}".rstrip("0").rstrip(".") for key, value in sorted(values.items())
+    )
+
+
 AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--array-size": _COUNT,
     "--ntimes": _COUNT,
@@ -100,6 +112,7 @@ AGENT_OPTIONS: dict[str, re.Pattern[str]] = {
     "--suite-url": _HTTP_URL,
     "--suite-sha256": _SHA256,
     "--param": _PARAM,
+    "--storage-advertised": _ADVERTISED,
 }
 """Options the controller may pass through to the agent, each with the only form its value
 may take: benchmark counts and parameters (`--param BENCH.NAME=VALUE`, repeatable), the

@@ -322,6 +322,67 @@ def spread(samples: Sequence[Sample]) -> Spec | None:
     return spec
 
 
+def storage(summaries: Sequence[Summary]) -> Spec | None:
+    """Measured IOPS of each fio job per disk role, beside the advertised IOPS ceiling."""
+    bars = [
+        {"target": s.test.replace("/", " · "), "role": s.test.split("/")[0], "iops": s.mean}
+        for s in summaries
+        if s.benchmark == "storage" and s.metric == "iops"
+    ]
+    if not bars:
+        return None
+    ceiling = {
+        s.test.split("/")[0]: s.mean
+        for s in summaries
+        if s.benchmark == "storage" and s.metric == "advertised_iops"
+    }
+    limits = [
+        {"target": b["target"], "role": b["role"], "advertised": ceiling[b["role"]]}
+        for b in bars
+        if b["role"] in ceiling
+    ]
+    spec = _base(
+        "Bar chart: IOPS of each fio job (O_DIRECT) per disk role, mean over instances; a "
+        "black tick on a bar marks that disk's advertised IOPS ceiling, where AWS states one.",
+        bars,
+    )
+    bar_layer: Spec = {
+        "mark": {"type": "bar"},
+        "encoding": {
+            "y": {
+                "field": "target",
+                "type": "nominal",
+                "title": "Disk role · fio job",
+                "sort": None,
+            },
+            "x": {"field": "iops", "type": "quantitative", "title": "IOPS (mean over instances)"},
+            "color": {"field": "role", "type": "nominal", "title": "Disk role"},
+            "tooltip": [
+                {"field": "target", "type": "nominal"},
+                {"field": "iops", "type": "quantitative", "format": ",.0f"},
+            ],
+        },
+    }
+    layers = [bar_layer]
+    if limits:
+        layers.append(
+            {
+                "data": {"values": limits},
+                "mark": {"type": "tick", "color": "black", "thickness": 2},
+                "encoding": {
+                    "y": {"field": "target", "type": "nominal", "sort": None},
+                    "x": {"field": "advertised", "type": "quantitative"},
+                    "tooltip": [
+                        {"field": "role", "type": "nominal", "title": "Advertised for"},
+                        {"field": "advertised", "type": "quantitative", "format": ",.0f"},
+                    ],
+                },
+            }
+        )
+    spec["layer"] = layers
+    return spec
+
+
 _ID = re.compile(r'\bid="([^"]+)"')
 
 

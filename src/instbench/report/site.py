@@ -232,6 +232,9 @@ def build_site(data: ReportData, output: Path) -> Site:
             result_columns=RESULT_COLUMNS,
             spread_svg=charts.render_svg(spread, "spread") if spread else None,
             history_svg=charts.render_svg(hist, "history") if hist else None,
+            storage_svg=charts.render_svg(disk, "storage")
+            if (disk := charts.storage(data.summaries_of(row.instance_type)))
+            else None,
             changes=type_changes,
             mix_changes=data.mix_changes_of(row.instance_type),
             untested=data.untested_of(row.instance_type),

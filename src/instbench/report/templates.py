@@ -267,6 +267,17 @@ between instances; within-CV is the spread of trials inside one instance.</p>
 <figcaption id="cap-spread">Each tick is one instance's best-of-trials bandwidth.</figcaption>
 </figure>
 {% else %}<p class="note">No STREAM samples.</p>{% endif %}
+{% if storage_svg %}
+<h2>Storage</h2>
+<figure class="chart" role="group" aria-labelledby="cap-storage">
+{{ storage_svg | safe }}
+<figcaption id="cap-storage">IOPS of each fio job with O_DIRECT after the test area was
+written once (ebs: an empty gp3 data volume; instance-store: each NVMe disk); a black
+tick on a bar is that disk's advertised IOPS ceiling (the volume's provisioned IOPS or
+the type's EBS maximum, whichever is lower). Latency percentiles and measured/advertised
+ratios are in the table above.</figcaption>
+</figure>
+{% endif %}
 {% if history_svg %}
 <h2>History</h2>
 <figure class="chart" role="group" aria-labelledby="cap-history">

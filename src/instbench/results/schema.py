@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.4.0"
+DATA_VERSION = "1.5.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -751,6 +751,104 @@ class IdleResult(_Model):
     seconds_elapsed: NonNegFinite = Field(description="Seconds the wait took (monotonic clock).")
 
 
+class StorageLatency(_Model):
+    """Completion latency (fio clat) of one job, microseconds."""
+
+    p50: NonNegFinite | None = Field(description="Median completion latency, µs.")
+    p99: NonNegFinite | None = Field(description="99th percentile completion latency, µs.")
+    p99_9: NonNegFinite | None = Field(description="99.9th percentile completion latency, µs.")
+    mean: NonNegFinite | None = Field(description="Mean completion latency, µs.")
+
+
+class StorageJob(_Model):
+    """One fio job on one target (or the preconditioning pass, which has no name)."""
+
+    name: str | None = Field(
+        default=None, description="randread_4k_qd1, ..., write_1m_seq; None: preconditioning."
+    )
+    rw: str | None = Field(default=None, description="fio rw: randread, read, randwrite, write.")
+    block_size_bytes: int | None = Field(default=None, gt=0, description="Block size, bytes.")
+    iodepth: int | None = Field(default=None, gt=0, description="Queue depth.")
+    iops: NonNegFinite = Field(description="I/O operations per second (fio).")
+    bw_mb_s: NonNegFinite = Field(description="Throughput, MB/s (10^6 bytes per second).")
+    io_bytes: int = Field(ge=0, description="Bytes transferred by the job.")
+    runtime_ms: int = Field(ge=0, description="fio's runtime of the job, ms.")
+    clat_us: StorageLatency
+    direct: bool = Field(description="fio's own job options say direct=1 (O_DIRECT).")
+    ioengine: str | None = Field(description="fio I/O engine (libaio, io_uring, psync).")
+    fio_job_options: dict[str, str] = Field(description="fio's JSON 'job options', verbatim.")
+    started_unix: Finite = Field(description="Wall clock when the job started, Unix seconds.")
+    ended_unix: Finite = Field(description="Wall clock when the job ended, Unix seconds.")
+    area_bytes: int | None = Field(
+        default=None, ge=0, description="Preconditioning: bytes of the test area."
+    )
+    ratio_to_limit: NonNegFinite | None = Field(
+        default=None,
+        description="Measured over the advertised limit: IOPS for 4 KiB jobs, MB/s for "
+        "1 MiB jobs; None when no limit is advertised.",
+    )
+
+
+class StorageLimits(_Model):
+    """What AWS advertises for a target (None: not advertised)."""
+
+    iops: NonNegFinite | None = Field(
+        description="Ceiling: min(volume IOPS, the type's EBS-optimized maximum IOPS)."
+    )
+    throughput_mb_s: NonNegFinite | None = Field(
+        description="Ceiling, MB/s: min(volume throughput, the type's EBS maximum)."
+    )
+    baseline_iops: NonNegFinite | None = Field(description="The type's EBS baseline IOPS.")
+    baseline_throughput_mb_s: NonNegFinite | None = Field(
+        description="The type's EBS baseline throughput, MB/s."
+    )
+
+
+class StorageTarget(_Model):
+    """One device or file measured (or skipped, with the reason)."""
+
+    path: str = Field(description="Device or file path on the machine.")
+    medium: Literal["block-device", "file"] = Field(description="A whole disk or a file.")
+    role: str = Field(description="ebs, instance-store, unknown (devices) or file.")
+    stands_in_for: str | None = Field(
+        default=None, description="Off EC2: the disk role this file stands in for."
+    )
+    model: str | None = Field(default=None, description="NVMe model string.")
+    volume_id: str | None = Field(default=None, description="EBS volume id (NVMe serial).")
+    device_size_bytes: int | None = Field(default=None, ge=0, description="Disk size, bytes.")
+    area_bytes: int | None = Field(default=None, ge=0, description="Test area, bytes.")
+    precondition: StorageJob | None = Field(description="The write pass before any read.")
+    jobs: list[StorageJob] = Field(description="The measured jobs, in the order they ran.")
+    skipped: str | None = Field(description="Why jobs were not run; None when they were.")
+    limits: StorageLimits | None = Field(
+        default=None, description="Advertised ceilings the ratios are taken against."
+    )
+
+
+class StorageRefusal(_Model):
+    """A device the agent would not write to, and why."""
+
+    path: str = Field(description="The device or file that was not written to.")
+    reason: str = Field(description="Why (mounted, a filesystem signature, root volume...).")
+
+
+class StorageResult(_Model):
+    """The `storage` benchmark: fio with O_DIRECT on the data volume and instance store."""
+
+    version: str = Field(description="Version of the storage benchmark.")
+    fio_version: str = Field(description="fio --version.")
+    ioengine: str = Field(description="fio I/O engine used for every job.")
+    direct: bool = Field(description="Every job ran with direct=1 (from fio's JSON).")
+    size_bytes: int = Field(gt=0, description="Requested test area per target, bytes.")
+    runtime_s: int = Field(gt=0, description="Seconds per job.")
+    advertised: dict[str, NonNegFinite] = Field(
+        description="What the controller passed: volume_iops, volume_throughput_mibps, "
+        "ebs_baseline/maximum_iops, ebs_baseline/maximum_mbps (MB/s), instance_store_*."
+    )
+    targets: list[StorageTarget] = Field(description="Every device or file measured.")
+    refused: list[StorageRefusal] = Field(description="Devices the agent would not write.")
+
+
 class PerformanceData(_Model):
     """Measurements, one section per benchmark that ran."""
 
@@ -769,6 +867,9 @@ class PerformanceData(_Model):
     )
     suite: SuiteResult | None = Field(
         default=None, description="A user-defined suite's measurements (run --suite)."
+    )
+    storage: StorageResult | None = Field(
+        default=None, description="fio on the data volume and instance store (data 1.5.0)."
     )
 
 

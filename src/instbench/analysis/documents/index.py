@@ -49,6 +49,25 @@ def tidy_schema() -> dict[str, Any]:
     }
 
 
+def _storage_card(index: dict[str, Any]) -> list[str]:
+    """The datacard's paragraph on storage-benchmarks.json, when the publication has it."""
+    if not any(f["path"] == "storage-benchmarks.json" for f in index["files"]):
+        return []
+    return [
+        "## storage-benchmarks.json",
+        "",
+        "fio 4 KiB random read/write at queue depth 1 and 32 and 1 MiB sequential read/write,",
+        "all with O_DIRECT (fio's own job options are recorded per job), after the test area",
+        "was written once. Per type, target role (ebs: an empty gp3 data volume attached at",
+        "launch; instance-store: each NVMe instance-store disk) and job: iops, throughput",
+        "(MB/s = 10^6 bytes/s), clat_p50/p99/p99_9 (completion latency, µs), limit_ratio",
+        "(measured / advertised ceiling), and under job `advertised` the ceilings themselves",
+        "(min of the volume's provisioned figure and the type's EBS-optimized maximum).",
+        "Schema: schemas/storage-benchmarks-v1.schema.json.",
+        "",
+    ]
+
+
 def datacard(index: dict[str, Any]) -> str:
     """The datacard: what the dataset is, each column, each metric, how it was measured."""
     lines = [
@@ -77,6 +96,7 @@ def datacard(index: dict[str, Any]) -> str:
         "back from that file); `scaling` is instbench-int, our own integer kernel, and is",
         "never labelled CoreMark. Units and meanings: docs/computecompass.md.",
         "",
+        *_storage_card(index),
         "## Counts",
         "",
         f"- files under raw/: {index['ingest']['files']}",
