@@ -588,11 +588,148 @@ def _idle_info() -> BenchmarkInfo:
     )
 
 
+def _run_network(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import network
+
+    p = ctx.params
+    options = network.NetworkOptions(
+        quick=ctx.quick,
+        role=p.get("role") or "both",
+        peer=p.get("peer"),
+        port=p.get("port"),
+        listen=p.get("listen") or "any",
+        duration_s=p.get("duration_s"),
+        flows=p.get("flows"),
+        round_trips=p.get("round_trips"),
+        burst_s=p.get("burst_s"),
+        interval_s=p.get("interval_s"),
+        server_timeout_s=p.get("server_timeout_s"),
+        advertised_performance=p.get("advertised_performance"),
+        advertised_baseline_gbps=p.get("advertised_baseline_gbps"),
+        advertised_peak_gbps=p.get("advertised_peak_gbps"),
+    )
+    return network.run_network(options, cache_dir=ctx.cache_dir, log=ctx.log)
+
+
+def _network_info() -> BenchmarkInfo:
+    from instbench.benchmarks import network
+
+    return BenchmarkInfo(
+        name="network",
+        version=network.KERNEL_VERSION,
+        description="TCP throughput (iperf3: 1 and N flows, both directions; burst and "
+        "baseline) and 1-byte round-trip latency (our C kernel) between a server and a client.",
+        run=_run_network,
+        parameters=(
+            Parameter(
+                "role",
+                "str",
+                "This machine's side: both (server and client over 127.0.0.1), server or "
+                "client; set by the controller for a pair.",
+                default="both",
+                choices=network.ROLES,
+            ),
+            Parameter(
+                "peer",
+                "str",
+                "The server's IPv4 address (role client only; the controller's).",
+                default_note="none (role both: 127.0.0.1)",
+            ),
+            Parameter(
+                "port",
+                "int",
+                f"iperf3's port; the latency kernel uses the next one ({network.PORTS} in all).",
+                minimum=1024,
+                maximum=65535 - (network.PORTS - 1),
+                default_note=f"{network.DEFAULT_PORT} (role both: two free loopback ports)",
+            ),
+            Parameter(
+                "listen",
+                "str",
+                "Where a server listens: any address (the security group limits who may "
+                "connect) or loopback (the sandbox).",
+                default="any",
+                choices=network.LISTEN,
+            ),
+            Parameter(
+                "duration_s",
+                "int",
+                "Seconds of each of the four iperf3 tests; agent option --duration-s.",
+                minimum=1,
+                maximum=network.MAX_DURATION_S,
+                default_note=f"{network.DURATION_S} (quick: {network.QUICK_DURATION_S})",
+            ),
+            Parameter(
+                "flows",
+                "int",
+                "Parallel TCP flows of the N-flow tests.",
+                minimum=2,
+                maximum=128,
+                default_note=f"the vCPU count, at least 2, at most {network.MAX_FLOWS}",
+            ),
+            Parameter(
+                "round_trips",
+                "int",
+                "Timed 1-byte round trips of the latency test.",
+                minimum=100,
+                maximum=10_000_000,
+                default_note=f"{network.ROUND_TRIPS} (quick: {network.QUICK_ROUND_TRIPS})",
+            ),
+            Parameter(
+                "burst_s",
+                "int",
+                "Seconds of the burst-and-baseline run (N flows, sampled); 0: none.",
+                minimum=0,
+                maximum=network.MAX_BURST_S,
+                default_note=f"0, set by the controller for 'Up to' types "
+                f"(quick: {network.QUICK_BURST_S})",
+            ),
+            Parameter(
+                "interval_s",
+                "float",
+                "Sampling interval of the burst-and-baseline run, seconds.",
+                minimum=0.1,
+                maximum=60.0,
+                default_note=f"{network.INTERVAL_S:g} (quick: {network.QUICK_INTERVAL_S:g})",
+            ),
+            Parameter(
+                "server_timeout_s",
+                "float",
+                "How long a server waits for its client to finish before it gives up.",
+                minimum=10.0,
+                maximum=6 * 3600.0,
+                default_note=f"the client's expected run time plus {network.SERVER_GRACE_S:g} s",
+            ),
+            Parameter(
+                "advertised_performance",
+                "str",
+                "DescribeInstanceTypes NetworkPerformance of the type (the controller's).",
+            ),
+            Parameter(
+                "advertised_baseline_gbps",
+                "float",
+                "BaselineBandwidthInGbps of network card 0 (the controller's).",
+                minimum=0.0,
+                maximum=100000.0,
+            ),
+            Parameter(
+                "advertised_peak_gbps",
+                "float",
+                "PeakBandwidthInGbps of network card 0 (the controller's).",
+                minimum=0.0,
+                maximum=100000.0,
+            ),
+        ),
+        requires=Requirements(c_compiler=True, packages=("iperf3",), commands=("iperf3",)),
+    )
+
+
 _BUILTINS: Dict[str, Callable[[], BenchmarkInfo]] = {
     "idle": _idle_info,
     "cpu": _cpu_info,
     "latency": _latency_info,
     "linpack": _linpack_info,
+    "network": _network_info,
     "stream": _stream_info,
 }
 """Built-in benchmarks: name -> factory (the module is imported on first use)."""

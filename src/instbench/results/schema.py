@@ -705,6 +705,108 @@ class IdleResult(_Model):
     seconds_elapsed: NonNegFinite = Field(description="Seconds the wait took (monotonic clock).")
 
 
+class NetworkThroughput(_Model):
+    """One iperf3 TCP test between the pair."""
+
+    name: Literal["tcp_1flow", "tcp_1flow_reverse", "tcp_nflows", "tcp_nflows_reverse"] = Field(
+        description="Which test: one flow or N flows, client-to-server or reverse (-R)."
+    )
+    flows: int = Field(ge=1, description="Parallel TCP flows (iperf3 -P).")
+    direction: Literal["client-to-server", "server-to-client"] = Field(
+        description="Who sent: the client, or the server (iperf3 -R)."
+    )
+    duration_s: int = Field(ge=1, description="Seconds of the test (iperf3 -t).")
+    gbps: NonNegFinite = Field(description="What the receiver got, Gbit/s (10^9 bits/s).")
+    sender_gbps: NonNegFinite = Field(description="What the sender sent, Gbit/s.")
+    retransmits: int | None = Field(
+        default=None, ge=0, description="TCP retransmissions the sender saw (Linux only)."
+    )
+
+
+class NetworkBurst(_Model):
+    """A long N-flow run sampled per interval: how an 'Up to' type spends its credits."""
+
+    duration_s: int = Field(ge=1, description="Seconds of the run.")
+    interval_s: PositiveFinite = Field(description="Sampling interval, seconds.")
+    flows: int = Field(ge=1, description="Parallel TCP flows.")
+    samples_gbps: list[NonNegFinite] = Field(description="Received rate per interval, Gbit/s.")
+    burst_gbps: NonNegFinite = Field(description="Median rate of the first tenth (>= 2 samples).")
+    sustained_gbps: NonNegFinite = Field(
+        description="Median rate of the last quarter (>= 2 samples)."
+    )
+    fell: bool = Field(description="True when the sustained rate is below 80 % of the burst.")
+    seconds_until_fall: NonNegFinite | None = Field(
+        default=None,
+        description="Start of the first interval from which the rate stayed below the "
+        "midpoint of burst and sustained; null when it did not fall.",
+    )
+
+
+class NetworkLatency(_Model):
+    """TCP request/response round trips of 1 byte on one connection (netlat kernel)."""
+
+    message_bytes: Literal[1] = Field(description="Bytes per request and per response.")
+    round_trips: int = Field(ge=1, description="Timed round trips (after a warm-up).")
+    median_us: NonNegFinite = Field(description="Median round trip, microseconds.")
+    p99_us: NonNegFinite = Field(description="99th percentile (nearest rank), microseconds.")
+    p999_us: NonNegFinite = Field(description="99.9th percentile (nearest rank), microseconds.")
+    min_us: NonNegFinite = Field(description="Fastest round trip, microseconds.")
+    max_us: NonNegFinite = Field(description="Slowest round trip, microseconds.")
+    mean_us: NonNegFinite = Field(description="Mean round trip, microseconds.")
+
+
+class NetworkAdvertised(_Model):
+    """What DescribeInstanceTypes advertises for the type, and measured/advertised."""
+
+    network_performance: str | None = Field(
+        default=None, description="NetworkInfo.NetworkPerformance, e.g. 'Up to 12.5 Gigabit'."
+    )
+    network_card_index: int = Field(ge=0, description="The network card the figures are of.")
+    baseline_gbps: NonNegFinite | None = Field(
+        default=None, description="That card's BaselineBandwidthInGbps."
+    )
+    peak_gbps: NonNegFinite | None = Field(
+        default=None, description="That card's PeakBandwidthInGbps."
+    )
+    up_to: bool = Field(description="True when NetworkPerformance starts with 'Up to'.")
+    ratio_nflows_to_peak: NonNegFinite | None = Field(
+        default=None, description="Best N-flow rate / peak_gbps."
+    )
+    ratio_sustained_to_baseline: NonNegFinite | None = Field(
+        default=None,
+        description="Sustained rate of the burst run (else the best N-flow rate) / baseline_gbps.",
+    )
+
+
+class NetworkResult(_Model):
+    """The `network` benchmark: this machine's side of a pair (or both sides over loopback)."""
+
+    version: str = Field(description="Version of the network benchmark.")
+    source_sha256: str = Field(description="sha256 of the latency kernel's C source.")
+    role: Literal["both", "server", "client"] = Field(
+        description="both: server and client on this machine over 127.0.0.1 (says nothing "
+        "about a network); server: served a client and measured nothing; client: measured."
+    )
+    peer: str | None = Field(default=None, description="The server's IPv4 (client, both).")
+    loopback: bool = Field(description="True when the traffic never left this machine.")
+    port: int = Field(ge=1, le=65535, description="iperf3's port (the latency kernel: +1).")
+    iperf3_version: str = Field(description="First line of `iperf3 --version`.")
+    flows: int | None = Field(default=None, ge=1, description="N of the N-flow tests.")
+    throughput: list[NetworkThroughput] = Field(
+        default_factory=list, description="The four iperf3 tests (empty on a server)."
+    )
+    burst: NetworkBurst | None = Field(
+        default=None, description="Burst-and-baseline run, when one was asked for."
+    )
+    latency: NetworkLatency | None = Field(default=None, description="Round-trip latency.")
+    advertised: NetworkAdvertised | None = Field(
+        default=None, description="Advertised figures, when the controller gave them."
+    )
+    served_s: NonNegFinite | None = Field(
+        default=None, description="Server side: seconds it served until the client finished."
+    )
+
+
 class PerformanceData(_Model):
     """Measurements, one section per benchmark that ran."""
 
@@ -720,6 +822,9 @@ class PerformanceData(_Model):
     )
     idle: IdleResult | None = Field(
         default=None, description="Test benchmark (fixed wait); never published."
+    )
+    network: NetworkResult | None = Field(
+        default=None, description="TCP throughput and latency between a pair of instances."
     )
     suite: SuiteResult | None = Field(
         default=None, description="A user-defined suite's measurements (run --suite)."
