@@ -110,6 +110,7 @@ def _cases(w: World) -> list[Case]:
         Case("fleet-type-spaces", (*fleet, "-t", "m7i large")),
         Case("fleet-type-unicode", (*fleet, "-t", "m7i.lаrge")),
         Case("fleet-unknown-benchmark", (*run1, "-b", "nope")),
+        Case("fleet-network-needs-a-pair", (*run1, "-b", "network")),
         Case("fleet-timeout-word", (*run1, "--timeout", "soon")),
         Case("fleet-timeout-25h", (*run1, "--timeout", "25h")),
         Case("fleet-samples-0", (*run1, "--samples", "0"), usage=True),

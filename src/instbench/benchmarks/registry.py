@@ -228,6 +228,9 @@ class BenchmarkInfo:
     requires: Requirements = field(default_factory=Requirements)
     origin: str = "built-in"
     """'built-in', or 'plugin <distribution> <version>' for an entry-point benchmark."""
+    instances: int = 1
+    """Machines one measurement needs: 2 for a benchmark between a server and a client
+    (`network`), which the controller must launch as a pair."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -243,6 +246,8 @@ class BenchmarkInfo:
             raise ValueError(f"benchmark {self.name}: description must be one line")
         if not callable(self.run):
             raise ValueError(f"benchmark {self.name}: run is not callable")
+        if self.instances not in (1, 2):
+            raise ValueError(f"benchmark {self.name}: instances must be 1 or 2")
         seen = [p.name for p in self.parameters]
         if len(set(seen)) != len(seen):
             raise ValueError(f"benchmark {self.name}: parameter declared twice")
@@ -290,6 +295,7 @@ class BenchmarkInfo:
             "description": self.description,
             "origin": self.origin,
             "runs_in_agent": self.runs_in_agent,
+            "instances": self.instances,
             "requires": self.requires.as_dict(),
             "parameters": [p.as_dict() for p in self.parameters],
         }
@@ -721,6 +727,7 @@ def _network_info() -> BenchmarkInfo:
             ),
         ),
         requires=Requirements(c_compiler=True, packages=("iperf3",), commands=("iperf3",)),
+        instances=2,
     )
 
 
