@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from instbench.analysis import changes, compass_schema
+from instbench.analysis.documents import network
 from instbench.analysis.documents.compass import CPU_FILE, MEMORY_FILE, PRICE_FILE, CompassDocuments
 from instbench.analysis.documents.exports import Exported
 from instbench.analysis.documents.jsonform import num
@@ -77,6 +78,7 @@ def datacard(index: dict[str, Any]) -> str:
         "back from that file); `scaling` is instbench-int, our own integer kernel, and is",
         "never labelled CoreMark. Units and meanings: docs/computecompass.md.",
         "",
+        *network.DATACARD_LINES,
         "## Counts",
         "",
         f"- files under raw/: {index['ingest']['files']}",
