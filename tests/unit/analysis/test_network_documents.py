@@ -112,3 +112,24 @@ def test_a_type_without_its_four_throughput_tests_is_left_out() -> None:
     doc = netdoc.network_document(partial, {"version": None, "lastUpdated": None})
     assert doc["instances"] == []
     Draft202012Validator(netdoc.SCHEMA).validate(doc)
+
+
+def test_report_charts_measured_beside_advertised(tmp_path: Path) -> None:
+    from instbench.analysis.aggregate import summarize
+    from instbench.report import charts
+
+    store = LocalStore(tmp_path)
+    for i, factor in enumerate(FACTORS):
+        doc = _network_doc("m7i.large", i, factor)
+        store.put_new(raw_key_of(doc, "network"), to_bytes(doc))
+    with ingest(tmp_path) as ds:
+        summaries = summarize(ds.con, include_sandbox=True)
+    spec = charts.network_vs_advertised(summaries)
+    assert spec is not None
+    bars = {v["what"]: v["gbps"] for v in spec["data"]["values"]}
+    assert bars["advertised peak"] == 12.5 and bars["advertised baseline"] == 0.781
+    assert bars["measured, sustained after the burst"] == RECORDED["burst"]["sustained_gbps"]
+    svg = charts.render_svg(spec, "network")
+    for label in ("TCP throughput (Gbps)", "Instance type", "advertised peak", "m7i.large"):
+        assert label in svg, label
+    assert charts.network_vs_advertised([s for s in summaries if s.metric == "advertised"]) is None
