@@ -349,12 +349,12 @@ def network_vs_advertised(summaries: Sequence[Summary]) -> Spec | None:
     """Per type, what a pair measured (N flows; sustained rate of a burst run) beside what
     AWS advertises (baseline, peak): grouped horizontal bars, Gbps."""
     wanted = {(test, metric): label for test, metric, label in NETWORK_BARS}
-    values = [
+    values: list[dict[str, Any]] = [
         {"type": s.instance_type, "what": wanted[(s.test, s.metric)], "gbps": s.mean, "n": s.n}
         for s in summaries
         if s.benchmark == "network" and (s.test, s.metric) in wanted
     ]
-    if not any(v["what"].startswith("measured") for v in values):
+    if not any(str(v["what"]).startswith("measured") for v in values):
         return None
     spec = _base(
         "Grouped bar chart: per instance type, the TCP throughput a pair of instances "
