@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -41,3 +43,23 @@ def test_local_network_refuses_a_peer_other_than_loopback(tmp_path: Path) -> Non
 
     with pytest.raises(BenchmarkInputError, match="loopback only"):
         network.run_network(network.NetworkOptions(peer="10.1.2.3"), cache_dir=tmp_path)
+
+
+def test_describe_says_network_needs_a_pair() -> None:
+    proc = subprocess.run(
+        [INSTBENCH, "benchmarks", "describe", "network"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "instances: 2 (a server and a client" in proc.stdout
+    assert "package:iperf3" in proc.stdout and "peer" in proc.stdout
+    proc = subprocess.run(
+        [INSTBENCH, "benchmarks", "describe", "network", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(proc.stdout)["instances"] == 2
