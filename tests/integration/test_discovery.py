@@ -181,3 +181,25 @@ def test_cli_bad_input_raises_user_errors(
     assert isinstance(result.exception, error)
     assert "\n" not in str(result.exception)
     assert result.stdout == ""
+
+
+def test_network_figures_as_advertised(aws_session: AwsSession) -> None:
+    from instbench.benchmarks import registry
+
+    facts = discovery.describe_types(aws_session, ["m7i.large", "c5n.18xlarge"])
+    m7i, c5n = facts["m7i.large"], facts["c5n.18xlarge"]
+    assert m7i.network_performance == "Up to 12.5 Gigabit"
+    assert [(c.index, c.baseline_gbps, c.peak_gbps) for c in m7i.network_cards] == [
+        (0, 0.781, 12.5)
+    ]
+    params = m7i.advertised_network()
+    assert params == {
+        "advertised_performance": "Up to 12.5 Gigabit",
+        "advertised_baseline_gbps": 0.781,
+        "advertised_peak_gbps": 12.5,
+    }
+    # What the controller hands the agent is what the benchmark's parameters accept.
+    checked = registry.info("network").validate_params(params)
+    assert checked["advertised_peak_gbps"] == 12.5 and checked["role"] == "both"
+    assert c5n.advertised_network()["advertised_performance"] == "100 Gigabit"
+    assert m7i.to_dict()["network_cards"][0]["peak_gbps"] == 12.5

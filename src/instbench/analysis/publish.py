@@ -7,6 +7,8 @@ Layout written under the output directory (replaced as a whole, never half-writt
     latest/price-performance.json   ComputeCompass contract
     latest/storage-benchmarks.json  fio per type beside advertised limits, only when
                                     storage results exist (documents/storage.py)
+    latest/network-benchmarks.json  pair throughput and latency beside the advertised
+                                    figures (documents/network.py)
     latest/index.json               files + sha256, versions, row counts, held-back types,
                                     ingest counts, change points (regressions, CPU-mix
                                     changes, untested series), price provenance
@@ -51,6 +53,7 @@ from instbench.analysis.documents.jsonform import (
     dumps,
     summary_rows,
 )
+from instbench.analysis.documents.network import network_files
 from instbench.analysis.documents.storage import storage_files
 from instbench.analysis.documents.windows import window_documents
 from instbench.analysis.ingest import Dataset
@@ -128,6 +131,7 @@ def publish(
                     "schemas/result-v1.schema.json": SCHEMA_PATH.read_bytes(),
                     "schemas/tidy-v1.schema.json": dumps(tidy_schema()),
                     **storage_files(summarized.summaries, summarized.last),
+                    **network_files(summarized.summaries, summarized.header),
                 }
                 staging.write({f"latest/{rel}": data for rel, data in latest.items()})
                 staging.parquet_of_csv(

@@ -65,7 +65,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("numa_nodes", "INTEGER", "NUMA nodes online."),
     Column("compiler", "VARCHAR", "Compiler version line that built the kernel."),
     Column("cflags", "VARCHAR", "Compiler flags, space-separated."),
-    Column("benchmark", "VARCHAR", "Benchmark: stream, latency, linpack, cpu, coremark, storage."),
+    Column(
+        "benchmark",
+        "VARCHAR",
+        "Benchmark: stream, latency, linpack, cpu, coremark, storage, network.",
+    ),
     Column(
         "test",
         "VARCHAR",
@@ -73,7 +77,9 @@ COLUMNS: tuple[Column, ...] = (
         "(l1/l2/l3/memory) or NUMA figure (numa-local, numa-remote-socket, "
         "numa-remote-node); hpl (LINPACK); instbench-int, vector-{extension} (cpu); "
         "coremark (real EEMBC CoreMark only); {role}/{fio job} for storage (role ebs, "
-        "instance-store, file; job e.g. randread_4k_qd32, or 'advertised').",
+        "instance-store, file; job e.g. randread_4k_qd32, or 'advertised'); network: "
+        "tcp-1flow[-reverse], tcp-nflows[-reverse], burst, sustained, "
+        "rtt-median/p99/p999, baseline, peak, nflows-to-peak, sustained-to-baseline.",
     ),
     Column("thread_mode", "VARCHAR", "all (every online CPU) or single (one thread)."),
     Column("threads", "INTEGER", "Threads used."),
@@ -181,6 +187,41 @@ METRICS: dict[str, Metric] = {
             "MB/s",
             True,
             "Storage: the advertised throughput ceiling of the target, MB/s (read from AWS).",
+        ),
+        Metric(
+            "throughput",
+            "Gbps",
+            True,
+            "TCP rate the receiver got between two instances of the type (iperf3), 10^9 "
+            "bits/s; test says how many flows, which direction, or burst/sustained.",
+        ),
+        Metric(
+            "round_trip",
+            "µs",
+            False,
+            "TCP request/response round trip of 1-byte messages on one connection "
+            "(instbench's netlat kernel), microseconds; test says which percentile.",
+        ),
+        Metric(
+            "seconds_until_fall",
+            "s",
+            True,
+            "How long an 'Up to' type kept its burst rate before falling to its sustained "
+            "rate (only when it fell).",
+        ),
+        Metric(
+            "advertised",
+            "Gbps",
+            True,
+            "What DescribeInstanceTypes advertises for the type's default network card "
+            "(baseline or peak): read from AWS, not measured.",
+        ),
+        Metric(
+            "advertised_ratio",
+            "ratio",
+            True,
+            "Measured / advertised: the best N-flow rate / the peak, or the sustained rate "
+            "(else the N-flow rate) / the baseline.",
         ),
         Metric(
             "offered",
@@ -492,6 +533,62 @@ def _storage_rows(section: Any, base: Row) -> Iterator[Row]:
             )
 
 
+NETWORK_TESTS = {
+    "tcp_1flow": "tcp-1flow",
+    "tcp_1flow_reverse": "tcp-1flow-reverse",
+    "tcp_nflows": "tcp-nflows",
+    "tcp_nflows_reverse": "tcp-nflows-reverse",
+}
+"""iperf3 test of the result -> its `test` in the tidy table."""
+
+
+def _network_rows(section: Any, base: Row) -> Iterator[Row]:
+    """The client's (or, over loopback, both sides') figures of the network benchmark.
+
+    A server measured nothing and gives no row. One flow is thread mode 'single', N
+    flows 'all' (threads: the flows). Loopback results ('both') only come from local and
+    sandbox runs, which a real publication leaves out.
+    """
+    if section.role == "server":
+        return
+    for entry in section.throughput:
+        test = NETWORK_TESTS[entry.name]
+        mode = "single" if entry.flows == 1 else "all"
+        yield from _figure(base, "network", test, mode, entry.flows, "throughput", entry.gbps)
+    burst = section.burst
+    if burst is not None:
+        flows = burst.flows
+        yield from _figure(base, "network", "burst", "all", flows, "throughput", burst.burst_gbps)
+        yield from _figure(
+            base, "network", "sustained", "all", flows, "throughput", burst.sustained_gbps
+        )
+        yield from _figure(
+            base, "network", "burst", "all", flows, "seconds_until_fall", burst.seconds_until_fall
+        )
+    lat = section.latency
+    if lat is not None:
+        for test, value in (
+            ("rtt-median", lat.median_us),
+            ("rtt-p99", lat.p99_us),
+            ("rtt-p999", lat.p999_us),
+        ):
+            yield from _figure(base, "network", test, "single", 1, "round_trip", value)
+    adv = section.advertised
+    if adv is not None:
+        yield from _figure(
+            base, "network", "baseline", "all", None, "advertised", adv.baseline_gbps
+        )
+        yield from _figure(base, "network", "peak", "all", None, "advertised", adv.peak_gbps)
+        yield from _figure(
+            base, "network", "nflows-to-peak", "all", None, "advertised_ratio",
+            adv.ratio_nflows_to_peak,
+        )  # fmt: skip
+        yield from _figure(
+            base, "network", "sustained-to-baseline", "all", None, "advertised_ratio",
+            adv.ratio_sustained_to_baseline,
+        )  # fmt: skip
+
+
 def _latency_and_numa_rows(section: Any, base: Row) -> Iterator[Row]:
     yield from _latency_rows(section, base)
     yield from _numa_rows(section, base)
@@ -503,6 +600,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "linpack": _linpack_rows,
     "cpu": _cpu_rows,
     "storage": _storage_rows,
+    "network": _network_rows,
 }
 """performance_data section name -> extractor. Add one line per new benchmark."""
 

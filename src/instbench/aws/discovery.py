@@ -37,6 +37,16 @@ ManufacturerSource = Literal["describe-instance-types", "name-parser"]
 
 
 @dataclass(frozen=True)
+class NetworkCard:
+    """One network card of a type as DescribeInstanceTypes advertises it."""
+
+    index: int
+    network_performance: str | None
+    baseline_gbps: float | None
+    peak_gbps: float | None
+
+
+@dataclass(frozen=True)
 class TypeFacts:
     """One instance type as DescribeInstanceTypes reports it (region-independent facts)."""
 
@@ -77,6 +87,29 @@ class TypeFacts:
         out = {key: getattr(self, key) for key in keys}
         return {k: float(v) for k, v in out.items() if v is not None and (v or k.startswith("ebs"))}
 
+    network_performance: str | None = None
+    """NetworkInfo.NetworkPerformance, e.g. 'Up to 12.5 Gigabit'."""
+    network_cards: tuple[NetworkCard, ...] = ()
+    """NetworkInfo.NetworkCards: what each card is advertised to move."""
+    default_network_card: int = 0
+    """NetworkInfo.DefaultNetworkCardIndex: the card of the primary interface."""
+
+    def advertised_network(self) -> dict[str, Any]:
+        """The `network` benchmark's advertised_* parameters for this type: the type's
+        NetworkPerformance and the default card's baseline and peak Gbps (the card the
+        instance's one interface, and so the benchmark's traffic, is on). Keys whose value
+        DescribeInstanceTypes does not give are left out."""
+        out: dict[str, Any] = {}
+        if self.network_performance:
+            out["advertised_performance"] = self.network_performance
+        for card in self.network_cards:
+            if card.index == self.default_network_card:
+                if card.baseline_gbps is not None:
+                    out["advertised_baseline_gbps"] = card.baseline_gbps
+                if card.peak_gbps is not None:
+                    out["advertised_peak_gbps"] = card.peak_gbps
+        return out
+
     @property
     def architecture(self) -> str:
         """The one architecture instbench launches with: arm64 or x86_64 when supported.
@@ -93,6 +126,7 @@ class TypeFacts:
         data = asdict(self)
         data["architectures"] = list(self.architectures)
         data["architecture"] = self.architecture
+        data["network_cards"] = [asdict(card) for card in self.network_cards]
         return data
 
 
@@ -100,6 +134,7 @@ def _facts(item: InstanceTypeInfoTypeDef) -> TypeFacts:
     name = item["InstanceType"]
     processor = item.get("ProcessorInfo", {})
     vcpu = item.get("VCpuInfo", {})
+    network = item.get("NetworkInfo", {})
     manufacturer = processor.get("Manufacturer")
     source: ManufacturerSource | None = "describe-instance-types" if manufacturer else None
     if not manufacturer:
@@ -121,6 +156,17 @@ def _facts(item: InstanceTypeInfoTypeDef) -> TypeFacts:
         current_generation=bool(item.get("CurrentGeneration", False)),
         clock_ghz=processor.get("SustainedClockSpeedInGhz"),
         hypervisor=item.get("Hypervisor"),
+        network_performance=network.get("NetworkPerformance"),
+        network_cards=tuple(
+            NetworkCard(
+                index=int(card.get("NetworkCardIndex", 0)),
+                network_performance=card.get("NetworkPerformance"),
+                baseline_gbps=_float_or_none(card.get("BaselineBandwidthInGbps")),
+                peak_gbps=_float_or_none(card.get("PeakBandwidthInGbps")),
+            )
+            for card in network.get("NetworkCards", [])
+        ),
+        default_network_card=int(network.get("DefaultNetworkCardIndex", 0)),
         **_storage_facts(item),
     )
 
@@ -138,6 +184,10 @@ def _storage_facts(item: InstanceTypeInfoTypeDef) -> dict[str, Any]:
         "instance_store_disk_gb": int(disks[0]["SizeInGB"]) if disks else None,
         "instance_store_total_gb": store.get("TotalSizeInGB"),
     }
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

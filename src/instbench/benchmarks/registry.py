@@ -255,6 +255,9 @@ class BenchmarkInfo:
     requires: Requirements = field(default_factory=Requirements)
     origin: str = "built-in"
     """'built-in', or 'plugin <distribution> <version>' for an entry-point benchmark."""
+    instances: int = 1
+    """Machines one measurement needs: 2 for a benchmark between a server and a client
+    (`network`), which the controller must launch as a pair."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -270,6 +273,8 @@ class BenchmarkInfo:
             raise ValueError(f"benchmark {self.name}: description must be one line")
         if not callable(self.run):
             raise ValueError(f"benchmark {self.name}: run is not callable")
+        if self.instances not in (1, 2):
+            raise ValueError(f"benchmark {self.name}: instances must be 1 or 2")
         seen = [p.name for p in self.parameters]
         if len(set(seen)) != len(seen):
             raise ValueError(f"benchmark {self.name}: parameter declared twice")
@@ -317,6 +322,7 @@ class BenchmarkInfo:
             "description": self.description,
             "origin": self.origin,
             "runs_in_agent": self.runs_in_agent,
+            "instances": self.instances,
             "requires": self.requires.as_dict(),
             "parameters": [p.as_dict() for p in self.parameters],
         }
@@ -683,12 +689,150 @@ def _storage_info() -> BenchmarkInfo:
     )
 
 
+def _run_network(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    from instbench.benchmarks import network
+
+    p = ctx.params
+    options = network.NetworkOptions(
+        quick=ctx.quick,
+        role=p.get("role") or "both",
+        peer=p.get("peer"),
+        port=p.get("port"),
+        listen=p.get("listen") or "any",
+        duration_s=p.get("duration_s"),
+        flows=p.get("flows"),
+        round_trips=p.get("round_trips"),
+        burst_s=p.get("burst_s"),
+        interval_s=p.get("interval_s"),
+        server_timeout_s=p.get("server_timeout_s"),
+        advertised_performance=p.get("advertised_performance"),
+        advertised_baseline_gbps=p.get("advertised_baseline_gbps"),
+        advertised_peak_gbps=p.get("advertised_peak_gbps"),
+    )
+    return network.run_network(options, cache_dir=ctx.cache_dir, log=ctx.log)
+
+
+def _network_info() -> BenchmarkInfo:
+    from instbench.benchmarks import network
+
+    return BenchmarkInfo(
+        name="network",
+        version=network.KERNEL_VERSION,
+        description="TCP throughput (iperf3: 1 and N flows, both directions; burst and "
+        "baseline) and 1-byte round-trip latency (our C kernel) between a server and a client.",
+        run=_run_network,
+        parameters=(
+            Parameter(
+                "role",
+                "str",
+                "This machine's side: both (server and client over 127.0.0.1), server or "
+                "client; set by the controller for a pair.",
+                default="both",
+                choices=network.ROLES,
+            ),
+            Parameter(
+                "peer",
+                "str",
+                "The server's IPv4 address (role client only; the controller's).",
+                default_note="none (role both: 127.0.0.1)",
+            ),
+            Parameter(
+                "port",
+                "int",
+                f"iperf3's port; the latency kernel uses the next one ({network.PORTS} in all).",
+                minimum=1024,
+                maximum=65535 - (network.PORTS - 1),
+                default_note=f"{network.DEFAULT_PORT} (role both: two free loopback ports)",
+            ),
+            Parameter(
+                "listen",
+                "str",
+                "Where a server listens: any address (the security group limits who may "
+                "connect) or loopback (the sandbox).",
+                default="any",
+                choices=network.LISTEN,
+            ),
+            Parameter(
+                "duration_s",
+                "int",
+                "Seconds of each of the four iperf3 tests; agent option --duration-s.",
+                minimum=1,
+                maximum=network.MAX_DURATION_S,
+                default_note=f"{network.DURATION_S} (quick: {network.QUICK_DURATION_S})",
+            ),
+            Parameter(
+                "flows",
+                "int",
+                "Parallel TCP flows of the N-flow tests.",
+                minimum=2,
+                maximum=128,
+                default_note=f"the vCPU count, at least 2, at most {network.MAX_FLOWS}",
+            ),
+            Parameter(
+                "round_trips",
+                "int",
+                "Timed 1-byte round trips of the latency test.",
+                minimum=100,
+                maximum=10_000_000,
+                default_note=f"{network.ROUND_TRIPS} (quick: {network.QUICK_ROUND_TRIPS})",
+            ),
+            Parameter(
+                "burst_s",
+                "int",
+                "Seconds of the burst-and-baseline run (N flows, sampled); 0: none.",
+                minimum=0,
+                maximum=network.MAX_BURST_S,
+                default_note=f"0, set by the controller for 'Up to' types "
+                f"(quick: {network.QUICK_BURST_S})",
+            ),
+            Parameter(
+                "interval_s",
+                "float",
+                "Sampling interval of the burst-and-baseline run, seconds.",
+                minimum=0.1,
+                maximum=60.0,
+                default_note=f"{network.INTERVAL_S:g} (quick: {network.QUICK_INTERVAL_S:g})",
+            ),
+            Parameter(
+                "server_timeout_s",
+                "float",
+                "How long a server waits for its client to finish before it gives up.",
+                minimum=10.0,
+                maximum=6 * 3600.0,
+                default_note=f"the client's expected run time plus {network.SERVER_GRACE_S:g} s",
+            ),
+            Parameter(
+                "advertised_performance",
+                "str",
+                "DescribeInstanceTypes NetworkPerformance of the type (the controller's).",
+            ),
+            Parameter(
+                "advertised_baseline_gbps",
+                "float",
+                "BaselineBandwidthInGbps of network card 0 (the controller's).",
+                minimum=0.0,
+                maximum=100000.0,
+            ),
+            Parameter(
+                "advertised_peak_gbps",
+                "float",
+                "PeakBandwidthInGbps of network card 0 (the controller's).",
+                minimum=0.0,
+                maximum=100000.0,
+            ),
+        ),
+        requires=Requirements(c_compiler=True, packages=("iperf3",), commands=("iperf3",)),
+        instances=2,
+    )
+
+
 _BUILTINS: Dict[str, Callable[[], BenchmarkInfo]] = {
     "idle": _idle_info,
     "cpu": _cpu_info,
     "latency": _latency_info,
     "linpack": _linpack_info,
     "storage": _storage_info,
+    "network": _network_info,
     "stream": _stream_info,
 }
 """Built-in benchmarks: name -> factory (the module is imported on first use)."""

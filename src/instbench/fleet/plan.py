@@ -16,6 +16,7 @@ from instbench import limits
 from instbench.aws import ami, discovery, launch, network, quotas, regions
 from instbench.aws.quotas import QuotaSource
 from instbench.aws.session import AwsSession
+from instbench.benchmarks import registry
 from instbench.errors import UserError
 from instbench.fleet import capacity, cost
 from instbench.fleet.model import (
@@ -65,6 +66,14 @@ def make_plan(
     opts.check_numbers()  # options are mutable: checked again before the expansion
     if not opts.task_benchmarks:
         raise UserError("nothing to run: pass --benchmarks and/or --suite")
+    for name in opts.benchmarks:
+        if registry.info(name).instances > 1:
+            # Run on one instance, both sides would talk over loopback: a figure that
+            # says nothing about the type's network must never be stored as one.
+            raise UserError(
+                f"benchmark {name} needs a pair of instances, which fleet runs do not "
+                f"launch yet: run it on one machine with instbench run --local -b {name}"
+            )
     if opts.max_concurrency < 1:
         raise UserError("--max-concurrency must be at least 1")
     if opts.vcpu_budget is not None and opts.vcpu_budget < 1:

@@ -397,6 +397,49 @@ def render_svg(spec: Spec, prefix: str) -> str:
     return svg
 
 
+NETWORK_BARS = (
+    ("tcp-nflows", "throughput", "measured, N flows"),
+    ("sustained", "throughput", "measured, sustained after the burst"),
+    ("baseline", "advertised", "advertised baseline"),
+    ("peak", "advertised", "advertised peak"),
+)
+"""(test, metric, label) of the network chart's bars, in legend order."""
+
+
+def network_vs_advertised(summaries: Sequence[Summary]) -> Spec | None:
+    """Per type, what a pair measured (N flows; sustained rate of a burst run) beside what
+    AWS advertises (baseline, peak): grouped horizontal bars, Gbps."""
+    wanted = {(test, metric): label for test, metric, label in NETWORK_BARS}
+    values: list[dict[str, Any]] = [
+        {"type": s.instance_type, "what": wanted[(s.test, s.metric)], "gbps": s.mean, "n": s.n}
+        for s in summaries
+        if s.benchmark == "network" and (s.test, s.metric) in wanted
+    ]
+    if not any(str(v["what"]).startswith("measured") for v in values):
+        return None
+    spec = _base(
+        "Grouped bar chart: per instance type, the TCP throughput a pair of instances "
+        "measured (N flows; the sustained rate after a burst, when one ran) beside the "
+        "baseline and peak bandwidth AWS advertises, Gbps.",
+        sorted(values, key=lambda v: (v["type"], v["what"])),
+    )
+    order = [label for _, _, label in NETWORK_BARS]
+    spec["height"] = {"step": 14}
+    spec["mark"] = {"type": "bar"}
+    spec["encoding"] = {
+        "y": {"field": "type", "type": "nominal", "title": "Instance type"},
+        "yOffset": {"field": "what", "sort": order},
+        "x": {"field": "gbps", "type": "quantitative", "title": "TCP throughput (Gbps)"},
+        "color": {
+            "field": "what",
+            "type": "nominal",
+            "sort": order,
+            "title": "Measured or advertised",
+        },
+    }
+    return spec
+
+
 def site_charts(data: ReportData) -> dict[str, Spec | None]:
     """The charts page, by chart name (None: not enough data for that chart)."""
     return {
@@ -404,4 +447,5 @@ def site_charts(data: ReportData) -> dict[str, Spec | None]:
         "scaling": per_vcpu_scaling(data.types),
         "price": price_performance(data.types),
         "history": history(data.weekly, changes=data.changes.changes if data.changes else ()),
+        "network": network_vs_advertised(data.summaries),
     }

@@ -4,7 +4,8 @@ Layout of the output folder (replaced as a whole: written to a staging folder be
 then swapped in, so a failed build never leaves half a site):
 
     index.html          overview table (sortable, filterable)
-    charts.html         bandwidth by type, per-vCPU scaling, price-performance, history
+    charts.html         bandwidth by type, per-vCPU scaling, price-performance, history,
+                        network measured against advertised
     types/{type}.html   one page per instance type
     methodology.html    how the numbers were made, from the dataset's own metadata
     raw/...             the accepted raw result documents behind the figures: each one
@@ -136,6 +137,13 @@ def _chart_list(data: ReportData) -> list[Chart]:
             "Triad GB/s per ISO week with 95 % confidence intervals (when n ≥ 2 that week); "
             "dashed lines mark change points with their size and 95 % interval.",
             "No dated Triad figures to chart.",
+        ),
+        "network": (
+            "Network: measured against advertised",
+            "TCP throughput between two instances of the type (iperf3, N flows; the "
+            "sustained rate after a burst run, for 'Up to' types) beside the baseline and "
+            "peak Gbps that DescribeInstanceTypes advertises for its network card.",
+            "No network figures to chart.",
         ),
     }
     out = []

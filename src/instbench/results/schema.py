@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATA_VERSION = "1.5.0"
+DATA_VERSION = "1.2.0"
 """Version of the result document format (semver; see docs/data-version.md)."""
 
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
@@ -241,7 +241,7 @@ class LatencyLevel(_Model):
 
     latency_ns: PositiveFinite = Field(
         description="Median latency of the sweep points on this plateau, ns; since "
-        "data_version 1.4.0 of the curve's lower envelope (a point measured slower than a "
+        "data_version 1.2.0 of the curve's lower envelope (a point measured slower than a "
         "larger working set, i.e. disturbed, counts at that set's latency)."
     )
     bandwidth_gbps: PositiveFinite = Field(
@@ -294,7 +294,7 @@ class LatencyDetection(_Model):
     notes: dict[str, str] = Field(
         description="Per level (l1, l2, l3, memory; 'unassigned' for a plateau that fits "
         "no level): why it is null, or what was merged. 'sweep' (since agent releases of "
-        "data_version 1.4.0): how the sweep was measured: passes, and which sizes were "
+        "data_version 1.2.0): how the sweep was measured: passes, and which sizes were "
         "measured again because they were disturbed or a reported level was not found."
     )
 
@@ -408,7 +408,7 @@ class LatencyResult(_Model):
 class LinpackPeak(_Model):
     """Theoretical double-precision peak: physical cores x clock x FLOPs per cycle.
 
-    Since data_version 1.4.0 FLOPs per cycle are those of the core identified from CPUID
+    Since data_version 1.2.0 FLOPs per cycle are those of the core identified from CPUID
     family/model (x86) or MIDR implementer/part (arm64) in instbench's table
     (instbench/benchmarks/peaks.py; `core` names the row, `core_source` its source), and
     the clock is the nominal one, as TOP500's Rpeak (`clock` says which was used); the
@@ -424,27 +424,27 @@ class LinpackPeak(_Model):
     cores: int = Field(ge=1, description="Physical cores counted (SMT siblings share units).")
     max_mhz: PositiveFinite | None = Field(
         description="Clock the peak assumes, MHz (which: `clock`; where from: "
-        "frequency_source). The name is historical: since 1.4.0 it is the nominal clock "
+        "frequency_source). The name is historical: since 1.2.0 it is the nominal clock "
         "whenever one is known."
     )
     frequency_source: str | None = Field(
         default=None,
-        description="Where max_mhz came from: since 1.4.0 'model name', 'cpufreq "
+        description="Where max_mhz came from: since 1.2.0 'model name', 'cpufreq "
         "base_frequency', the documented clock of the core (Graviton), 'cpuinfo (...)', "
-        "'cpufreq cpuinfo_max_freq (...)' or 'measured: ...'; before 1.4.0 'cpufreq', "
+        "'cpufreq cpuinfo_max_freq (...)' or 'measured: ...'; before 1.2.0 'cpufreq', "
         "'cpuinfo' or 'measured: dependent-add loop'. Null with no clock.",
     )
     clock: Literal["nominal", "maximum", "measured"] | None = Field(
         default=None,
         description="Which clock max_mhz is: 'nominal' (base, as Rpeak), 'maximum' "
         "(cpufreq's highest, when no nominal is known) or 'measured'; null with no clock "
-        "and in results before 1.4.0.",
+        "and in results before 1.2.0.",
     )
     measured_mhz: PositiveFinite | None = Field(
         default=None,
         description="Clock the core ran at during the run, measured as the rate of a "
         "dependent integer-add chain (one add per cycle), MHz; null when it could not be "
-        "measured and in results before 1.4.0.",
+        "measured and in results before 1.2.0.",
     )
     flops_per_cycle: int | None = Field(description="DP FLOPs per cycle per core assumed.")
     extension: str | None = Field(description="Widest vector extension the CPU offers.")
@@ -452,7 +452,7 @@ class LinpackPeak(_Model):
     core: str | None = Field(
         default=None,
         description="Key of the peak-table row used (e.g. 'amd-zen4'); null for a core "
-        "not in the table and in results before 1.4.0.",
+        "not in the table and in results before 1.2.0.",
     )
     core_name: str | None = Field(default=None, description="Microarchitecture of that row.")
     core_source: str | None = Field(
@@ -514,7 +514,7 @@ class LinpackResult(_Model):
     efficiency_note: str | None = Field(
         default=None,
         description="Why efficiency is null (e.g. the core is not in the peak table); null "
-        "when it is set and in results before 1.4.0.",
+        "when it is set and in results before 1.2.0.",
     )
 
 
@@ -849,6 +849,108 @@ class StorageResult(_Model):
     refused: list[StorageRefusal] = Field(description="Devices the agent would not write.")
 
 
+class NetworkThroughput(_Model):
+    """One iperf3 TCP test between the pair."""
+
+    name: Literal["tcp_1flow", "tcp_1flow_reverse", "tcp_nflows", "tcp_nflows_reverse"] = Field(
+        description="Which test: one flow or N flows, client-to-server or reverse (-R)."
+    )
+    flows: int = Field(ge=1, description="Parallel TCP flows (iperf3 -P).")
+    direction: Literal["client-to-server", "server-to-client"] = Field(
+        description="Who sent: the client, or the server (iperf3 -R)."
+    )
+    duration_s: int = Field(ge=1, description="Seconds of the test (iperf3 -t).")
+    gbps: NonNegFinite = Field(description="What the receiver got, Gbit/s (10^9 bits/s).")
+    sender_gbps: NonNegFinite = Field(description="What the sender sent, Gbit/s.")
+    retransmits: int | None = Field(
+        default=None, ge=0, description="TCP retransmissions the sender saw (Linux only)."
+    )
+
+
+class NetworkBurst(_Model):
+    """A long N-flow run sampled per interval: how an 'Up to' type spends its credits."""
+
+    duration_s: int = Field(ge=1, description="Seconds of the run.")
+    interval_s: PositiveFinite = Field(description="Sampling interval, seconds.")
+    flows: int = Field(ge=1, description="Parallel TCP flows.")
+    samples_gbps: list[NonNegFinite] = Field(description="Received rate per interval, Gbit/s.")
+    burst_gbps: NonNegFinite = Field(description="Median rate of the first tenth (>= 2 samples).")
+    sustained_gbps: NonNegFinite = Field(
+        description="Median rate of the last quarter (>= 2 samples)."
+    )
+    fell: bool = Field(description="True when the sustained rate is below 80 % of the burst.")
+    seconds_until_fall: NonNegFinite | None = Field(
+        default=None,
+        description="Start of the first interval from which the rate stayed below the "
+        "midpoint of burst and sustained; null when it did not fall.",
+    )
+
+
+class NetworkLatency(_Model):
+    """TCP request/response round trips of 1 byte on one connection (netlat kernel)."""
+
+    message_bytes: Literal[1] = Field(description="Bytes per request and per response.")
+    round_trips: int = Field(ge=1, description="Timed round trips (after a warm-up).")
+    median_us: NonNegFinite = Field(description="Median round trip, microseconds.")
+    p99_us: NonNegFinite = Field(description="99th percentile (nearest rank), microseconds.")
+    p999_us: NonNegFinite = Field(description="99.9th percentile (nearest rank), microseconds.")
+    min_us: NonNegFinite = Field(description="Fastest round trip, microseconds.")
+    max_us: NonNegFinite = Field(description="Slowest round trip, microseconds.")
+    mean_us: NonNegFinite = Field(description="Mean round trip, microseconds.")
+
+
+class NetworkAdvertised(_Model):
+    """What DescribeInstanceTypes advertises for the type, and measured/advertised."""
+
+    network_performance: str | None = Field(
+        default=None, description="NetworkInfo.NetworkPerformance, e.g. 'Up to 12.5 Gigabit'."
+    )
+    network_card_index: int = Field(ge=0, description="The network card the figures are of.")
+    baseline_gbps: NonNegFinite | None = Field(
+        default=None, description="That card's BaselineBandwidthInGbps."
+    )
+    peak_gbps: NonNegFinite | None = Field(
+        default=None, description="That card's PeakBandwidthInGbps."
+    )
+    up_to: bool = Field(description="True when NetworkPerformance starts with 'Up to'.")
+    ratio_nflows_to_peak: NonNegFinite | None = Field(
+        default=None, description="Best N-flow rate / peak_gbps."
+    )
+    ratio_sustained_to_baseline: NonNegFinite | None = Field(
+        default=None,
+        description="Sustained rate of the burst run (else the best N-flow rate) / baseline_gbps.",
+    )
+
+
+class NetworkResult(_Model):
+    """The `network` benchmark: this machine's side of a pair (or both sides over loopback)."""
+
+    version: str = Field(description="Version of the network benchmark.")
+    source_sha256: str = Field(description="sha256 of the latency kernel's C source.")
+    role: Literal["both", "server", "client"] = Field(
+        description="both: server and client on this machine over 127.0.0.1 (says nothing "
+        "about a network); server: served a client and measured nothing; client: measured."
+    )
+    peer: str | None = Field(default=None, description="The server's IPv4 (client, both).")
+    loopback: bool = Field(description="True when the traffic never left this machine.")
+    port: int = Field(ge=1, le=65535, description="iperf3's port (the latency kernel: +1).")
+    iperf3_version: str = Field(description="First line of `iperf3 --version`.")
+    flows: int | None = Field(default=None, ge=1, description="N of the N-flow tests.")
+    throughput: list[NetworkThroughput] = Field(
+        default_factory=list, description="The four iperf3 tests (empty on a server)."
+    )
+    burst: NetworkBurst | None = Field(
+        default=None, description="Burst-and-baseline run, when one was asked for."
+    )
+    latency: NetworkLatency | None = Field(default=None, description="Round-trip latency.")
+    advertised: NetworkAdvertised | None = Field(
+        default=None, description="Advertised figures, when the controller gave them."
+    )
+    served_s: NonNegFinite | None = Field(
+        default=None, description="Server side: seconds it served until the client finished."
+    )
+
+
 class PerformanceData(_Model):
     """Measurements, one section per benchmark that ran."""
 
@@ -865,11 +967,14 @@ class PerformanceData(_Model):
     idle: IdleResult | None = Field(
         default=None, description="Test benchmark (fixed wait); never published."
     )
+    network: NetworkResult | None = Field(
+        default=None, description="TCP throughput and latency between a pair of instances."
+    )
     suite: SuiteResult | None = Field(
         default=None, description="A user-defined suite's measurements (run --suite)."
     )
     storage: StorageResult | None = Field(
-        default=None, description="fio on the data volume and instance store (data 1.5.0)."
+        default=None, description="fio on the data volume and instance store (data 1.2.0)."
     )
 
 
@@ -998,7 +1103,7 @@ class ExecutionContext(_Model):
         "benchmark, by benchmark, as validated against the registry's declared ranges: "
         "`instbench run --param BENCH.NAME=VALUE` and STREAM's aliases --array-size, "
         '--ntimes, --threads (e.g. {"linpack": {"n": 3000}}); null when none was set. '
-        "The values used are in each benchmark's own section. Since 1.3.0.",
+        "The values used are in each benchmark's own section. Since 1.2.0.",
     )
 
 

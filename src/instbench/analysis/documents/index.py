@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from instbench.analysis import changes, compass_schema
+from instbench.analysis.documents import network
 from instbench.analysis.documents.compass import CPU_FILE, MEMORY_FILE, PRICE_FILE, CompassDocuments
 from instbench.analysis.documents.exports import Exported
 from instbench.analysis.documents.jsonform import num
@@ -97,6 +98,7 @@ def datacard(index: dict[str, Any]) -> str:
         "never labelled CoreMark. Units and meanings: docs/computecompass.md.",
         "",
         *_storage_card(index),
+        *network.DATACARD_LINES,
         "## Counts",
         "",
         f"- files under raw/: {index['ingest']['files']}",
