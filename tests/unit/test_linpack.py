@@ -172,7 +172,7 @@ def test_real_quick_run_through_registry(tmp_path: Path) -> None:
     peak = result.peak
     # This machine's core is in the table or it is not: a peak and an efficiency, or
     # neither and the reason. The measured clock is recorded either way.
-    assert peak.measured_mhz is not None and 500.0 <= peak.measured_mhz <= 6000.0
+    assert peak.measured_mhz is not None and 0.0 < peak.measured_mhz <= 10000.0
     if peak.core is not None:
         assert peak.gflops and result.efficiency and result.efficiency_note is None
         assert peak.clock == "nominal" and peak.core_source
@@ -202,7 +202,7 @@ def test_peak_measures_the_clock_when_the_os_reports_none(
     ctx = registry.RunContext(params=params, quick=True, cache_dir=tmp_path, log=logs.append)
     section, _ = info.run(ctx)
     peak = LinpackResult.model_validate(section).peak
-    assert peak.max_mhz is not None and 500.0 <= peak.max_mhz <= 6000.0
+    assert peak.max_mhz is not None and 0.0 < peak.max_mhz <= 10000.0
     assert peak.measured_mhz == peak.max_mhz
     if peak.core is not None:
         assert peak.clock == "measured" and peak.frequency_source.startswith("measured")
