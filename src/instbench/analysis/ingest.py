@@ -42,6 +42,7 @@ from typing import Any
 import duckdb
 
 from instbench.analysis.legacy import is_legacy, legacy_rows
+from instbench.analysis.limits import apply_memory_limit
 from instbench.analysis.plausibility import check_document
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
 from instbench.errors import InvalidResult, StorageError, UserError
@@ -410,6 +411,7 @@ def ingest(
     workers: int | None = None,
     progress: Progress | None = None,
     rescan: bool = False,
+    memory_limit: str | None = None,
 ) -> Dataset:
     """Bring the ingest cache of the mirror at `root` up to date and open it.
 
@@ -428,6 +430,7 @@ def ingest(
             "run --output-dir) as --input"
         )
     con = _open_cache(root)
+    apply_memory_limit(con, memory_limit)
     known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
     scan = scan_raw(root, known)
     cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
@@ -446,6 +449,7 @@ def ingest(
         if todo:
             _validate_new(root, todo, tmp, workers or default_workers(), progress)
         con = _connect(root / CACHE_DIR / CACHE_FILE)
+        apply_memory_limit(con, memory_limit)
         con.execute("BEGIN")
         con.execute("CREATE OR REPLACE TEMP TABLE gone (key VARCHAR)")
         if gone:

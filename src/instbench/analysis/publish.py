@@ -7,10 +7,16 @@ Layout written under the output directory (replaced as a whole, never half-writt
     latest/price-performance.json   ComputeCompass contract
     latest/index.json               files + sha256, versions, row counts, held-back types,
                                     ingest counts, regressions, price provenance
-    latest/tidy.parquet, tidy.csv   every published figure, one row per sample
-    latest/aggregates.csv, .parquet every group's statistics
+    latest/tidy/benchmark=B/month=YYYY-MM/part-0.parquet
+                                    every published figure, one row per sample, Hive
+                                    partitions (documents/exports.py, docs/querying.md)
+    latest/aggregates/benchmark=B/month=YYYY-MM/part-0.parquet
+                                    every group's statistics of each month
+    latest/tidy.csv                 the tidy table as one CSV, only with `csv=True`
+    latest/aggregates.csv, .parquet every group's statistics, all-time
     latest/quarantine.csv           every rejected file with its reason
-    latest/schemas/                 JSON Schemas: result document, tidy table, the three files
+    latest/schemas/                 JSON Schemas: result document, tidy table, the three files;
+                                    Parquet schemas of the partition files
     latest/datacard.md              what each column means and how it was measured
     {YYYY}-W{WW}/summary.json|csv   weekly statistics (+ regressions against the week before)
     {YYYY}-{MM}/summary.json|csv    monthly statistics
@@ -34,13 +40,14 @@ same mirror twice gives identical bytes.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from instbench.analysis import compass_schema
 from instbench.analysis.documents.compass import compass_documents
-from instbench.analysis.documents.exports import export_tidy
+from instbench.analysis.documents.exports import export_aggregates, export_tidy, schema_files
 from instbench.analysis.documents.index import index_document, tidy_schema
 from instbench.analysis.documents.jsonform import (
     SUMMARY_COLUMNS,
@@ -65,7 +72,11 @@ class Publication:
     output: Path
     index: dict[str, Any]
     reused_exports: bool = False
-    """The tidy exports were the previous publication's (same inputs), not written again."""
+    """Every tidy export file was the previous publication's (same inputs), none written."""
+    partitions_written: int = 0
+    """Tidy partitions rendered now (the others were linked from the previous publication)."""
+    partitions: int = 0
+    """Tidy partitions published."""
 
 
 def publish(
@@ -74,8 +85,10 @@ def publish(
     *,
     include_sandbox: bool = False,
     prices: PriceSet | None = None,
+    csv: bool = False,
 ) -> Publication:
-    """Write the whole publication into `output` (see the module docstring)."""
+    """Write the whole publication into `output` (see the module docstring); `csv` adds
+    latest/tidy.csv (the whole tidy table as one file: for small datasets)."""
     check_output(output)
     previous = read_previous(output, include_sandbox)
     # The tidy exports (DuckDB, which releases the GIL) are rendered by a thread on a
@@ -93,6 +106,7 @@ def publish(
                 previous,
                 output,
                 staging.root,
+                csv,
             )
             try:
                 summarized = summarize_publication(dataset, include_sandbox, previous)
@@ -117,6 +131,7 @@ def publish(
                     ),
                     "schemas/result-v1.schema.json": SCHEMA_PATH.read_bytes(),
                     "schemas/tidy-v1.schema.json": dumps(tidy_schema()),
+                    **schema_files(),
                 }
                 staging.write({f"latest/{rel}": data for rel, data in latest.items()})
                 staging.parquet_of_csv(
@@ -124,7 +139,10 @@ def publish(
                 )
                 staging.keep(windows.kept)
                 staging.write(windows.files)
-                exported = tidy.result()
+                monthly = export_aggregates(
+                    dataset.con, staging.root, windows.names.get("monthly", [])
+                )
+                exported = dataclasses.replace(tidy.result(), aggregates=monthly)
             finally:
                 if not tidy.done():
                     exporter.interrupt()  # failed before the exports were needed: stop them
@@ -146,4 +164,10 @@ def publish(
         ) from exc
     finally:
         exporter.close()
-    return Publication(output=output, index=index, reused_exports=exported.reused)
+    return Publication(
+        output=output,
+        index=index,
+        reused_exports=exported.reused,
+        partitions_written=sum(1 for p in exported.written if p in exported.partitions),
+        partitions=len(exported.partitions),
+    )
