@@ -287,11 +287,25 @@ def _month_range(month: str) -> str:
     return f"timestamp >= {start} AND timestamp < {start} + INTERVAL 1 MONTH"
 
 
+def _nullable(columns: Sequence[tuple[str, str]]) -> str:
+    """The select list of a partition file, every column declared optional (nullable).
+
+    DuckDB writes a column as `required` when its statistics say the rows in hand have no
+    NULL, so a file's schema would depend on its rows (a month where every result recorded
+    its trials, and one where some did not). The CASE makes the statistics say "may be
+    NULL" without changing a value: every file then has the one schema of
+    `parquet_schema` (a test checks each file's repetition types).
+    """
+    return ", ".join(
+        f'CASE WHEN "{n}" IS NULL THEN NULL ELSE "{n}" END AS "{n}"' for n, _ in columns
+    )
+
+
 def _copy_partition(
     con: duckdb.DuckDBPyConnection, where: str, benchmark: str, month: str, path: Path
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    cols = ", ".join(n for n, _ in TIDY_FILE_COLUMNS)
+    cols = _nullable(TIDY_FILE_COLUMNS)
     con.execute(
         f"COPY (SELECT {cols} FROM accepted_rows WHERE {where} "
         f"AND benchmark = {_literal(benchmark)} AND {_month_range(month)} "
@@ -341,7 +355,7 @@ def export_aggregates(
             'SELECT benchmark, "window", count(*) FROM monthly_aggregates '
             'GROUP BY benchmark, "window" ORDER BY benchmark, "window"'
         ).fetchall()
-        cols = ", ".join(f'"{n}"' for n, _ in AGGREGATES_FILE_COLUMNS)
+        cols = _nullable(AGGREGATES_FILE_COLUMNS)
         out: dict[str, int] = {}
         for benchmark, month, rows in parts:
             rel = partition_path(AGGREGATES_DIR, str(benchmark), str(month))
