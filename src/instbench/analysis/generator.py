@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from instbench import __version__
 
-PUBLICATION_VERSION = "1.0.0"
-"""Version of the publication layout (index.json, exports); independent of data_version."""
+PUBLICATION_VERSION = "2.0.0"
+"""Version of the publication layout (index.json, exports); independent of data_version.
+2.0.0: the tidy table as Hive partitions (latest/tidy/) instead of tidy.parquet, tidy.csv
+optional, monthly aggregates partitions (latest/aggregates/)."""
 
 GENERATOR = f"instbench {__version__}"
