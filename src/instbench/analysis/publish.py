@@ -140,7 +140,11 @@ def publish(
                 staging.keep(windows.kept)
                 staging.write(windows.files)
                 monthly = export_aggregates(
-                    dataset.con, staging.root, windows.names.get("monthly", [])
+                    dataset.con,
+                    staging.root,
+                    windows.names.get("monthly", []),
+                    windows.kept,
+                    previous,
                 )
                 exported = dataclasses.replace(tidy.result(), aggregates=monthly)
             finally:

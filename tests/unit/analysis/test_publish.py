@@ -248,6 +248,8 @@ def test_a_sync_rewrites_only_the_partitions_whose_documents_changed(tmp_path: P
         publish(ds, out)
     before = {p: (f.stat().st_ino, f.read_bytes()) for p, f in _partition_files(out).items()}
     march = "tidy/benchmark=stream/month=2025-03/part-0.parquet"
+    monthly = out / "latest" / "aggregates/benchmark=stream/month=2025-03/part-0.parquet"
+    monthly_before = (monthly.stat().st_ino, monthly.read_bytes())
     assert list(before) == [march]
     april = T0 + timedelta(days=40)
     store_documents(
@@ -260,6 +262,8 @@ def test_a_sync_rewrites_only_the_partitions_whose_documents_changed(tmp_path: P
     assert (synced.partitions_written, synced.partitions) == (1, 2)
     # March's file is the previous one, linked (same inode), not written again.
     assert (after[march].stat().st_ino, after[march].read_bytes()) == before[march]
+    # So is March's aggregates partition (its window folder is kept).
+    assert (monthly.stat().st_ino, monthly.read_bytes()) == monthly_before
     index = json.loads((out / "latest" / "index.json").read_text())
     entries = {f["path"]: f for f in index["files"]}
     assert entries[march.replace("2025-03", "2025-04")]["rows"] == 2 * 4
@@ -278,9 +282,11 @@ def test_tampered_exports_are_written_again_not_reused(tmp_path: Path) -> None:
         publish(ds, out)
     before = _tree(out)
     (part,) = _partition_files(out).values()
-    data = bytearray(part.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    part.write_bytes(bytes(data))
+    monthly = out / "latest" / "aggregates/benchmark=stream/month=2025-03/part-0.parquet"
+    for path in (part, monthly):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
     with ingest(mirror) as ds:
         again = publish(ds, out)
     assert not again.reused_exports

@@ -26,7 +26,7 @@ monthly window summaries, read back from the staged {YYYY}-{MM}/summary.csv file
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,18 +329,46 @@ def _copy_csv(con: duckdb.DuckDBPyConnection, where: str, path: Path) -> None:
 
 
 def export_aggregates(
-    con: duckdb.DuckDBPyConnection, root: Path, months: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    months: Sequence[str],
+    kept: Collection[str] = (),
+    previous: Previous | None = None,
 ) -> dict[str, int]:
-    """Stage the aggregates partitions from the staged monthly summaries
-    ({root}/{YYYY}-{MM}/summary.csv): path under latest/ -> rows.
+    """Stage the aggregates partitions: path under latest/ -> rows.
 
-    One row per group and month, the columns of aggregates.csv but the partition columns.
-    They are a few hundred rows a month, written again every time (the same summaries
-    give the same bytes, so an unchanged month keeps its hash).
+    One row per group and month, the columns of aggregates.csv but the partition columns,
+    from the staged monthly summaries ({root}/{YYYY}-{MM}/summary.csv). A month in `kept`
+    (its window folder is the previous publication's, so its summaries are too) links the
+    previous publication's partitions of that month after checking their hashes; the
+    other months (and a kept one whose files fail the check) are written.
     """
-    files = [root / m / "summary.csv" for m in months if (root / m / "summary.csv").exists()]
+    old = _previous_files(previous)
+    out: dict[str, int] = {}
+    todo = []
+    for month in months:
+        recorded = {
+            p: f
+            for p, f in old.items()
+            if p.startswith(f"{AGGREGATES_DIR}/") and p.split("/")[2] == f"month={month}"
+        }
+        if (
+            month in kept
+            and recorded
+            and all(isinstance(f.get("rows"), int) for f in recorded.values())
+            and previous is not None
+            and reuse.stage_verified(
+                previous.output / "latest",
+                root / "latest",
+                {p: f.get("sha256") for p, f in recorded.items()},
+            )
+        ):
+            out.update({p: int(f["rows"]) for p, f in recorded.items()})
+        else:
+            todo.append(month)
+    files = [root / m / "summary.csv" for m in todo if (root / m / "summary.csv").exists()]
     if not files:
-        return {}
+        return dict(sorted(out.items()))
     spec = ", ".join(f"'{n}': '{t}'" for n, t in SUMMARY_SQL_COLUMNS)
     listed = ", ".join(f"'{f.as_posix()}'" for f in files)
     cur = con.cursor()
@@ -356,7 +384,6 @@ def export_aggregates(
             'GROUP BY benchmark, "window" ORDER BY benchmark, "window"'
         ).fetchall()
         cols = _nullable(AGGREGATES_FILE_COLUMNS)
-        out: dict[str, int] = {}
         for benchmark, month, rows in parts:
             rel = partition_path(AGGREGATES_DIR, str(benchmark), str(month))
             path = root / "latest" / rel
@@ -369,6 +396,6 @@ def export_aggregates(
             )
             out[rel] = int(rows)
         cur.execute("DROP TABLE monthly_aggregates")
-        return out
+        return dict(sorted(out.items()))
     finally:
         cur.close()
