@@ -204,8 +204,8 @@ def export_tidy(
     latest = staging / "latest"
     old = _previous_files(previous)
     same_inputs = previous is not None and previous.index.get("inputs") == inputs
-    if same_inputs:
-        unchanged = _reuse_all(old, output / "latest", latest, csv, inputs)
+    if same_inputs and previous is not None:
+        unchanged = _reuse_all(previous.index, old, output / "latest", latest, csv, inputs)
         if unchanged is not None:
             return unchanged
     where = publishable_filter(include_sandbox)
@@ -246,6 +246,7 @@ def export_tidy(
 
 
 def _reuse_all(
+    index: Mapping[str, Any],
     old: Mapping[str, dict[str, Any]],
     source: Path,
     latest: Path,
@@ -253,7 +254,8 @@ def _reuse_all(
     inputs: dict[str, Any],
 ) -> Exported | None:
     """Every tidy partition (and tidy.csv) as the previous index recorded it, linked and
-    checked; None when one is missing, incomplete or edited since (nothing stays staged)."""
+    checked; None when one is missing, incomplete or edited since (nothing stays staged),
+    or when the files listed are not as many as the partitions the index counts."""
     entries = {p: f for p, f in old.items() if p.startswith(f"{TIDY_DIR}/")}
     if csv:
         if TIDY_CSV not in old:
@@ -269,7 +271,12 @@ def _reuse_all(
         for p, f in entries.items()
         if p != TIDY_CSV
     }
-    if not all(isinstance(p["inputs"], str) for p in partitions.values()):
+    partitioning = index.get("partitioning")
+    tidy = partitioning.get(TIDY_DIR) if isinstance(partitioning, dict) else None
+    count = tidy.get("partitions") if isinstance(tidy, dict) else None
+    if count != len(partitions) or not all(
+        isinstance(p["inputs"], str) for p in partitions.values()
+    ):
         return None
     recorded = {p: str(f["sha256"]) for p, f in entries.items()}
     if not reuse.stage_verified(source, latest, recorded):
