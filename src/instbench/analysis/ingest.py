@@ -417,7 +417,8 @@ def ingest(
 
     `rescan` walks every directory and compares every file's size and mtime with the
     cache, instead of trusting directories whose mtime is unchanged: for a mirror whose
-    files were edited in place (which instbench never does).
+    files were edited in place (which instbench never does). `memory_limit` ("1GB") is
+    DuckDB's memory_limit on the connections, the returned one too (analysis/limits.py).
 
     Raises UserError when `root` has no raw/ directory, StorageError when the cache or
     quarantine cannot be written.
