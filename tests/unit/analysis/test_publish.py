@@ -410,3 +410,33 @@ def test_a_group_reports_its_most_common_machine_ties_to_the_smallest(tmp_path: 
     assert rows["m7i.large"].memory_gib == 8.0  # two of three samples
     assert rows["c7g.large"].memory_gib == 4.0  # one each: the smaller
     assert rows["c7g.large"].per_gib == pytest.approx(rows["c7g.large"].mean / 4.0)
+
+
+def test_a_previous_index_naming_paths_outside_its_partitions_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    """A file entry of the previous index.json that climbs out of latest/tidy/ (with the
+    hash of a file out there) is not linked into the output: only partition paths count."""
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    fresh = _tree(out)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not part of any publication")
+    path = out / "latest" / "index.json"
+    index = json.loads(path.read_text())
+    index["files"].append(
+        {
+            "path": "tidy/../../../secret",
+            "rows": 1,
+            "sha256": hashlib.sha256(secret.read_bytes()).hexdigest(),
+            "inputs": "0" * 64,
+        }
+    )
+    index["partitioning"]["tidy"]["partitions"] += 1
+    path.write_text(json.dumps(index))
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    assert not (out / "secret").exists()
+    assert _tree(out) == fresh

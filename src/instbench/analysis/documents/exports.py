@@ -25,6 +25,7 @@ monthly window summaries, read back from the staged {YYYY}-{MM}/summary.csv file
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +113,26 @@ def schema_files() -> dict[str, bytes]:
 
 def partition_path(table: str, benchmark: str, month: str) -> str:
     """Path of a partition file under latest/ (`table`: TIDY_DIR or AGGREGATES_DIR)."""
-    return f"{table}/benchmark={benchmark}/month={month}/{PART_FILE}"
+    path = f"{table}/benchmark={benchmark}/month={month}/{PART_FILE}"
+    if not is_partition_path(table, path):
+        raise ValueError(f"not a partition value: benchmark {benchmark!r}, month {month!r}")
+    return path
+
+
+_PARTITION_PATH = re.compile(
+    r"benchmark=[a-z0-9][a-z0-9_-]*/month=(\d{4}-\d{2}|"
+    + UNKNOWN_MONTH
+    + ")/"
+    + re.escape(PART_FILE)
+)
+
+
+def is_partition_path(table: str, path: str) -> bool:
+    """True for a partition file's path under latest/ and nothing else: a previous
+    index.json is read from disk, and a path of it that climbs out of the table's folder
+    ("tidy/../../x") must never be linked, even with a matching hash."""
+    head, _, rest = path.partition("/")
+    return head == table and _PARTITION_PATH.fullmatch(rest) is not None
 
 
 @dataclass(frozen=True)
@@ -256,7 +276,9 @@ def _reuse_all(
     """Every tidy partition (and tidy.csv) as the previous index recorded it, linked and
     checked; None when one is missing, incomplete or edited since (nothing stays staged),
     or when the files listed are not as many as the partitions the index counts."""
-    entries = {p: f for p, f in old.items() if p.startswith(f"{TIDY_DIR}/")}
+    if any(p.startswith(f"{TIDY_DIR}/") and not is_partition_path(TIDY_DIR, p) for p in old):
+        return None
+    entries = {p: f for p, f in old.items() if is_partition_path(TIDY_DIR, p)}
     if csv:
         if TIDY_CSV not in old:
             return None
@@ -357,7 +379,7 @@ def export_aggregates(
         recorded = {
             p: f
             for p, f in old.items()
-            if p.startswith(f"{AGGREGATES_DIR}/") and p.split("/")[2] == f"month={month}"
+            if is_partition_path(AGGREGATES_DIR, p) and p.split("/")[2] == f"month={month}"
         }
         if (
             month in kept
