@@ -10,20 +10,24 @@ in its own child process of this one:
              twice, and the faster run (page cache warm) is the one compared with;
   cold       instbench with an empty ingest cache and an empty output: every file
              validated (schema, plausibility, sha256), tidy rows loaded into DuckDB, the
-             whole publication written;
+             whole publication written (every tidy partition);
   warm       instbench again on the same mirror and output, nothing new: the walk reads
-             no directory, and the exports and window folders of the previous
+             no directory, and the tidy partitions and window folders of the previous
              publication are reused after their hashes are checked;
   after sync N/100 new documents (later measurements, as a sync brings) are added, then
-             instbench again: the new files validated, the exports written again, the
+             instbench again: the new files validated, the tidy partitions of the months
+             they fall in written again (the others linked after a hash check), the
              windows from the first changed one computed and rendered.
 
-Prints seconds, the ratios of the baseline to each, and each child's peak RSS (its own
-and its worker processes', from resource.getrusage).
+Every instbench run passes --memory-limit (default 1GB) to DuckDB, as `instbench publish
+--memory-limit` does. Prints a table: seconds, the ratio of the baseline to each, the tidy
+partitions written, and each child's peak RSS: its own (resource.getrusage) and that of
+it and its validation workers together (sampled from /proc every 50 ms).
 
     .venv/bin/python bench/aggregate.py               # 100,000 documents
     .venv/bin/python bench/aggregate.py -n 5000       # while developing
     .venv/bin/python bench/aggregate.py --keep DIR    # reuse a generated mirror
+    .venv/bin/python bench/aggregate.py -n 1000000 --keep /somewhere/outside/the/repo
 """
 
 from __future__ import annotations
@@ -93,6 +97,57 @@ def _peak_mib() -> dict[str, float]:
     return {"peak_mib": round(own, 1), "peak_workers_mib": round(kids, 1)}
 
 
+class TreeSampler:
+    """Peak resident memory of this process and all its descendants together, sampled
+    from /proc every 50 ms: ingest validates in forkserver workers, which are not this
+    process's children, so getrusage(RUSAGE_CHILDREN) does not see them."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while True:
+            self.peak = max(self.peak, self._tree_rss(page))
+            if self._stop.wait(0.05):
+                return
+
+    @staticmethod
+    def _tree_rss(page: int) -> int:
+        parents: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry.name}/statm", encoding="ascii") as fh:
+                    rss[int(entry.name)] = int(fh.read().split()[1]) * page
+            except (OSError, IndexError, ValueError):
+                continue
+            parents[int(entry.name)] = int(fields[1])
+        tree = {os.getpid()}
+        grew = True
+        while grew:
+            new = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+            grew = bool(new)
+            tree |= new
+        return sum(rss.get(pid, 0) for pid in tree)
+
+
 def child_baseline(root: Path) -> dict[str, object]:
     """json.load every file; statistics per type x kernel x mode (what a script would do)."""
     import statistics
@@ -118,17 +173,18 @@ def child_baseline(root: Path) -> dict[str, object]:
     return {"seconds": time.perf_counter() - t0, "groups": len(out), **_peak_mib()}
 
 
-def child_pipeline(root: Path, output: Path) -> dict[str, object]:
+def child_pipeline(root: Path, output: Path, memory_limit: str | None) -> dict[str, object]:
     from instbench.analysis.ingest import ingest
     from instbench.analysis.publish import publish
 
-    t0 = time.perf_counter()
-    with ingest(root) as dataset:
-        t1 = time.perf_counter()
-        publication = publish(dataset, output, include_sandbox=False)
-        validated = dataset.report.validated_now
-    t2 = time.perf_counter()
-    rows = next(f["rows"] for f in publication.index["files"] if f["path"] == "tidy.csv")
+    with TreeSampler() as sampler:
+        t0 = time.perf_counter()
+        with ingest(root, memory_limit=memory_limit) as dataset:
+            t1 = time.perf_counter()
+            publication = publish(dataset, output, include_sandbox=False)
+            validated = dataset.report.validated_now
+        t2 = time.perf_counter()
+    rows = publication.index["partitioning"]["tidy"]["rows"]
     return {
         "seconds": t2 - t0,
         "ingest_s": t1 - t0,
@@ -136,6 +192,9 @@ def child_pipeline(root: Path, output: Path) -> dict[str, object]:
         "validated": validated,
         "tidy_rows": rows,
         "reused_exports": publication.reused_exports,
+        "partitions_written": publication.partitions_written,
+        "partitions": publication.partitions,
+        "peak_tree_mib": round(sampler.peak / 2**20, 1),
         **_peak_mib(),
     }
 
@@ -153,6 +212,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100_000, help="documents to generate")
     parser.add_argument("--keep", type=Path, help="mirror directory to create or reuse")
+    parser.add_argument(
+        "--memory-limit", default="1GB", help="DuckDB memory_limit of every instbench run"
+    )
     parser.add_argument("--child", choices=["baseline", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -161,7 +223,7 @@ def main() -> None:
         print(json.dumps(child_baseline(args.root)))
         return
     if args.child == "pipeline":
-        print(json.dumps(child_pipeline(args.root, args.output)))
+        print(json.dumps(child_pipeline(args.root, args.output, args.memory_limit)))
         return
 
     with tempfile.TemporaryDirectory(prefix="instbench-bench-") as tmp:
@@ -179,12 +241,22 @@ def main() -> None:
         out = Path(tmp) / "processed"
         baselines = [_run_child("--child", "baseline", "--root", str(root)) for _ in range(2)]
         baseline = min(baselines, key=lambda b: float(str(b["seconds"])))
-        cold = _run_child("--child", "pipeline", "--root", str(root), "--output", str(out))
-        warm = _run_child("--child", "pipeline", "--root", str(root), "--output", str(out))
+        pipeline = (
+            "--child",
+            "pipeline",
+            "--root",
+            str(root),
+            "--output",
+            str(out),
+            "--memory-limit",
+            args.memory_limit,
+        )
+        cold = _run_child(*pipeline)
+        warm = _run_child(*pipeline)
         added = max(1, documents // 100)
         generate(root, added, start=documents, run="bench-sync")
         try:
-            synced = _run_child("--child", "pipeline", "--root", str(root), "--output", str(out))
+            synced = _run_child(*pipeline)
         finally:  # a kept mirror is left as it was given
             for path in (root / "raw").rglob("bench-sync-*.json"):
                 path.unlink()
@@ -199,14 +271,21 @@ def main() -> None:
         runs = [("cold", cold), ("warm, nothing new", warm)]
         runs.append((f"after a sync of {added} new", synced))
         b = float(str(baseline["seconds"]))
+        print(f"instbench runs with --memory-limit {args.memory_limit}:")
+        head = (
+            f"{'run':<26} {'seconds':>8} {'ingest':>7} {'publish':>8} {'baseline/this':>13} "
+            f"{'validated':>9} {'tidy rows':>10} {'partitions written':>18} "
+            f"{'peak MiB':>9} {'all processes MiB':>17}"
+        )
+        print(head)
+        print("-" * len(head))
         for name, res in runs:
+            parts = f"{res['partitions_written']} of {res['partitions']}"
             print(
-                f"instbench {name}: {res['seconds']:.2f} s (ingest {res['ingest_s']:.2f} s, "
-                f"publish {res['publish_s']:.2f} s; validated {res['validated']} files, "
-                f"{res['tidy_rows']} tidy rows, exports "
-                f"{'reused' if res['reused_exports'] else 'written'}), peak "
-                f"{res['peak_mib']} MiB + workers {res['peak_workers_mib']} MiB; "
-                f"ratio baseline / this: {b / float(str(res['seconds'])):.2f}x"
+                f"{name:<26} {res['seconds']:>8.2f} {res['ingest_s']:>7.2f} "
+                f"{res['publish_s']:>8.2f} {b / float(str(res['seconds'])):>12.2f}x "
+                f"{res['validated']:>9} {res['tidy_rows']:>10} {parts:>18} "
+                f"{res['peak_mib']:>9} {res['peak_tree_mib']:>17}"
             )
 
 

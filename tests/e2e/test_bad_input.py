@@ -218,6 +218,8 @@ def _cases(w: World) -> list[Case]:
         Case("sync-no-credentials", ("sync", *b), env="nocreds"),
         Case("aggregate-input-missing", ("aggregate", "--input", "/nonexistent")),
         Case("publish-input-missing", ("publish", "--input", "/nonexistent")),
+        Case("publish-memory-limit-word", (*publish, "--memory-limit", "lots")),
+        Case("aggregate-memory-limit-no-unit", ("aggregate", "--memory-limit", "512")),
         Case("publish-prices-missing", (*publish, "--prices", "/nonexistent/prices.json")),
         Case(
             "publish-price-region-typo",

@@ -32,6 +32,10 @@ def test_publish_writes_the_contract_files_and_holds_back_incomplete_types(tmp_p
     assert proc.returncode == 0, proc.stderr
     assert "memory-benchmarks.json 1 held back" in proc.stdout
     assert "kept from the previous publication" not in proc.stdout
+    assert "1 of 1 tidy partitions written" in proc.stdout
+    assert not (out / "latest" / "tidy.csv").exists()
+    partition = out / "latest/tidy/benchmark=stream/month=2025-03/part-0.parquet"
+    before = partition.read_bytes()
     again = _cli("publish", "--input", str(tmp_path / "mirror"), "--output", str(out))
     assert "tidy exports unchanged (same inputs), kept from the previous" in again.stdout
     index = json.loads((out / "latest" / "index.json").read_text())
@@ -54,6 +58,22 @@ def test_publish_writes_the_contract_files_and_holds_back_incomplete_types(tmp_p
         "c7g.large",
         "m7i.large",
     ]
+
+    # --csv adds the single CSV; --memory-limit bounds DuckDB and changes no byte.
+    bounded = _cli(
+        "publish",
+        "--input",
+        str(tmp_path / "mirror"),
+        "--output",
+        str(out),
+        "--csv",
+        "--memory-limit",
+        "200MB",
+    )
+    assert bounded.returncode == 0, bounded.stderr
+    rows = (out / "latest" / "tidy.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 * 2 * 4  # header + 3 results x 2 thread modes x 4 kernels
+    assert partition.read_bytes() == before
 
 
 def test_aggregate_prints_tables_and_json(tmp_path: Path) -> None:

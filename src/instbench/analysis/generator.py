@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from instbench import __version__
 
-PUBLICATION_VERSION = "1.1.0"
+PUBLICATION_VERSION = "2.0.0"
 """Version of the publication layout (index.json, exports); independent of data_version.
 1.1.0: change points replace the per-pair regression flags (index.json `regressions`,
 `improvements`, `cpuMixChanges`, `untested`, `changeDetection`); window summaries carry
-the median's interval and `notes`, no `regressions`. A previous publication of another
-format is never reused (its window folders are of the old form)."""
+the median's interval and `notes`, no `regressions`. 2.0.0: the tidy table as Hive
+partitions (latest/tidy/) instead of tidy.parquet, tidy.csv optional, monthly aggregates
+partitions (latest/aggregates/). A previous publication of another format is never
+reused (its files are of the old form)."""
 
 GENERATOR = f"instbench {__version__}"

@@ -44,6 +44,7 @@ from typing import Any
 import duckdb
 
 from instbench.analysis.legacy import imported_rows, is_go_collector, is_legacy_import
+from instbench.analysis.limits import apply_memory_limit
 from instbench.analysis.plausibility import check_document
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
 from instbench.errors import InvalidResult, StorageError, UserError
@@ -446,6 +447,7 @@ def ingest(
     workers: int | None = None,
     progress: Progress | None = None,
     rescan: bool = False,
+    memory_limit: str | None = None,
 ) -> Dataset:
     """Bring the ingest cache of the mirror at `root` up to date and open it.
 
@@ -454,7 +456,8 @@ def ingest(
     validated again, and when it was accepted before and its content sha256 differs now,
     it is rejected and quarantined as corrupted (raw results never change). `rescan`
     walks every directory and takes edited files as they are now: for a mirror whose
-    files were edited by hand on purpose.
+    files were edited by hand on purpose. `memory_limit` ("1GB") is DuckDB's
+    memory_limit on the connections, the returned one too (analysis/limits.py).
 
     Raises UserError when `root` has no raw/ directory, StorageError when the cache or
     quarantine cannot be written.
@@ -467,6 +470,7 @@ def ingest(
             "run --output-dir) as --input"
         )
     con = _open_cache(root)
+    apply_memory_limit(con, memory_limit)
     known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
     scan = scan_raw(root, known)
     cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
@@ -494,6 +498,7 @@ def ingest(
         if todo:
             _validate_new(root, todo, tmp, workers or default_workers(), progress)
         con = _connect(root / CACHE_DIR / CACHE_FILE)
+        apply_memory_limit(con, memory_limit)
         con.execute("BEGIN")
         con.execute("CREATE OR REPLACE TEMP TABLE gone (key VARCHAR)")
         if gone:

@@ -12,10 +12,16 @@ Layout written under the output directory (replaced as a whole, never half-writt
     latest/index.json               files + sha256, versions, row counts, held-back types,
                                     ingest counts, change points (regressions, CPU-mix
                                     changes, untested series), price provenance
-    latest/tidy.parquet, tidy.csv   every published figure, one row per sample
-    latest/aggregates.csv, .parquet every group's statistics
+    latest/tidy/benchmark=B/month=YYYY-MM/part-0.parquet
+                                    every published figure, one row per sample, Hive
+                                    partitions (documents/exports.py, docs/querying.md)
+    latest/aggregates/benchmark=B/month=YYYY-MM/part-0.parquet
+                                    every group's statistics of each month
+    latest/tidy.csv                 the tidy table as one CSV, only with `csv=True`
+    latest/aggregates.csv, .parquet every group's statistics, all-time
     latest/quarantine.csv           every rejected file with its reason
-    latest/schemas/                 JSON Schemas: result document, tidy table, the three files
+    latest/schemas/                 JSON Schemas: result document, tidy table, the three files;
+                                    Parquet schemas of the partition files
     latest/datacard.md              what each column means and how it was measured
     {YYYY}-W{WW}/summary.json|csv   weekly statistics
     {YYYY}-{MM}/summary.json|csv    monthly statistics
@@ -39,13 +45,14 @@ same mirror twice gives identical bytes.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from instbench.analysis import changes, compass_schema
 from instbench.analysis.documents.compass import compass_documents
-from instbench.analysis.documents.exports import export_tidy
+from instbench.analysis.documents.exports import export_aggregates, export_tidy, schema_files
 from instbench.analysis.documents.index import index_document, tidy_schema
 from instbench.analysis.documents.jsonform import (
     SUMMARY_COLUMNS,
@@ -72,7 +79,11 @@ class Publication:
     output: Path
     index: dict[str, Any]
     reused_exports: bool = False
-    """The tidy exports were the previous publication's (same inputs), not written again."""
+    """Every tidy export file was the previous publication's (same inputs), none written."""
+    partitions_written: int = 0
+    """Tidy partitions rendered now (the others were linked from the previous publication)."""
+    partitions: int = 0
+    """Tidy partitions published."""
 
 
 def publish(
@@ -82,11 +93,13 @@ def publish(
     include_sandbox: bool = False,
     prices: PriceSet | None = None,
     min_effect: float = changes.MIN_EFFECT,
+    csv: bool = False,
 ) -> Publication:
     """Write the whole publication into `output` (see the module docstring).
 
     `min_effect`: the smallest relative change of a mean reported as a change point
-    (changes.py; printed in index.json `changeDetection`)."""
+    (changes.py; printed in index.json `changeDetection`); `csv` adds latest/tidy.csv
+    (the whole tidy table as one file: for small datasets)."""
     if not 0.0 <= min_effect < 1.0:
         raise UserError(f"--min-effect must be a fraction in [0, 1), not {min_effect}")
     check_output(output)
@@ -106,6 +119,7 @@ def publish(
                 previous,
                 output,
                 staging.root,
+                csv,
             )
             try:
                 summarized = summarize_publication(dataset, include_sandbox, previous, min_effect)
@@ -132,6 +146,7 @@ def publish(
                     "schemas/tidy-v1.schema.json": dumps(tidy_schema()),
                     **storage_files(summarized.summaries, summarized.last),
                     **network_files(summarized.summaries, summarized.header),
+                    **schema_files(),
                 }
                 staging.write({f"latest/{rel}": data for rel, data in latest.items()})
                 staging.parquet_of_csv(
@@ -139,7 +154,14 @@ def publish(
                 )
                 staging.keep(windows.kept)
                 staging.write(windows.files)
-                exported = tidy.result()
+                monthly = export_aggregates(
+                    dataset.con,
+                    staging.root,
+                    windows.names.get("monthly", []),
+                    windows.kept,
+                    previous,
+                )
+                exported = dataclasses.replace(tidy.result(), aggregates=monthly)
             finally:
                 if not tidy.done():
                     exporter.interrupt()  # failed before the exports were needed: stop them
@@ -161,4 +183,10 @@ def publish(
         ) from exc
     finally:
         exporter.close()
-    return Publication(output=output, index=index, reused_exports=exported.reused)
+    return Publication(
+        output=output,
+        index=index,
+        reused_exports=exported.reused,
+        partitions_written=sum(1 for p in exported.written if p in exported.partitions),
+        partitions=len(exported.partitions),
+    )

@@ -44,12 +44,14 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def stage_verified(source: Path, target: Path, expected: Mapping[str, object]) -> bool:
     """Link (or copy) each file named in `expected` from `source` into the existing folder
-    `target` and check the staged copy's sha256 against `expected[name]`. False when one
-    is missing or differs; what was staged is removed again. Hashing the staged copies,
-    not the sources, makes what was checked what is published.
+    `target` (subfolders made as needed) and check the staged copy's sha256 against
+    `expected[name]`. False when one is missing or differs; what was staged is removed
+    again. Hashing the staged copies, not the sources, makes what was checked what is
+    published.
     """
     try:
         for name, sha in expected.items():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
             link_or_copy(source / name, target / name)
             if sha256_file(target / name) != sha:
                 raise ValueError(name)

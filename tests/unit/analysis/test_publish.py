@@ -139,9 +139,16 @@ def test_publication_matches_the_golden_files(tmp_path: Path) -> None:
     assert "cache.memory.latency" in held["m7i.large"]
     assert index["ingest"]["excluded"] == {"legacy result": 1, "sandbox result": 1}
     assert index["ingest"]["rejected"] == 1
+    parts = f"{(latest / 'tidy').as_posix()}/*/*/*.parquet"
     with duckdb.connect() as con:
-        tidy = con.execute(f"SELECT count(*) FROM '{latest / 'tidy.parquet'}'").fetchall()
-    assert tidy == [((5 + 3) * 2 * 4,)]  # the legacy rows are not exported
+        tidy = con.execute(
+            f"SELECT benchmark, month, count(*) FROM read_parquet('{parts}', "
+            "hive_partitioning = true) GROUP BY ALL"
+        ).fetchall()
+    assert tidy == [("stream", "2025-03", (5 + 3) * 2 * 4)]
+    # tidy.csv only with csv=True; the legacy rows are not exported
+    assert not (latest / "tidy.csv").exists()
+    assert index["partitioning"]["tidy"]["rows"] == (5 + 3) * 2 * 4
     assert (out / "2025-W10" / "summary.json").exists()
     assert (out / "2025-03" / "summary.csv").exists()
     assert (latest / "schemas" / "result-v1.schema.json").exists()
@@ -178,27 +185,72 @@ def test_unchanged_inputs_reuse_the_tidy_exports_and_change_nothing(tmp_path: Pa
     mirror, out = tmp_path / "mirror", tmp_path / "out"
     _dataset(mirror)
     with ingest(mirror) as ds:
-        first = publish(ds, out)
+        first = publish(ds, out, csv=True)
     before = _tree(out)
     with ingest(mirror) as ds:
-        again = publish(ds, out)
+        again = publish(ds, out, csv=True)
     assert (first.reused_exports, again.reused_exports) == (False, True)
     assert _tree(out) == before  # byte for byte, index.json's hashes included
 
     # Another option (sandbox results admitted): written again, with the extra rows.
     with ingest(mirror) as ds:
-        demo = publish(ds, out, include_sandbox=True)
+        demo = publish(ds, out, include_sandbox=True, csv=True)
     assert not demo.reused_exports
     assert _tree(out)["latest/tidy.csv"] != before["latest/tidy.csv"]
 
     # A new document: written again, and it is in them.
     with ingest(mirror) as ds:
-        publish(ds, out)
+        publish(ds, out, csv=True)
     store_documents(mirror, [result_document("m7i.large", sample=9, run_id="late")])
     with ingest(mirror) as ds:
-        later = publish(ds, out)
+        later = publish(ds, out, csv=True)
     assert not later.reused_exports
     assert "late-9.json" in (out / "latest" / "tidy.csv").read_text()
+
+    # Without --csv the CSV is gone, the partitions (same inputs) are kept.
+    with ingest(mirror) as ds:
+        plain = publish(ds, out)
+    assert plain.reused_exports and plain.partitions_written == 0
+    assert not (out / "latest" / "tidy.csv").exists()
+
+
+def _partition_files(out: Path) -> dict[str, Path]:
+    latest = out / "latest"
+    return {p.relative_to(latest).as_posix(): p for p in (latest / "tidy").rglob("*.parquet")}
+
+
+def test_a_sync_rewrites_only_the_partitions_whose_documents_changed(tmp_path: Path) -> None:
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    before = {p: (f.stat().st_ino, f.read_bytes()) for p, f in _partition_files(out).items()}
+    march = "tidy/benchmark=stream/month=2025-03/part-0.parquet"
+    monthly = out / "latest" / "aggregates/benchmark=stream/month=2025-03/part-0.parquet"
+    monthly_before = (monthly.stat().st_ino, monthly.read_bytes())
+    assert list(before) == [march]
+    april = T0 + timedelta(days=40)
+    store_documents(
+        mirror, [result_document("m7i.large", sample=7, run_id="april", timestamp=april)]
+    )
+    with ingest(mirror) as ds:
+        synced = publish(ds, out)
+    after = _partition_files(out)
+    assert sorted(after) == [march, march.replace("2025-03", "2025-04")]
+    assert (synced.partitions_written, synced.partitions) == (1, 2)
+    # March's file is the previous one, linked (same inode), not written again.
+    assert (after[march].stat().st_ino, after[march].read_bytes()) == before[march]
+    # So is March's aggregates partition (its window folder is kept).
+    assert (monthly.stat().st_ino, monthly.read_bytes()) == monthly_before
+    index = json.loads((out / "latest" / "index.json").read_text())
+    entries = {f["path"]: f for f in index["files"]}
+    assert entries[march.replace("2025-03", "2025-04")]["rows"] == 2 * 4
+    assert all(len(entries[p]["inputs"]) == 64 for p in after)
+
+    # The same documents published into an empty folder: the same bytes everywhere.
+    with ingest(mirror) as ds:
+        publish(ds, tmp_path / "fresh")
+    assert _tree(tmp_path / "fresh") == _tree(out)
 
 
 def test_tampered_exports_are_written_again_not_reused(tmp_path: Path) -> None:
@@ -207,8 +259,12 @@ def test_tampered_exports_are_written_again_not_reused(tmp_path: Path) -> None:
     with ingest(mirror) as ds:
         publish(ds, out)
     before = _tree(out)
-    csv_path = out / "latest" / "tidy.csv"
-    csv_path.write_bytes(csv_path.read_bytes().replace(b"m7i.large", b"m7i.LARGE", 1))
+    (part,) = _partition_files(out).values()
+    monthly = out / "latest" / "aggregates/benchmark=stream/month=2025-03/part-0.parquet"
+    for path in (part, monthly):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
     with ingest(mirror) as ds:
         again = publish(ds, out)
     assert not again.reused_exports
@@ -332,3 +388,33 @@ def test_a_group_reports_its_most_common_machine_ties_to_the_smallest(tmp_path: 
     assert rows["m7i.large"].memory_gib == 8.0  # two of three samples
     assert rows["c7g.large"].memory_gib == 4.0  # one each: the smaller
     assert rows["c7g.large"].per_gib == pytest.approx(rows["c7g.large"].mean / 4.0)
+
+
+def test_a_previous_index_naming_paths_outside_its_partitions_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    """A file entry of the previous index.json that climbs out of latest/tidy/ (with the
+    hash of a file out there) is not linked into the output: only partition paths count."""
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    fresh = _tree(out)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not part of any publication")
+    path = out / "latest" / "index.json"
+    index = json.loads(path.read_text())
+    index["files"].append(
+        {
+            "path": "tidy/../../../secret",
+            "rows": 1,
+            "sha256": hashlib.sha256(secret.read_bytes()).hexdigest(),
+            "inputs": "0" * 64,
+        }
+    )
+    index["partitioning"]["tidy"]["partitions"] += 1
+    path.write_text(json.dumps(index))
+    with ingest(mirror) as ds:
+        publish(ds, out)
+    assert not (out / "secret").exists()
+    assert _tree(out) == fresh

@@ -16,7 +16,14 @@ from typing import Any
 from instbench.analysis import changes, compass_schema
 from instbench.analysis.documents import network
 from instbench.analysis.documents.compass import CPU_FILE, MEMORY_FILE, PRICE_FILE, CompassDocuments
-from instbench.analysis.documents.exports import Exported
+from instbench.analysis.documents.exports import (
+    AGGREGATES_DIR,
+    PARTITION_COLUMNS,
+    SCHEMA_FILES,
+    TIDY_CSV,
+    TIDY_DIR,
+    Exported,
+)
 from instbench.analysis.documents.jsonform import num
 from instbench.analysis.documents.windows import WindowDocuments
 from instbench.analysis.generator import GENERATOR, PUBLICATION_VERSION
@@ -107,7 +114,26 @@ def datacard(index: dict[str, Any]) -> str:
         f"- rejected (quarantined): {index['ingest']['rejected']}",
         f"- excluded from publication: {index['ingest']['excluded'] or 'none'}",
         "",
-        "## Columns of tidy.csv / tidy.parquet",
+        "## Files of the dataset",
+        "",
+        "The tidy table (one row per figure of one result) and the monthly aggregates are",
+        "Parquet files partitioned by benchmark and month, Hive style:",
+        "`tidy/benchmark=stream/month=2025-03/part-0.parquet`, and the same under",
+        "`aggregates/`. DuckDB, Athena, Spark, Trino and pyarrow read the folder as one",
+        "table (docs/querying.md has the statements); the partition columns `benchmark` and",
+        "`month` (YYYY-MM of `timestamp`, UTC) are in the paths, not in the files. Rows are",
+        "sorted within a partition; the files' Parquet schemas are in schemas/",
+        f"({SCHEMA_FILES[TIDY_DIR]}, {SCHEMA_FILES[AGGREGATES_DIR]}) and a tidy row's JSON",
+        "Schema in schemas/tidy-v1.schema.json. index.json lists every partition file with",
+        "its rows, sha256 and `inputs` (the digest of the documents it holds): a",
+        "republication rewrites only the partitions whose documents changed.",
+        "",
+        f"A single `{TIDY_CSV}` of the whole tidy table is written only on request",
+        "(`instbench publish --csv`): at 100,000 results it is 390 MB, and the partitions",
+        f"hold the same rows. This publication {'has' if index['tidyCsv'] else 'has no'}",
+        f"{TIDY_CSV}.",
+        "",
+        "## Columns of the tidy table",
         "",
         "| column | type | meaning |",
         "|---|---|---|",
@@ -125,7 +151,9 @@ def datacard(index: dict[str, Any]) -> str:
         "",
         "## Columns of aggregates.csv",
         "",
-        "One row per instance type x benchmark x test x thread mode x metric. `n` counts",
+        "aggregates.csv and aggregates.parquet: one row per instance type x benchmark x",
+        "test x thread mode x metric over all time (`window` 'all'); the partitions under",
+        "aggregates/ hold the same columns per month (`window` is the month). `n` counts",
         "instances; `mean`, `median`, `sd`, `cv`, `min`, `max` describe the spread between",
         "instances; `ci_low`/`ci_high` the 95 % t interval of the mean (n >= 2);",
         "`median_ci_low`/`median_ci_high` the distribution-free interval of the median",
@@ -185,12 +213,13 @@ def index_document(
     docs = compass.documents
     tidy_rows = exported.rows
     n_summaries = len(summarized.summaries)
-    counts: dict[str, dict[str, int]] = {
+    counts: dict[str, dict[str, Any]] = {
         MEMORY_FILE: {"instances": len(docs[MEMORY_FILE]["instances"])},
         CPU_FILE: {"instances": len(docs[CPU_FILE]["instances"])},
         PRICE_FILE: {"instances": len(docs[PRICE_FILE]["instances"])},
-        "tidy.csv": {"rows": tidy_rows},
-        "tidy.parquet": {"rows": tidy_rows},
+        TIDY_CSV: {"rows": tidy_rows},
+        **exported.partitions,
+        **{path: {"rows": rows} for path, rows in exported.aggregates.items()},
         "aggregates.csv": {"rows": n_summaries},
         "aggregates.parquet": {"rows": n_summaries},
         "quarantine.csv": {"rows": len(report.rejections)},
@@ -204,6 +233,19 @@ def index_document(
         "generator": GENERATOR,
         "includeSandbox": include_sandbox,
         "inputs": exported.inputs,
+        "partitioning": {
+            table: {
+                "by": list(PARTITION_COLUMNS),
+                "partitions": len(parts),
+                "rows": sum(int(p["rows"]) for p in parts.values()),
+                "schema": f"schemas/{SCHEMA_FILES[table]}",
+            }
+            for table, parts in (
+                (TIDY_DIR, exported.partitions),
+                (AGGREGATES_DIR, {k: {"rows": v} for k, v in exported.aggregates.items()}),
+            )
+        },
+        "tidyCsv": exported.csv,
         "files": [
             {"path": f.path, "bytes": f.bytes, "sha256": f.sha256, **counts.get(f.path, {})}
             for f in staged
