@@ -186,9 +186,11 @@ def _burst(publishable: bool) -> dict[str, Any]:
     }
 
 
-def _storage_document(burst: dict[str, Any]) -> ResultDocument:
+def _storage_document(
+    burst: dict[str, Any] | None, names: tuple[str, ...] = ("write_1m_seq",)
+) -> ResultDocument:
     job = {
-        "name": "write_1m_seq",
+        "name": names[0],
         "rw": "write",
         "block_size_bytes": 2**20,
         "iodepth": 8,
@@ -208,7 +210,7 @@ def _storage_document(burst: dict[str, Any]) -> ResultDocument:
         "medium": "block-device",
         "role": "ebs",
         "precondition": None,
-        "jobs": [job],
+        "jobs": [{**job, "name": name} for name in names],
         "skipped": None,
         "burst": burst,
     }
@@ -225,8 +227,8 @@ def _storage_document(burst: dict[str, Any]) -> ResultDocument:
         "refused": [],
     }
     doc = result_document("m7i.large")
-    doc["performance_data"]["storage"] = section
-    doc["metadata"]["benchmark_suite"] = ["stream", "storage"]
+    doc["performance_data"] = {"storage": section}  # a storage task's document
+    doc["metadata"]["benchmark_suite"] = ["storage"]
     return ResultDocument.model_validate(doc)
 
 
@@ -291,3 +293,23 @@ def test_burst_is_billed_on_top_of_the_timeout_with_its_volume() -> None:
     cost.enforce_max_cost(cost.estimate_plan(_plan(0), prices), without * 1.001)
     with pytest.raises(cost.CostTooHigh):
         cost.enforce_max_cost(est, without * 1.001)
+
+
+# ------------------------------------------------------------------ run table
+
+
+def test_run_table_headline_of_a_storage_task() -> None:
+    from instbench.cli.run_cmd import _headline
+
+    names = ("randread_4k_qd32", "read_1m_seq")
+    doc = _storage_document(_burst(True), names)
+    assert _headline(doc) == (
+        "ebs: randread 4k QD32 1.0k IOPS, seq read 1M 1049 MB/s; "
+        "EBS burst 1250 MB/s for 25 min, then 160 MB/s"
+    )
+    quick = _storage_document(_burst(False), names)  # a quick run's burst is not shown
+    assert _headline(quick) == "ebs: randread 4k QD32 1.0k IOPS, seq read 1M 1049 MB/s"
+    flat = _burst(True) | {"fell": False, "seconds_until_fall": None}
+    assert _headline(_storage_document(flat, names)).endswith(
+        "EBS burst 1250 MB/s, did not fall in 40 min"
+    )
