@@ -90,3 +90,38 @@ def test_publication_has_the_storage_file_and_schema(
     files = {f["path"] for f in pub.index["files"]}
     assert {STORAGE_FILE, f"schemas/{SCHEMA_FILE}"} <= files
     assert "## storage-benchmarks.json" in (latest / "datacard.md").read_text()
+
+
+def test_publication_carries_a_publishable_ebs_burst(
+    section: dict[str, Any], tmp_path: Path
+) -> None:
+    docs = []
+    for sample, (burst, sustained, fell_at) in enumerate(
+        ((1250.0, 160.0, 1500.0), (1200.0, 150.0, 1400.0))
+    ):
+        doc = _doc(section, sample, 1.0)
+        (ebs,) = [
+            t for t in doc["performance_data"]["storage"]["targets"] if t["stands_in_for"] == "ebs"
+        ]
+        assert ebs["burst"] is not None and ebs["burst"]["publishable"] is False  # --quick
+        ebs["burst"].update(
+            publishable=True,
+            burst_mb_s=burst,
+            sustained_mb_s=sustained,
+            fell=True,
+            seconds_until_fall=fell_at,
+            sustained_ratio_to_baseline=sustained / 156.25,
+        )
+        docs.append(doc)
+    store_documents(tmp_path / "mirror", docs)
+    with ingest(tmp_path / "mirror") as ds:
+        publish(ds, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "latest" / STORAGE_FILE).read_text())
+    assert list(Draft202012Validator(SCHEMA).iter_errors(doc)) == []
+    ebs = doc["instances"][0]["targets"]["ebs"]
+    assert ebs["burst"]["throughput"]["median"] == 1225.0
+    assert ebs["burst"]["throughput"]["unit"] == "MB/s" and ebs["burst"]["throughput"]["n"] == 2
+    assert ebs["sustained"]["throughput"]["median"] == 155.0
+    assert ebs["sustained"]["limit_ratio"]["median"] == pytest.approx(155.0 / 156.25)
+    assert ebs["burst"]["seconds_until_fall"]["median"] == 1450.0
+    assert ebs["burst"]["seconds_until_fall"]["unit"] == "s"
