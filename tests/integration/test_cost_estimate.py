@@ -207,3 +207,62 @@ def test_bad_max_cost_is_one_line(cli_env: Path, extra: list[str], message: str)
 def test_resume_refuses_new_limits(cli_env: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--resume", "r-1", "--vcpu-budget", "8"])
     assert "--resume keeps the run's --vcpu-budget and --max-cost" in str(result.exception)
+
+
+def test_storage_burst_is_in_the_plan_cost_and_max_cost(
+    aws_session: AwsSession, bucket: str, tmp_path: Path
+) -> None:
+    from instbench.benchmarks import storage
+
+    pricing = _pricing_session(aws_session)
+    RecordedPricing().attach(pricing, aws_session)
+    source = CachedPriceSource(AwsPriceSource(pricing, aws_session, now=lambda: NOW), tmp_path)
+    opts = FleetOptions(instance_types=["m7i.large"], benchmarks=("storage",), bucket=bucket)
+    quotas = StaticQuotaSource()
+    plan = make_plan(aws_session, opts, "r", NOW, quota_source=quotas)
+    (task,) = plan.tasks
+    # m7i.large's EBS baseline throughput is below its maximum: it bursts.
+    advertised = plan.storage_advertised["m7i.large"]
+    assert advertised["ebs_baseline_mbps"] < advertised["ebs_maximum_mbps"]
+    assert task.burst_s == storage.BURST_S
+    est = cost.estimate_plan(plan, source)
+    (priced,) = est.tasks
+    assert priced.seconds == cost.billed_seconds(opts.timeout_s + storage.BURST_S)
+    skipped = replace(opts, params={"storage": {"burst_s": 0}})
+    plan0 = make_plan(aws_session, skipped, "r", NOW, quota_source=quotas)
+    assert plan0.tasks[0].burst_s == 0
+    without = cost.estimate_plan(plan0, source).total_usd
+    assert without is not None and est.total_usd is not None and without < est.total_usd
+    # A ceiling the run fits without its burst refuses it with the burst, and says why.
+    with pytest.raises(cost.CostTooHigh, match="EBS burst run adds 40 min"):
+        make_plan(
+            aws_session,
+            replace(opts, max_cost=without * 1.01),
+            "r",
+            NOW,
+            quota_source=quotas,
+            price_source=source,
+        )
+    make_plan(
+        aws_session,
+        replace(skipped, max_cost=without * 1.01),
+        "r",
+        NOW,
+        quota_source=quotas,
+        price_source=source,
+    )
+
+
+def test_sandbox_dry_run_shows_the_storage_burst_run(cli_env: Path) -> None:
+    args = ["run", "--sandbox", "-t", "m7i.large", "-b", "storage,stream", "--dry-run"]
+    result = CliRunner().invoke(app, [*args, "--timeout", "20m", "--param", "storage.burst_s=1800"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "of which EBS burst run" in out
+    cost_table = out.split("estimated cost, upper bound")[1]
+    rows = {line.split("│")[1].strip(): line for line in cost_table.splitlines() if "│" in line}
+    cells = [c.strip() for c in rows["m7i.large-storage-0"].split("│")]
+    assert cells[4] == "52 min"  # 20 min timeout + 30 min burst run + 2 min boot
+    assert cells[7] == "30 min, 0.0000 USD"
+    cells = [c.strip() for c in rows["m7i.large-stream-0"].split("│")]
+    assert cells[4] == "22 min" and cells[7] == ""

@@ -12,6 +12,7 @@ import pytest
 
 from instbench.aws.launch import DATA_VOLUME_DEVICE, DataVolume
 from instbench.aws.session import AwsSession
+from instbench.benchmarks import storage
 from instbench.errors import UserError
 from instbench.fleet.plan import FleetOptions
 from instbench.fleet.run import execute, plan_run
@@ -104,6 +105,12 @@ def test_storage_tasks_get_a_data_volume_that_is_gone_afterwards(
             else:
                 assert section.advertised["ebs_maximum_mbps"] == 1250
                 assert "instance_store_disks" not in section.advertised and stores == []
+            # --quick runs the burst path for seconds on the EBS stand-in, never published.
+            assert section.burst_s == storage.QUICK_BURST_S
+            burst = ebs[0].burst
+            assert burst is not None and not burst.publishable and burst.samples >= 4
+            assert all(t.burst is None for t in stores)
+        assert {t.burst_s for t in plan.tasks} == {storage.QUICK_BURST_S}
 
 
 def test_bad_data_volume_is_a_one_line_error() -> None:

@@ -77,7 +77,8 @@ COLUMNS: tuple[Column, ...] = (
         "(l1/l2/l3/memory) or NUMA figure (numa-local, numa-remote-socket, "
         "numa-remote-node); hpl (LINPACK); instbench-int, vector-{extension} (cpu); "
         "coremark (real EEMBC CoreMark only); {role}/{fio job} for storage (role ebs, "
-        "instance-store, file; job e.g. randread_4k_qd32, or 'advertised'); network: "
+        "instance-store, file; job e.g. randread_4k_qd32, 'advertised', or 'burst' / "
+        "'sustained' for the EBS burst run); network: "
         "tcp-1flow[-reverse], tcp-nflows[-reverse], burst, sustained, "
         "rtt-median/p99/p999, baseline, peak, nflows-to-peak, sustained-to-baseline.",
     ),
@@ -207,7 +208,7 @@ METRICS: dict[str, Metric] = {
             "s",
             True,
             "How long an 'Up to' type kept its burst rate before falling to its sustained "
-            "rate (only when it fell).",
+            "rate (only when it fell): network bandwidth, or EBS throughput (storage).",
         ),
         Metric(
             "advertised",
@@ -383,8 +384,12 @@ def _figure(
     metric: str,
     value: float | None,
     trials: list[float] | None = None,
+    unit: str | None = None,
 ) -> Iterator[Row]:
-    """One row (none when `value` is None); `trials` gives the within-instance spread."""
+    """One row (none when `value` is None); `trials` gives the within-instance spread.
+
+    `unit` overrides the metrics table's, for a metric name two benchmarks share with
+    different units (throughput: MB/s for storage, Gbps for network)."""
     if value is None:
         return
     mean, sd = mean_sd(trials) if trials else (None, None)
@@ -395,7 +400,7 @@ def _figure(
         "thread_mode": mode,
         "threads": threads,
         "metric": metric,
-        "unit": METRICS[metric].unit,
+        "unit": unit or METRICS[metric].unit,
         "value": float(value),
         "trials": len(trials) if trials else None,
         "trial_mean": mean,
@@ -501,7 +506,10 @@ def _coremark_rows(coremark: Any, base: Row) -> Iterator[Row]:
 
 def _storage_rows(section: Any, base: Row) -> Iterator[Row]:
     """Storage: per target and fio job, IOPS, MB/s (1 MiB jobs), latency percentiles and
-    the measured/limit ratio; per target, the advertised ceilings.
+    the measured/limit ratio; per target, the advertised ceilings; per EBS target with a
+    publishable burst run, '{role}/burst' and '{role}/sustained' throughput (MB/s) and
+    ratio (burst to the maximum, sustained to the baseline), and the burst's
+    seconds_until_fall (only when it fell). --quick burst runs are never rows.
 
     test is '{role}/{job}', the role being what the target is or stands in for (ebs,
     instance-store, file); a second disk of the same role is 'instance-store-2', so two
@@ -516,7 +524,9 @@ def _storage_rows(section: Any, base: Row) -> Iterator[Row]:
             test = f"{label}/{job.name}"
             yield from _figure(base, "storage", test, "single", 1, "iops", job.iops)
             if job.block_size_bytes and job.block_size_bytes >= 2**20:
-                yield from _figure(base, "storage", test, "single", 1, "throughput", job.bw_mb_s)
+                yield from _figure(
+                    base, "storage", test, "single", 1, "throughput", job.bw_mb_s, unit="MB/s"
+                )
             for metric, value in (
                 ("clat_p50", job.clat_us.p50),
                 ("clat_p99", job.clat_us.p99),
@@ -530,6 +540,25 @@ def _storage_rows(section: Any, base: Row) -> Iterator[Row]:
             yield from _figure(base, "storage", test, "single", 1, "advertised_iops", limits.iops)
             yield from _figure(
                 base, "storage", test, "single", 1, "advertised_throughput", limits.throughput_mb_s
+            )
+        burst = target.burst
+        if burst is not None and burst.publishable:
+            for test, rate, ratio in (
+                (f"{label}/burst", burst.burst_mb_s, burst.burst_ratio_to_maximum),
+                (f"{label}/sustained", burst.sustained_mb_s, burst.sustained_ratio_to_baseline),
+            ):
+                yield from _figure(
+                    base, "storage", test, "single", 1, "throughput", rate, unit="MB/s"
+                )
+                yield from _figure(base, "storage", test, "single", 1, "limit_ratio", ratio)
+            yield from _figure(
+                base,
+                "storage",
+                f"{label}/burst",
+                "single",
+                1,
+                "seconds_until_fall",
+                burst.seconds_until_fall,
             )
 
 

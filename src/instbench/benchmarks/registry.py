@@ -633,6 +633,7 @@ def _run_storage(ctx: RunContext) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         directory=p.get("directory"),
         advertised=p.get("advertised"),
         collection_method=ctx.collection_method,
+        burst_s=p.get("burst_s"),
     )
     return storage.run_storage(options, ctx.log)
 
@@ -683,6 +684,18 @@ def _storage_info() -> BenchmarkInfo:
                 "str",
                 "What AWS advertises, key=number,... (set by the controller).",
                 default_note="none",
+            ),
+            Parameter(
+                "burst_s",
+                "int",
+                "Seconds of the EBS burst-and-baseline run (sequential 1 MiB writes, "
+                "bandwidth sampled each second); 0 skips it. Billed: the controller adds it "
+                "to the storage task's time and cost.",
+                minimum=0,
+                maximum=storage.MAX_BURST_S,
+                default_note=f"{storage.BURST_S} on EC2 when the type's EBS baseline "
+                f"throughput is below its maximum (it bursts), else 0 (quick: "
+                f"{storage.QUICK_BURST_S}, never published)",
             ),
         ),
         requires=Requirements(packages=("fio",), commands=("fio",)),

@@ -18,6 +18,18 @@ Jobs, in this order per target: precondition; 4 KiB random read at queue depth 1
 1 MiB sequential read (QD 8); 4 KiB random write QD 1 and 32; 1 MiB sequential write.
 Each reports IOPS, MB/s (10^6 bytes/s) and completion latency p50/p99/p99.9 (µs).
 
+Burst and baseline (EBS only, when `burst_s` > 0): types whose EBS-optimized baseline
+throughput is below their maximum run at the maximum only while their burst allowance
+lasts (AWS documents 30 minutes at least once every 24 hours), then fall to the baseline.
+After the jobs above, one sequential 1 MiB write runs for `burst_s` seconds over the
+test area with fio's bandwidth log sampled every `interval`; `analyse_burst` reads the
+series: the burst rate, the sustained rate after it fell, and when it fell (or that it
+did not within the duration). The jobs before it spent part of the allowance; the
+section records how many seconds of I/O ran on the target before it
+(`io_seconds_before`). The default (`default_burst_s`, used by the controller for the
+cost too): `BURST_S` on EC2 for a type that bursts, 0 otherwise; --quick runs it for a
+few seconds so the path is exercised, marked `publishable: false` (never a burst figure).
+
 Targets: on EC2 (`collection_method` aws) every data disk beside the root volume (the
 gp3 data volume attached at launch and the instance-store NVMe disks); elsewhere (local,
 sandbox) one file per expected disk in a temporary directory, labelled as a stand-in.
@@ -44,7 +56,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from instbench.benchmarks import blockdev
 from instbench.benchmarks.errors import BenchmarkError, BenchmarkInputError, ToolchainMissing
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 MIB = 1024**2
 
 DEFAULT_SIZE_MIB = 4096
@@ -56,6 +68,17 @@ QUICK_RUNTIME_S = 1
 MAX_RUNTIME_S = 3600
 SEQ_BLOCK = MIB
 SEQ_DEPTH = 8
+BURST_S = 2400
+"""Default burst run on a type that bursts: AWS's documented 30 minutes of burst per 24 h,
+plus 10 minutes to measure the sustained rate after the fall."""
+QUICK_BURST_S = 3
+"""--quick runs the burst job for seconds, so that its path is exercised (not published)."""
+MAX_BURST_S = 4 * 3600
+BURST_INTERVAL_S = 1.0
+QUICK_BURST_INTERVAL_S = 0.5
+MIN_BURST_SAMPLES = 4
+FELL_RATIO = 0.8
+"""A burst run 'fell' when its sustained rate is below this share of its burst rate."""
 MAX_STANDINS = 4
 """Most stand-in files per role off EC2 (a type with 8 instance-store disks gets 4)."""
 
@@ -101,6 +124,7 @@ class StorageOptions:
     directory: Optional[str] = None
     advertised: Optional[str] = None
     collection_method: str = "local"
+    burst_s: Optional[int] = None
 
     def size_bytes(self) -> int:
         mib = self.size_mib or (QUICK_SIZE_MIB if self.quick else DEFAULT_SIZE_MIB)
@@ -108,6 +132,32 @@ class StorageOptions:
 
     def runtime(self) -> int:
         return int(self.runtime_s or (QUICK_RUNTIME_S if self.quick else DEFAULT_RUNTIME_S))
+
+    def burst(self, advertised: Mapping[str, float]) -> int:
+        if self.burst_s is not None:
+            return int(self.burst_s)
+        return default_burst_s(advertised, self.quick, self.collection_method)
+
+
+def ebs_bursts(advertised: Mapping[str, float]) -> bool:
+    """True when the type's EBS-optimized baseline throughput is below its maximum."""
+    base = advertised.get("ebs_baseline_mbps")
+    peak = advertised.get("ebs_maximum_mbps")
+    return base is not None and peak is not None and 0 < base < peak
+
+
+def default_burst_s(advertised: Mapping[str, float], quick: bool, collection_method: str) -> int:
+    """Seconds of the burst job when `burst_s` is not given (the controller prices the same).
+
+    --quick: QUICK_BURST_S wherever an EBS target (or its stand-in) is measured, so the path
+    runs in tests; on EC2 for a type whose EBS bandwidth bursts: BURST_S; else 0 (a file
+    off EC2 or a type that does not burst has no burst to measure).
+    """
+    if quick:
+        return QUICK_BURST_S
+    if collection_method == "aws" and ebs_bursts(advertised):
+        return BURST_S
+    return 0
 
 
 def parse_advertised(text: Optional[str]) -> Dict[str, float]:
@@ -215,6 +265,70 @@ def parse_job(doc: Mapping[str, Any], rw: str) -> Dict[str, Any]:
         "direct": str(options.get("direct", "0")) == "1",
         "ioengine": options.get("ioengine"),
         "fio_job_options": {str(k): str(v) for k, v in sorted(options.items())},
+    }
+
+
+def parse_bw_log(text: str) -> List[Tuple[float, float]]:
+    """fio's bandwidth log ('msec, KiB/s, ddir, bs, offset') -> [(seconds, MB/s)], in
+    time order; lines that do not parse are skipped (fio writes nothing else there)."""
+    out: List[Tuple[float, float]] = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 2:
+            continue
+        try:
+            msec = float(parts[0])
+            kib_s = float(parts[1])
+        except ValueError:
+            continue
+        out.append((msec / 1000.0, kib_s * 1024 / 1e6))
+    out.sort()
+    return out
+
+
+def _median(values: List[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def analyse_burst(samples: List[Tuple[float, float]]) -> Dict[str, Any]:
+    """Read a throughput series [(end of interval s, MB/s)] of one long run.
+
+    Burst rate: median of the first tenth (at least 2 samples); sustained rate: median of
+    the last quarter (at least 2). It `fell` when the sustained rate is below FELL_RATIO
+    of the burst rate; then `seconds_until_fall` is when the first run of k consecutive
+    intervals below the midpoint of the two began (k = max(3, n/20), so one slow interval
+    during the burst or one fast one after the fall moves neither the time nor, as
+    medians, the rates), else null: it did not fall within the run.
+    """
+    if len(samples) < MIN_BURST_SAMPLES:
+        raise BenchmarkError(
+            f"burst run gave {len(samples)} interval(s); {MIN_BURST_SAMPLES} are needed"
+        )
+    rates = [r for _, r in samples]
+    n = len(rates)
+    burst = _median(rates[: max(2, n // 10)])
+    sustained = _median(rates[-max(2, n // 4) :])
+    fell = burst > 0 and sustained < FELL_RATIO * burst
+    until: Optional[float] = None
+    if fell:
+        threshold = (burst + sustained) / 2
+        k = max(3, n // 20)
+        below = [r < threshold for r in rates]
+        start = next((i for i in range(n - k + 1) if all(below[i : i + k])), None)
+        if start is None:  # the fall came within the last k intervals
+            start = n
+            while start > 0 and below[start - 1]:
+                start -= 1
+        until = round(samples[start - 1][0], 3) if start > 0 else 0.0
+    return {
+        "burst_mb_s": round(burst, 3),
+        "sustained_mb_s": round(sustained, 3),
+        "fell": fell,
+        "seconds_until_fall": until,
+        "samples": len(samples),
     }
 
 
@@ -365,10 +479,65 @@ def _ratio(value: float, limit: Optional[float]) -> Optional[float]:
 # ----------------------------------------------------------------------- run
 
 
-def measure_target(
-    fio: str, engine: str, target: Target, size: int, runtime_s: int, log: Callable[[str], None]
+def measure_burst(
+    fio: str,
+    engine: str,
+    path: str,
+    size: int,
+    burst_s: int,
+    interval_s: float,
+    log: Callable[[str], None],
 ) -> Dict[str, Any]:
-    """Precondition `target`, then run every job; the target's section."""
+    """One sequential 1 MiB write for `burst_s` s with fio's bandwidth log every
+    `interval_s`; the series analysed (analyse_burst) plus fio's own totals."""
+    log_dir = tempfile.mkdtemp(prefix="instbench-fio-bwlog-")
+    try:
+        prefix = os.path.join(log_dir, "burst")
+        cmd = fio_command(fio, "burst", path, "write", SEQ_BLOCK, SEQ_DEPTH, size, engine, burst_s)
+        cmd += [f"--write_bw_log={prefix}", f"--log_avg_msec={int(interval_s * 1000)}"]
+        log(f"storage: burst and baseline on {path}: sequential 1 MiB writes for {burst_s} s")
+        started = time.time()
+        job = parse_job(run_fio(cmd, timeout=burst_s + 600.0), "write")
+        ended = time.time()
+        text = ""
+        for name in sorted(os.listdir(log_dir)):
+            if name.startswith("burst_bw") and name.endswith(".log"):
+                with open(os.path.join(log_dir, name), encoding="utf-8") as fh:
+                    text += fh.read()
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    samples = parse_bw_log(text)
+    out: Dict[str, Any] = {
+        "duration_s": burst_s,
+        "interval_s": interval_s,
+        "rw": "write",
+        "block_size_bytes": SEQ_BLOCK,
+        "iodepth": SEQ_DEPTH,
+        "mean_mb_s": job["bw_mb_s"],
+        "direct": job["direct"],
+        "started_unix": started,
+        "ended_unix": ended,
+        "series_mb_s": [[round(t, 3), round(r, 3)] for t, r in samples],
+    }
+    out.update(analyse_burst(samples))
+    log(
+        f"storage: burst {out['burst_mb_s']:.1f} MB/s, sustained {out['sustained_mb_s']:.1f} "
+        f"MB/s, fell: {out['fell']}"
+    )
+    return out
+
+
+def measure_target(
+    fio: str,
+    engine: str,
+    target: Target,
+    size: int,
+    runtime_s: int,
+    log: Callable[[str], None],
+    burst_s: int = 0,
+    interval_s: float = BURST_INTERVAL_S,
+) -> Dict[str, Any]:
+    """Precondition `target`, run every job, then (EBS, `burst_s` > 0) the burst job."""
     if target.device_size_bytes is not None:
         size = min(size, target.device_size_bytes)
     size -= size % MIB
@@ -397,6 +566,7 @@ def measure_target(
         "precondition": pre,
         "jobs": [],
         "skipped": None,
+        "burst": None,
     }
     if pre["io_bytes"] < size:
         section["skipped"] = (
@@ -423,6 +593,18 @@ def measure_target(
             }
         )
         section["jobs"].append(job)
+    if burst_s > 0 and (target.stands_in_for or target.role) == "ebs":
+        before = pre["runtime_ms"] / 1000.0 + sum(j["runtime_ms"] for j in section["jobs"]) / 1000
+        try:
+            burst = measure_burst(fio, engine, target.path, size, burst_s, interval_s, log)
+        except BenchmarkError as exc:
+            if isinstance(exc, BenchmarkInputError):
+                raise
+            log(f"storage: burst run on {target.path} failed: {exc}")
+            section["burst_skipped"] = f"burst run failed: {exc}"
+            return section
+        burst["io_seconds_before"] = round(before, 3)
+        section["burst"] = burst
     return section
 
 
@@ -436,6 +618,14 @@ def add_ratios(section: Dict[str, Any], advertised: Mapping[str, float]) -> None
             job["ratio_to_limit"] = _ratio(job["bw_mb_s"], limits["throughput_mb_s"])
         else:
             job["ratio_to_limit"] = _ratio(job["iops"], limits["iops"])
+    burst = section.get("burst")
+    if burst:
+        burst["maximum_mb_s"] = limits["throughput_mb_s"]
+        burst["baseline_mb_s"] = limits["baseline_throughput_mb_s"]
+        burst["burst_ratio_to_maximum"] = _ratio(burst["burst_mb_s"], limits["throughput_mb_s"])
+        burst["sustained_ratio_to_baseline"] = _ratio(
+            burst["sustained_mb_s"], limits["baseline_throughput_mb_s"]
+        )
 
 
 def run_storage(
@@ -450,6 +640,9 @@ def run_storage(
         )
     size = opts.size_bytes()
     runtime_s = opts.runtime()
+    burst_s = opts.burst(advertised)
+    interval_s = QUICK_BURST_INTERVAL_S if opts.quick else BURST_INTERVAL_S
+    publishable = not opts.quick and opts.collection_method == "aws"
     version = fio_version(fio)
     engine = choose_engine(fio)
     targets, refused = plan_targets(opts, advertised, log)
@@ -465,7 +658,11 @@ def run_storage(
                         "lower size_mib or choose another directory"
                     )
             try:
-                section = measure_target(fio, engine, target, size, runtime_s, log)
+                section = measure_target(
+                    fio, engine, target, size, runtime_s, log, burst_s, interval_s
+                )
+                if section.get("burst"):
+                    section["burst"]["publishable"] = publishable
             except BenchmarkError as exc:
                 if isinstance(exc, BenchmarkInputError):
                     raise
@@ -477,6 +674,7 @@ def run_storage(
                     "stands_in_for": target.stands_in_for,
                     "jobs": [],
                     "precondition": None,
+                    "burst": None,
                     "skipped": f"fio failed: {exc}",
                 }
             add_ratios(section, advertised)
@@ -498,6 +696,7 @@ def run_storage(
         "direct": all(j["direct"] for s in sections for j in s["jobs"]),
         "size_bytes": size,
         "runtime_s": runtime_s,
+        "burst_s": burst_s,
         "advertised": {k: advertised[k] for k in ADVERTISED_KEYS if k in advertised},
         "targets": sections,
         "refused": refused,
@@ -512,9 +711,13 @@ __all__ = [
     "StorageOptions",
     "Target",
     "add_ratios",
+    "analyse_burst",
+    "default_burst_s",
+    "ebs_bursts",
     "fio_command",
     "limits_for",
     "parse_advertised",
+    "parse_bw_log",
     "parse_job",
     "plan_targets",
     "run_storage",

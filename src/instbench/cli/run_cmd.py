@@ -35,7 +35,7 @@ from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
 from instbench.limits import AgentNumbers, parse_duration
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
-from instbench.results.schema import ResultDocument
+from instbench.results.schema import ResultDocument, StorageResult
 from instbench.run_params import describe as describe_params
 from instbench.run_params import parse_run_params
 from instbench.suites import LoadedSuite, SuiteArtifact, load_suite
@@ -433,18 +433,31 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
         plan, cost.price_source(session, plan.options, ctx.environ)
     )
     table = Table(title=f"estimated cost, upper bound ({plan.options.market}, {plan.region})")
-    for col in ("task", "type", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"):
+    bursts = any(t.burst_s for t in estimate.tasks)
+    columns = ["task", "type", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"]
+    if bursts:
+        columns.append("of which EBS burst run")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("task", "type") else "right")
     for t in estimate.tasks:
         cost_usd = t.cost_usd
-        table.add_row(
+        row = [
             t.task_id,
             t.instance_type,
             str(t.vcpus),
             f"{t.seconds / 60:.0f} min",
             "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd + t.volume_hourly_usd),
             "price unknown" if cost_usd is None else _usd(cost_usd),
-        )
+        ]
+        if bursts:
+            burst_usd = t.burst_cost_usd
+            row.append(
+                ""
+                if not t.burst_s
+                else f"{t.burst_s / 60:.0f} min, "
+                + ("price unknown" if burst_usd is None else f"{_usd(burst_usd)} USD")
+            )
+        table.add_row(*row)
     ctx.console.print(table)
     total = estimate.total_usd
     if estimate.free:
@@ -596,10 +609,45 @@ def _headline(doc: ResultDocument) -> str:
         return f"Triad {triad} GB/s (all / 1 thread)"
     if perf.latency is not None and perf.latency.memory is not None:
         return f"memory latency {perf.latency.memory.latency_ns:.0f} ns"
+    if perf.storage is not None:
+        return _storage_headline(perf.storage)
     if perf.suite is not None:
         ok = sum(1 for b in perf.suite.benchmarks if b.status == "ok")
         return f"suite {perf.suite.name}: {ok}/{len(perf.suite.benchmarks)} measured"
     return ""
+
+
+def _storage_headline(section: StorageResult) -> str:
+    """The first measured target's 4 KiB random read at QD 32 (IOPS) and 1 MiB sequential
+    read (MB/s); the EBS burst and sustained rates when a publishable burst run fell."""
+    for target in section.targets:
+        jobs = {j.name: j for j in target.jobs}
+        if not jobs:
+            continue
+        role = target.stands_in_for or target.role
+        parts = []
+        if "randread_4k_qd32" in jobs:
+            parts.append(f"randread 4k QD32 {_count(jobs['randread_4k_qd32'].iops)} IOPS")
+        if "read_1m_seq" in jobs:
+            parts.append(f"seq read 1M {jobs['read_1m_seq'].bw_mb_s:.0f} MB/s")
+        line = f"{role}: " + ", ".join(parts)
+        burst = next((t.burst for t in section.targets if t.burst and t.burst.publishable), None)
+        if burst is not None:
+            line += f"; EBS burst {burst.burst_mb_s:.0f} MB/s"
+            if burst.fell and burst.seconds_until_fall is not None:
+                line += (
+                    f" for {burst.seconds_until_fall / 60:.0f} min, then "
+                    f"{burst.sustained_mb_s:.0f} MB/s"
+                )
+            else:
+                line += f", did not fall in {burst.duration_s / 60:.0f} min"
+        return line
+    return "storage: nothing measured"
+
+
+def _count(value: float) -> str:
+    """38012 -> '38.0k', 950 -> '950'."""
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,9 @@ minutes) plus `BOOT_MARGIN_S` of boot before the watchdog is armed. The benchmar
 registry records no typical durations, so nothing shorter can be promised; most tasks
 finish well before their timeout. The storage benchmark's gp3 data volume is counted for
 the same billed duration (`data_volume_hourly_usd`); EBS root volumes (a few cents per
-month, pro rata) and data transfer are not counted.
+month, pro rata) and data transfer are not counted. A storage task's EBS burst run
+(`Task.burst_s`, from --param storage.burst_s or chosen per type) is billed on top of its
+timeout (`model.task_timeout_s`), instance and volume, and shown apart in the dry run.
 
 Prices are USD per instance-hour from a `PriceSource` (instbench/prices.py): on AWS the
 Pricing API's on-demand price and EC2's current spot price (aws/pricing.py), cached on
@@ -41,6 +43,7 @@ from instbench.fleet.model import (
     FleetOptions,
     Plan,
     TaskCost,
+    task_timeout_s,
     watchdog_minutes,
 )
 from instbench.prices import InstancePrice, PriceSet, PriceSource
@@ -161,7 +164,6 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
     except (PricesUnavailable, AwsConfigError) as exc:
         reason = str(exc)
     prices = price_set.instances if price_set else {}
-    seconds = billed_seconds(plan.options.timeout_s)
     free = price_set is not None and price_set.source == SANDBOX_SOURCE
     volume_usd = 0.0 if free else data_volume_hourly_usd(opts.data_volume)
     tasks = tuple(
@@ -170,15 +172,17 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
             instance_type=t.instance_type,
             market=market,
             vcpus=t.vcpus,
-            seconds=seconds,
+            seconds=billed_seconds(task_timeout_s(opts, t)),
             hourly_usd=hourly_price(prices.get(t.instance_type), market, max_price, fallback),
             volume_hourly_usd=volume_usd if t.benchmark == "storage" else 0.0,
+            burst_s=t.burst_s,
         )
         for t in plan.tasks
     )
     if reason is None and any(t.hourly_usd is None for t in tasks):
         reason = f"no {market} price listed"
-    minutes = seconds / 60
+    minutes = billed_seconds(opts.timeout_s) / 60
+    bursts = sorted({t.burst_s for t in plan.tasks if t.burst_s > 0})
     return CostEstimate(
         region=plan.region,
         tasks=tasks,
@@ -192,6 +196,13 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
                 f"{opts.data_volume.iops} IOPS, {opts.data_volume.throughput_mibps} MiB/s at "
                 f"{volume_usd:.4f} USD/h (us-east-1 list prices)"
                 if any(t.benchmark == "storage" for t in plan.tasks)
+                else ""
+            )
+            + (
+                "; storage tasks' EBS burst run adds "
+                + "/".join(f"{b / 60:.0f}" for b in bursts)
+                + " min (--param storage.burst_s=0 skips it)"
+                if bursts
                 else ""
             )
         ),

@@ -56,6 +56,9 @@ class Task:
     architecture: str
     image_id: str
     vcpus: int
+    burst_s: int = 0
+    """`storage` only: seconds of the EBS burst-and-baseline run (`storage_burst_s`), which
+    the task gets on top of --timeout and is billed for."""
 
 
 @dataclass
@@ -184,11 +187,21 @@ class TaskCost:
     volume_hourly_usd: float = 0.0
     """The storage benchmark's gp3 data volume, USD per hour (0: no data volume)."""
 
+    burst_s: int = 0
+    """Of `seconds`, the storage benchmark's EBS burst run (included, not added)."""
+
     @property
     def cost_usd(self) -> float | None:
         if self.hourly_usd is None:
             return None
         return (self.hourly_usd + self.volume_hourly_usd) * self.seconds / 3600
+
+    @property
+    def burst_cost_usd(self) -> float | None:
+        """What the burst run's seconds cost (instance and data volume), part of cost_usd."""
+        if self.hourly_usd is None:
+            return None
+        return (self.hourly_usd + self.volume_hourly_usd) * self.burst_s / 3600
 
 
 @dataclass(frozen=True)
@@ -224,6 +237,24 @@ class CostEstimate:
     def free(self) -> bool:
         """True in the sandbox."""
         return self.source == SANDBOX_SOURCE
+
+
+def task_timeout_s(opts: FleetOptions, task: Task) -> int:
+    """How long `task` may run: --timeout, plus a storage task's burst run (`Task.burst_s`).
+    The cost estimate bills this; the controller's deadline and the watchdog should use it."""
+    return opts.timeout_s + task.burst_s
+
+
+def storage_burst_s(opts: FleetOptions, advertised: dict[str, float]) -> int:
+    """Seconds of the storage burst run on a type advertising `advertised`: --param
+    storage.burst_s when given, else what the agent will choose (storage.default_burst_s:
+    on EC2 for a type whose EBS baseline throughput is below its maximum, else 0)."""
+    from instbench.benchmarks import storage
+
+    given = opts.params.get("storage", {}).get("burst_s")
+    if given is not None:
+        return int(given)
+    return storage.default_burst_s(advertised, opts.quick, opts.collection_method)
 
 
 def watchdog_minutes(timeout_s: int) -> int:

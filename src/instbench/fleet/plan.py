@@ -26,7 +26,9 @@ from instbench.fleet.model import (
     Placement,
     Plan,
     Task,
+    storage_burst_s,
     task_id,
+    task_timeout_s,
     watchdog_minutes,
 )
 from instbench.instance_types import parse_instance_type
@@ -140,6 +142,7 @@ def make_plan(
 
     S3Store(session, opts.bucket).check_bucket()
 
+    storage_advertised = {name: facts[name].storage_advertised() for name in opts.instance_types}
     tasks = [
         Task(
             task_id=task_id(name, bench, sample),
@@ -149,12 +152,14 @@ def make_plan(
             architecture=facts[name].architecture,
             image_id=images[facts[name].architecture],
             vcpus=facts[name].vcpus,
+            burst_s=storage_burst_s(opts, storage_advertised[name]) if bench == "storage" else 0,
         )
         for name in opts.instance_types
         for bench in opts.task_benchmarks
         for sample in range(opts.samples)
     ]
-    expires = now + timedelta(seconds=opts.timeout_s) + EXPIRY_MARGIN
+    longest = max(task_timeout_s(opts, t) for t in tasks)
+    expires = now + timedelta(seconds=longest) + EXPIRY_MARGIN
     plan = Plan(
         run_id=run_id,
         region=region,
@@ -166,7 +171,7 @@ def make_plan(
         expires_at=expires,
         options=opts,
         vcpu_limits=vcpu_limits,
-        storage_advertised={name: facts[name].storage_advertised() for name in opts.instance_types},
+        storage_advertised=storage_advertised,
     )
     if opts.max_cost is not None:
         plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))

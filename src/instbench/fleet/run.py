@@ -21,6 +21,7 @@ from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
+from instbench.fleet.model import task_timeout_s
 from instbench.fleet.orchestrator import URL_MARGIN_S, Fleet, FleetOutcome, PollPolicy, TaskStatus
 from instbench.fleet.plan import FleetOptions, Plan, make_plan
 from instbench.journal import Journal, JournalError
@@ -172,13 +173,17 @@ def credentials_warning(session: AwsSession, plan: Plan, now: datetime) -> str |
     expiry = session.credentials_expiry()
     if expiry is None:
         return None
-    needed = now + timedelta(seconds=plan.options.timeout_s + URL_MARGIN_S)
+    longest = max(
+        (task_timeout_s(plan.options, t) for t in plan.tasks), default=plan.options.timeout_s
+    )
+    needed = now + timedelta(seconds=longest + URL_MARGIN_S)
     if expiry >= needed:
         return None
     return (
         f"warning: the AWS credentials expire at {expiry:%Y-%m-%d %H:%M:%S %Z}, before the "
         f"upload URLs need them (until {needed:%H:%M:%S %Z}: --timeout plus "
-        f"{URL_MARGIN_S // 60} min); a task still running then cannot upload its result. "
+        f"{URL_MARGIN_S // 60} min, and a storage task's EBS burst run); a task still "
+        "running then cannot upload its result. "
         "Use credentials valid for longer (e.g. a longer role session) or a shorter --timeout"
     )
 

@@ -67,6 +67,53 @@ class StorageLimits(ResultModel):
     )
 
 
+class StorageBurst(ResultModel):
+    """EBS burst and baseline: one long sequential write sampled per interval (fio bw log)."""
+
+    duration_s: int = Field(ge=1, description="Seconds of the run (storage.burst_s).")
+    interval_s: PositiveFinite = Field(description="Sampling interval of the series, s.")
+    rw: str = Field(description="fio rw of the run (write).")
+    block_size_bytes: int = Field(gt=0, description="Block size, bytes.")
+    iodepth: int = Field(gt=0, description="Queue depth.")
+    mean_mb_s: NonNegFinite = Field(description="fio's mean over the whole run, MB/s.")
+    direct: bool = Field(description="fio's own job options say direct=1.")
+    started_unix: Finite = Field(description="Wall clock when the run started, Unix s.")
+    ended_unix: Finite = Field(description="Wall clock when the run ended, Unix s.")
+    series_mb_s: list[list[NonNegFinite]] = Field(
+        description="[seconds since start (end of interval), MB/s] per interval."
+    )
+    samples: int = Field(ge=1, description="Intervals in the series.")
+    burst_mb_s: NonNegFinite = Field(description="Median of the first tenth (>= 2), MB/s.")
+    sustained_mb_s: NonNegFinite = Field(description="Median of the last quarter (>= 2), MB/s.")
+    fell: bool = Field(description="True when the sustained rate is below 80 % of the burst.")
+    seconds_until_fall: NonNegFinite | None = Field(
+        description="When the last interval at or above the midpoint of burst and sustained "
+        "ended; null when it did not fall within duration_s."
+    )
+    io_seconds_before: NonNegFinite | None = Field(
+        default=None,
+        description="Seconds of I/O on the target before this run (preconditioning and the "
+        "jobs), which spent part of the burst allowance already.",
+    )
+    maximum_mb_s: NonNegFinite | None = Field(
+        default=None, description="Advertised ceiling, MB/s: min(volume, type's EBS maximum)."
+    )
+    baseline_mb_s: NonNegFinite | None = Field(
+        default=None, description="The type's advertised EBS baseline throughput, MB/s."
+    )
+    burst_ratio_to_maximum: NonNegFinite | None = Field(
+        default=None, description="burst_mb_s / maximum_mb_s."
+    )
+    sustained_ratio_to_baseline: NonNegFinite | None = Field(
+        default=None, description="sustained_mb_s / baseline_mb_s."
+    )
+    publishable: bool = Field(
+        default=False,
+        description="False for --quick runs and file stand-ins off EC2: the path ran, but the "
+        "figures are no burst measurement and are never published as one.",
+    )
+
+
 class StorageTarget(ResultModel):
     """One device or file measured (or skipped, with the reason)."""
 
@@ -86,6 +133,12 @@ class StorageTarget(ResultModel):
     limits: StorageLimits | None = Field(
         default=None, description="Advertised ceilings the ratios are taken against."
     )
+    burst: StorageBurst | None = Field(
+        default=None, description="EBS burst and baseline (data_version 1.2.0); None: not run."
+    )
+    burst_skipped: str | None = Field(
+        default=None, description="Why the burst run failed, when it did."
+    )
 
 
 class StorageRefusal(ResultModel):
@@ -104,6 +157,9 @@ class StorageResult(ResultModel):
     direct: bool = Field(description="Every job ran with direct=1 (from fio's JSON).")
     size_bytes: int = Field(gt=0, description="Requested test area per target, bytes.")
     runtime_s: int = Field(gt=0, description="Seconds per job.")
+    burst_s: int | None = Field(
+        default=None, ge=0, description="Seconds of the EBS burst run asked for (0: none)."
+    )
     advertised: dict[str, NonNegFinite] = Field(
         description="What the controller passed: volume_iops, volume_throughput_mibps, "
         "ebs_baseline/maximum_iops, ebs_baseline/maximum_mbps (MB/s), instance_store_*."

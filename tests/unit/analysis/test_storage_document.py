@@ -56,7 +56,9 @@ def test_tidy_rows_carry_units_and_roles(section: dict[str, Any]) -> None:
     tests = {r["test"] for r in rows}
     assert "ebs/randread_4k_qd32" in tests and "ebs/advertised" in tests
     for row in rows:
-        assert row["unit"] == METRICS[row["metric"]].unit
+        # 'throughput' is MB/s for storage (the metrics table lists network's Gbps).
+        unit = "MB/s" if row["metric"] == "throughput" else METRICS[row["metric"]].unit
+        assert row["unit"] == unit
     ratio = next(
         r for r in rows if r["test"] == "ebs/randread_4k_qd32" and r["metric"] == "limit_ratio"
     )
@@ -88,3 +90,38 @@ def test_publication_has_the_storage_file_and_schema(
     files = {f["path"] for f in pub.index["files"]}
     assert {STORAGE_FILE, f"schemas/{SCHEMA_FILE}"} <= files
     assert "## storage-benchmarks.json" in (latest / "datacard.md").read_text()
+
+
+def test_publication_carries_a_publishable_ebs_burst(
+    section: dict[str, Any], tmp_path: Path
+) -> None:
+    docs = []
+    for sample, (burst, sustained, fell_at) in enumerate(
+        ((1250.0, 160.0, 1500.0), (1200.0, 150.0, 1400.0))
+    ):
+        doc = _doc(section, sample, 1.0)
+        (ebs,) = [
+            t for t in doc["performance_data"]["storage"]["targets"] if t["stands_in_for"] == "ebs"
+        ]
+        assert ebs["burst"] is not None and ebs["burst"]["publishable"] is False  # --quick
+        ebs["burst"].update(
+            publishable=True,
+            burst_mb_s=burst,
+            sustained_mb_s=sustained,
+            fell=True,
+            seconds_until_fall=fell_at,
+            sustained_ratio_to_baseline=sustained / 156.25,
+        )
+        docs.append(doc)
+    store_documents(tmp_path / "mirror", docs)
+    with ingest(tmp_path / "mirror") as ds:
+        publish(ds, tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "latest" / STORAGE_FILE).read_text())
+    assert list(Draft202012Validator(SCHEMA).iter_errors(doc)) == []
+    ebs = doc["instances"][0]["targets"]["ebs"]
+    assert ebs["burst"]["throughput"]["median"] == 1225.0
+    assert ebs["burst"]["throughput"]["unit"] == "MB/s" and ebs["burst"]["throughput"]["n"] == 2
+    assert ebs["sustained"]["throughput"]["median"] == 155.0
+    assert ebs["sustained"]["limit_ratio"]["median"] == pytest.approx(155.0 / 156.25)
+    assert ebs["burst"]["seconds_until_fall"]["median"] == 1450.0
+    assert ebs["burst"]["seconds_until_fall"]["unit"] == "s"

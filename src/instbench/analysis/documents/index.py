@@ -71,6 +71,11 @@ def _storage_card(index: dict[str, Any]) -> list[str]:
         "(MB/s = 10^6 bytes/s), clat_p50/p99/p99_9 (completion latency, µs), limit_ratio",
         "(measured / advertised ceiling), and under job `advertised` the ceilings themselves",
         "(min of the volume's provisioned figure and the type's EBS-optimized maximum).",
+        "On types whose EBS baseline throughput is below their maximum, jobs `burst` and",
+        "`sustained` under ebs: one long 1 MiB sequential write sampled each second, its",
+        "burst and sustained MB/s (limit_ratio: burst / maximum, sustained / baseline) and",
+        "`burst` seconds_until_fall (only where it fell; the jobs before it had already",
+        "spent part of the allowance). --quick burst runs are never published.",
         "Schema: schemas/storage-benchmarks-v1.schema.json.",
         "",
     ]

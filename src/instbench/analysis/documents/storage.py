@@ -6,6 +6,9 @@ Our own file (not a ComputeCompass contract): one entry per instance type with s
 figures; per target role (ebs: the gp3 data volume; instance-store, instance-store-2 ...;
 file: a local or sandbox file) and fio job, each metric's statistics over instances
 (n, median, mean, 95 % interval of the mean), plus the advertised IOPS and MB/s ceilings.
+Where an EBS burst run was published (EC2, not --quick), the role also has the jobs
+'burst' and 'sustained' (throughput MB/s, limit_ratio: burst over the advertised maximum,
+sustained over the baseline) and 'burst' has seconds_until_fall (only runs that fell).
 The file is written only when at least one storage figure is published, so publications
 without storage results are unchanged.
 """
@@ -61,7 +64,9 @@ SCHEMA: dict[str, Any] = {
                     "instanceType": {"type": "string"},
                     "targets": {
                         "type": "object",
-                        "description": "Role (ebs, instance-store, file) -> job -> metric.",
+                        "description": "Role (ebs, instance-store, file) -> job -> metric. "
+                        "Jobs: the fio jobs, 'advertised', and for EBS 'burst' / 'sustained' "
+                        "(throughput MB/s, limit_ratio; seconds_until_fall under 'burst').",
                         "additionalProperties": {
                             "type": "object",
                             "additionalProperties": {
