@@ -44,6 +44,7 @@ from instbench.errors import (
     QuotaExceeded,
 )
 from instbench.fleet import capacity
+from instbench.fleet.model import task_timeout_s
 from instbench.fleet.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
 from instbench.fleet.userdata import UserDataParams, advertised_text, render_user_data
 from instbench.fleet.watch import RunWatcher
@@ -597,7 +598,8 @@ class Fleet:
         if opts.market == "spot":
             agent_args += ["--spot-interruptions", str(status.interruptions)]
         assert self._agent is not None and self.plan.security_group is not None
-        expires_s = opts.timeout_s + URL_MARGIN_S
+        task_s = task_timeout_s(opts, task)  # --timeout plus a storage burst run
+        expires_s = task_s + URL_MARGIN_S
         rid = self.plan.run_id
         if task.benchmark == SUITE_BENCHMARK:
             # Only the artifact's URL and digest reach the user data, never the suite.
@@ -634,7 +636,7 @@ class Fleet:
                 incoming_key(rid, task.task_id, "result.json"), expires_s, "application/json"
             ),
             log_url=self.s3.presign_put(task_log_key(rid, task.task_id), expires_s, "text/plain"),
-            watchdog_minutes=watchdog_minutes(opts.timeout_s),
+            watchdog_minutes=watchdog_minutes(task_s),
             agent_args=tuple(agent_args),
             runtime=opts.runtime,
             image=opts.image,
@@ -687,7 +689,8 @@ class Fleet:
         decides whether the task runs again (see `_markets`)."""
         opts = self.plan.options
         key = incoming_key(self.plan.run_id, task.task_id, "result.json")
-        deadline = time.monotonic() + opts.timeout_s
+        task_s = task_timeout_s(opts, task)
+        deadline = time.monotonic() + task_s
         self.watcher.track(instance_id)
         try:
             seen = self.watcher.latest.round
@@ -717,9 +720,7 @@ class Fleet:
                         )
                         return False
                 if time.monotonic() >= deadline:
-                    self._fail(
-                        task, f"no result within the timeout ({opts.timeout_s}s)", instance_id
-                    )
+                    self._fail(task, f"no result within the timeout ({task_s}s)", instance_id)
                     return False
         finally:
             self.watcher.untrack(instance_id)
