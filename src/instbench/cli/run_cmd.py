@@ -15,6 +15,7 @@ from rich.table import Table
 
 from instbench.aws import launch
 from instbench.aws.session import AwsSession, AwsSettings
+from instbench.benchmarks import registry
 from instbench.cli.render import stream_table
 from instbench.context import Context
 from instbench.errors import UserError
@@ -290,7 +291,12 @@ def run(
     )
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
-    target = Target(AwsSettings(region=region, profile=profile), sandbox=sandbox)
+    pairs = any(registry.info(name).instances > 1 for name in opts.benchmarks)
+    target = Target(
+        AwsSettings(region=region, profile=profile),
+        sandbox=sandbox,
+        max_parallel=2 if pairs else 1,
+    )
     local_cloud = sandbox or is_loopback_endpoint(target.settings, ctx.environ)
     if local_cloud:
         opts.collection_method = "sandbox"

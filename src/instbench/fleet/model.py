@@ -36,6 +36,10 @@ reserves the name, so no benchmark can collide with it."""
 
 SANDBOX_SOURCE = "sandbox: nothing is billed"
 
+PAIR_PARAMS = ("role", "peer", "port", "listen")
+"""Parameters of a pair benchmark (`BenchmarkInfo.instances == 2`) that the controller
+sets for each side; the user may not."""
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -158,6 +162,9 @@ class Plan:
     storage_advertised: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per instance type, what DescribeInstanceTypes advertises for storage (EBS-optimized
     baseline/maximum, instance-store disks); passed to `storage` tasks' agents."""
+    network_advertised: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per instance type, the `network` benchmark's advertised_* parameters
+    (`TypeFacts.advertised_network`); passed to the client of each pair."""
 
     @property
     def total_vcpus(self) -> int:

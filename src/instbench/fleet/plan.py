@@ -21,6 +21,7 @@ from instbench.errors import UserError
 from instbench.fleet import capacity, cost
 from instbench.fleet.model import (
     EXPIRY_MARGIN,
+    PAIR_PARAMS,
     SUITE_BENCHMARK,
     FleetOptions,
     Placement,
@@ -68,12 +69,14 @@ def make_plan(
         raise UserError("nothing to run: pass --benchmarks and/or --suite")
     for name in opts.benchmarks:
         if registry.info(name).instances > 1:
-            # Run on one instance, both sides would talk over loopback: a figure that
-            # says nothing about the type's network must never be stored as one.
-            raise UserError(
-                f"benchmark {name} needs a pair of instances, which fleet runs do not "
-                f"launch yet: run it on one machine with instbench run --local -b {name}"
-            )
+            # The controller decides the sides of a pair: their roles, the server's address
+            # and port, where it listens. A value given by hand would break the pair.
+            given = sorted(set(opts.params.get(name, {})) & set(PAIR_PARAMS))
+            if given:
+                raise UserError(
+                    f"benchmark {name} runs on a pair of instances whose {', '.join(given)} "
+                    f"the controller sets: drop --param {name}.{given[0]}=..."
+                )
     if opts.max_concurrency < 1:
         raise UserError("--max-concurrency must be at least 1")
     if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
@@ -167,6 +170,7 @@ def make_plan(
         options=opts,
         vcpu_limits=vcpu_limits,
         storage_advertised={name: facts[name].storage_advertised() for name in opts.instance_types},
+        network_advertised={name: facts[name].advertised_network() for name in opts.instance_types},
     )
     if opts.max_cost is not None:
         plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))
