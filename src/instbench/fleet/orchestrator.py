@@ -261,6 +261,24 @@ def interruptions_in(events: Iterable[tuple[str, str | None, str, str | None]]) 
     return counts
 
 
+def pair_peer(address: str | None, sandbox: bool) -> str:
+    """The address a pair's client is given: loopback in the sandbox (both sides run on
+    this machine; moto's invented private address leads nowhere), else the server's private
+    IPv4 from the RunInstances answer. ValueError unless it is a unicast IPv4: nothing else
+    ever reaches the client's user data."""
+    if sandbox:
+        return SANDBOX_PEER
+    if address is None:
+        raise ValueError("RunInstances gave no private address")
+    try:
+        parsed = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise ValueError(f"private address {address!r} is not an IPv4 address") from None
+    if parsed.is_multicast or parsed.is_unspecified or parsed.is_loopback:
+        raise ValueError(f"private address {address!r} is not a unicast IPv4 address")
+    return str(parsed)
+
+
 class Fleet:
     """Executes one plan. Thread-safe status updates; `run()` is called once."""
 
@@ -743,7 +761,7 @@ class Fleet:
                 {"instance_id": server, "availability_zone": place.availability_zone},
             )
             try:
-                peer = self._peer(address)
+                peer = pair_peer(address, self.plan.options.collection_method == "sandbox")
             except ValueError as exc:
                 self._end_server(task, "no usable address")
                 reasons.append(f"{place.availability_zone}: server {server}: {exc}")
@@ -814,18 +832,6 @@ class Fleet:
         return dataclasses.replace(
             client, task_id=server_id, user_data=render_user_data(server_params)
         )
-
-    def _peer(self, address: str | None) -> str:
-        """The address the client is given: loopback in the sandbox, else the server's
-        private IPv4 (checked: only a unicast IPv4 reaches the user data)."""
-        if self.plan.options.collection_method == "sandbox":
-            return SANDBOX_PEER
-        if address is None:
-            raise ValueError("RunInstances gave no private address")
-        parsed = ipaddress.ip_address(address)
-        if parsed.version != 4 or parsed.is_multicast or parsed.is_unspecified:
-            raise ValueError(f"private address {address!r} is not a unicast IPv4")
-        return str(parsed)
 
     def _await(self, task: Task, instance_id: str, partner: str | None = None) -> bool:
         """Wait for the result, the instance's end, or the deadline; then conclude.

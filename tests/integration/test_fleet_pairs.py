@@ -1,0 +1,209 @@
+"""Pair tasks (issue 18): the `network` benchmark on a server and a client instance, in the
+sandbox over moto in server mode, inspected through the moto API and the journal.
+
+The sandbox runs two scripts at once (a server and its client must run together); the
+fleet runs one pair at a time there. Faults enter only through botocore event hooks on the
+controller's session (the sandbox's cloud-init has its own session and sees the real moto).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from instbench.aws.session import AwsSession
+from instbench.fleet.orchestrator import FleetOutcome
+from instbench.fleet.plan import FleetOptions, Plan
+from instbench.fleet.run import execute, plan_run
+from instbench.journal import Journal
+from instbench.results.validate import parse_result
+from instbench.sandbox.runtime import Sandbox
+
+
+class PairCloud:
+    def __init__(self, sandbox: Sandbox, tmp: Path) -> None:
+        self.sandbox = sandbox
+        self.tmp = tmp
+        self.plan: Plan | None = None
+
+    def session(self, hooks: Iterable[tuple[str, Callable[..., Any]]] = ()) -> AwsSession:
+        session = AwsSession(self.sandbox.aws_settings())
+        for event, handler in hooks:
+            session.register_hook(event, handler)
+        return session
+
+    def run(self, session: AwsSession, types: list[str]) -> tuple[FleetOutcome, Journal]:
+        opts = FleetOptions(
+            instance_types=types,
+            benchmarks=("network",),
+            bucket=self.sandbox.bucket,
+            quick=True,
+            collection_method="sandbox",
+            timeout_s=300,
+        )
+        self.plan = plan_run(session, opts, datetime.now(UTC))
+        journal = Journal(self.tmp / "journal.sqlite")
+        outcome = execute(session, self.plan, journal, self.tmp / "data", lambda s: None, True)
+        return outcome, journal
+
+    def instances(self) -> list[dict[str, Any]]:
+        ec2 = AwsSession(self.sandbox.aws_settings()).ec2()
+        return [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+
+    def user_data(self, instance_id: str) -> str:
+        ec2 = AwsSession(self.sandbox.aws_settings()).ec2()
+        attr = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        return base64.b64decode(attr["UserData"]["Value"]).decode()
+
+
+@pytest.fixture()
+def cloud(moto_endpoint: str, tmp_path: Path) -> Iterator[PairCloud]:
+    with Sandbox(
+        endpoint=moto_endpoint, workdir=tmp_path / "cloud", max_parallel=2, term_grace=1.0
+    ) as sb:
+        yield PairCloud(sb, tmp_path)
+
+
+def _events(journal: Journal, run_id: str, name: str) -> list[tuple[str | None, dict[str, Any]]]:
+    return [
+        (task, json.loads(detail or "{}"))
+        for _at, task, event, detail in journal.events(run_id)
+        if event == name
+    ]
+
+
+def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
+    cloud: PairCloud,
+) -> None:
+    session = cloud.session()
+    outcome, journal = cloud.run(session, ["m7i.large", "c7g.large"])
+    assert outcome.succeeded, [(s.task.task_id, s.detail) for s in outcome.failures]
+    rid = outcome.run_id
+
+    # Four instances, all of the run, all terminated; two per pair, in one zone.
+    instances = cloud.instances()
+    assert len(instances) == 4
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+    for inst in instances:
+        tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+        assert tags["instbench:run-id"] == rid
+
+    # The journal names both instances of each pair: the server's launch and end, the
+    # client as the task's instance.
+    launched = _events(journal, rid, "pair-server-launched")
+    ended = _events(journal, rid, "pair-server-ended")
+    rows = {r.task_id: r for r in journal.tasks(rid)}
+    assert sorted(t for t, _ in launched) == sorted(rows) == sorted(t for t, _ in ended)
+    zones = {i["InstanceId"]: i["Placement"]["AvailabilityZone"] for i in instances}
+    ports = set()
+    for task, detail in launched:
+        server, client = detail["instance_id"], rows[task or ""].instance_id
+        assert server != client and {server, client} <= set(zones)
+        assert zones[server] == zones[client or ""] == rows[task or ""].availability_zone
+        server_script, client_script = cloud.user_data(server), cloud.user_data(client or "")
+        assert "network.role=server" in server_script
+        assert "network.listen=loopback" in server_script  # never moto's private IP
+        assert "network.role=client" in client_script
+        assert "network.peer=127.0.0.1" in client_script
+        [port] = re.findall(r"network\.port=\d+", client_script)
+        assert re.findall(r"network\.port=\d+", server_script) == [port]
+        ports.add(port)
+    assert len(ports) == 2  # one port per pair
+
+    # One stored result per type, the client's; the server's measures nothing.
+    s3 = session.s3()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=cloud.sandbox.bucket)["Contents"]]
+    raw = [k for k in keys if k.startswith("raw/")]
+    assert len(raw) == 2
+    assert [k for k in keys if k.startswith("incoming/")] == []
+    for key in raw:
+        doc = parse_result(s3.get_object(Bucket=cloud.sandbox.bucket, Key=key)["Body"].read())
+        section = doc.performance_data.network
+        assert section is not None
+        data = section if isinstance(section, dict) else section.model_dump()
+        assert data["role"] == "client" and data["peer"] == "127.0.0.1"
+        names = sorted(t["name"] for t in data["throughput"])
+        assert names == ["tcp_1flow", "tcp_1flow_reverse", "tcp_nflows", "tcp_nflows_reverse"]
+        assert data["latency"]["median_us"] > 0
+        advertised = data["advertised"]
+        assert advertised["network_performance"] == "Up to 12.5 Gigabit"
+        assert advertised["peak_gbps"] == 12.5
+    local_raw = list((cloud.tmp / "data" / "raw").rglob("*.json"))
+    assert len(local_raw) == 2
+
+    # Nothing left: no security group of the run.
+    groups = session.ec2().describe_security_groups(
+        Filters=[{"Name": "tag:instbench:run-id", "Values": [rid]}]
+    )["SecurityGroups"]
+    assert groups == []
+
+
+def _error(code: str, message: str) -> tuple[AWSResponse, dict[str, Any]]:
+    parsed = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": 500},
+    }
+    return AWSResponse("https://ec2.invalid", 500, {}, None), parsed
+
+
+def test_client_without_capacity_ends_its_server_and_the_pair_moves_zone(
+    cloud: PairCloud,
+) -> None:
+    refused: list[str] = []
+
+    def no_capacity_for_the_first_client(params: dict[str, Any], **_: Any) -> Any:
+        body = params.get("body", {})
+        script = base64.b64decode(body.get("UserData", "")).decode()
+        if "network.role=client" in script and not refused:
+            refused.append(body.get("Placement.AvailabilityZone", ""))
+            return _error("InsufficientInstanceCapacity", "no capacity for the client")
+        return None
+
+    session = cloud.session([("before-call.ec2.RunInstances", no_capacity_for_the_first_client)])
+    outcome, journal = cloud.run(session, ["m7i.large"])
+    assert outcome.succeeded, [s.detail for s in outcome.statuses]
+    rid = outcome.run_id
+
+    [row] = journal.tasks(rid)
+    assert refused and row.availability_zone != refused[0] and row.attempt >= 1
+    launched = [d for _, d in _events(journal, rid, "pair-server-launched")]
+    ended = [d for _, d in _events(journal, rid, "pair-server-ended")]
+    assert [d["availability_zone"] for d in launched] == [refused[0], row.availability_zone]
+    # The first server was ended because its client could not launch, the second with
+    # the pair.
+    assert ended[0]["instance_id"] == launched[0]["instance_id"]
+    assert "InsufficientInstanceCapacity" in ended[0]["why"]
+    assert ended[1]["instance_id"] == launched[1]["instance_id"]
+    # Three instances in all (two servers, one client); none left running.
+    instances = cloud.instances()
+    assert len(instances) == 3
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+
+
+def test_client_without_capacity_anywhere_fails_the_pair_as_a_whole(cloud: PairCloud) -> None:
+    def never_a_client(params: dict[str, Any], **_: Any) -> Any:
+        script = base64.b64decode(params.get("body", {}).get("UserData", "")).decode()
+        if "network.role=client" in script:
+            return _error("InsufficientInstanceCapacity", "none")
+        return None
+
+    session = cloud.session([("before-call.ec2.RunInstances", never_a_client)])
+    outcome, journal = cloud.run(session, ["c7g.large"])
+    assert not outcome.succeeded
+    [row] = journal.tasks(outcome.run_id)
+    assert row.state == "failed" and "InsufficientInstanceCapacity" in (row.reason or "")
+    servers = [
+        d["instance_id"] for _, d in _events(journal, outcome.run_id, "pair-server-launched")
+    ]
+    assert servers  # a server per zone tried, each ended
+    instances = cloud.instances()
+    assert sorted(i["InstanceId"] for i in instances) == sorted(servers)
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
