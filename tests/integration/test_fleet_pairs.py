@@ -83,10 +83,32 @@ def _events(journal: Journal, run_id: str, name: str) -> list[tuple[str | None, 
 def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
     cloud: PairCloud,
 ) -> None:
-    session = cloud.session()
+    rules: list[dict[str, Any]] = []
+
+    def seen_rule(params: dict[str, Any], **_: Any) -> None:
+        rules.append(params)  # observed only: the call goes to moto unchanged
+
+    session = cloud.session(
+        [("before-parameter-build.ec2.AuthorizeSecurityGroupIngress", seen_rule)]
+    )
     outcome, journal = cloud.run(session, ["m7i.large", "c7g.large"])
     assert outcome.succeeded, [(s.task.task_id, s.detail) for s in outcome.failures]
     rid = outcome.run_id
+
+    # One inbound rule on the run's group: TCP, the pairs' ports, from the group itself.
+    [rule] = rules
+    group = rule["GroupId"]
+    [perm] = rule["IpPermissions"]
+    assert perm["IpProtocol"] == "tcp"
+    assert [p["GroupId"] for p in perm["UserIdGroupPairs"]] == [group]
+    assert not perm.get("IpRanges") and not perm.get("Ipv6Ranges")
+    assert not perm.get("PrefixListIds")
+    [(_, noted)] = _events(journal, rid, "pair-ingress-rule")
+    assert noted == {
+        "group_id": group,
+        "ports": [perm["FromPort"], perm["ToPort"]],
+        "source": "itself",
+    }
 
     # Four instances, all of the run, all terminated; two per pair, in one zone.
     instances = cloud.instances()
@@ -113,8 +135,9 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
         assert "network.listen=loopback" in server_script  # never moto's private IP
         assert "network.role=client" in client_script
         assert "network.peer=127.0.0.1" in client_script
-        [port] = re.findall(r"network\.port=\d+", client_script)
-        assert re.findall(r"network\.port=\d+", server_script) == [port]
+        [port] = re.findall(r"network\.port=(\d+)", client_script)
+        assert re.findall(r"network\.port=(\d+)", server_script) == [port]
+        assert perm["FromPort"] <= int(port) < int(port) + 1 <= perm["ToPort"]
         ports.add(port)
     assert len(ports) == 2  # one port per pair
 
@@ -139,7 +162,7 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
     local_raw = list((cloud.tmp / "data" / "raw").rglob("*.json"))
     assert len(local_raw) == 2
 
-    # Nothing left: no security group of the run.
+    # Nothing left: no security group of the run (and so no rule).
     groups = session.ec2().describe_security_groups(
         Filters=[{"Name": "tag:instbench:run-id", "Values": [rid]}]
     )["SecurityGroups"]

@@ -517,12 +517,29 @@ class Fleet:
             self.journal.set_security_group(self.plan.run_id, group)
             self.plan.security_group = group
             self._created_group = group
+        pairs = [i for i, t in enumerate(self.plan.tasks) if self._is_pair(t)]
+        if pairs:
+            # The plan refuses --security-group with pairs: this is the run's own group.
+            assert self._created_group is not None
+            first, last = self._pair_port(pairs[0]), self._pair_port(pairs[-1]) + 1
+            network.allow_pair_ports(self.session, self._created_group, first, last)
+            self.journal.note(
+                self.plan.run_id,
+                None,
+                "pair-ingress-rule",
+                {"group_id": self._created_group, "ports": [first, last], "source": "itself"},
+            )
 
     # ---------------------------------------------------------------- one task
 
     def _is_pair(self, task: Task) -> bool:
         """True when the task's benchmark needs two instances (a server and a client)."""
         return task.benchmark != SUITE_BENCHMARK and registry.info(task.benchmark).instances > 1
+
+    @staticmethod
+    def _pair_port(index: int) -> int:
+        """The server port of the task at `index` in the plan (the next one is used too)."""
+        return PAIR_BASE_PORT + 2 * (index % PAIR_PORTS)
 
     def _task_vcpus(self, task: Task) -> int:
         """vCPUs the task holds while it runs: both instances of a pair."""
@@ -689,7 +706,7 @@ class Fleet:
                 **data_volume.advertised(),
             }
             agent_args += ["--storage-advertised", advertised_text(advertised)]
-        port = PAIR_BASE_PORT + 2 * (self.plan.tasks.index(task) % PAIR_PORTS)
+        port = self._pair_port(self.plan.tasks.index(task))
         if self._is_pair(task):
             agent_args = self._pair_args(task, agent_args, "client", port)
         params = UserDataParams(

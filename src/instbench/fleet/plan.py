@@ -77,6 +77,11 @@ def make_plan(
                     f"benchmark {name} runs on a pair of instances whose {', '.join(given)} "
                     f"the controller sets: drop --param {name}.{given[0]}=..."
                 )
+    if opts.security_group and any(registry.info(b).instances > 1 for b in opts.benchmarks):
+        raise UserError(
+            "a pair benchmark (network) opens the run's own security group to itself; "
+            "drop --security-group"
+        )
     if opts.max_concurrency < 1:
         raise UserError("--max-concurrency must be at least 1")
     if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
