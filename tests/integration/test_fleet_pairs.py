@@ -18,12 +18,20 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from rich.console import Console
+from tests.factories import TablePriceSource
 
+from instbench.aws.quotas import StaticQuotaSource
 from instbench.aws.session import AwsSession
+from instbench.cli import run_cmd
+from instbench.context import Context
+from instbench.fleet import cost
+from instbench.fleet.capacity import QuotaTooSmall
 from instbench.fleet.orchestrator import FleetOutcome
-from instbench.fleet.plan import FleetOptions, Plan
+from instbench.fleet.plan import FleetOptions, Plan, make_plan
 from instbench.fleet.run import execute, plan_run
 from instbench.journal import Journal
+from instbench.prices import InstancePrice
 from instbench.results.validate import parse_result
 from instbench.sandbox.runtime import Sandbox
 
@@ -230,3 +238,60 @@ def test_client_without_capacity_anywhere_fails_the_pair_as_a_whole(cloud: PairC
     instances = cloud.instances()
     assert sorted(i["InstanceId"] for i in instances) == sorted(servers)
     assert {i["State"]["Name"] for i in instances} == {"terminated"}
+
+
+# ------------------------------------------------------------------ quotas and cost
+
+
+def _network_plan(aws_session: AwsSession, **quota: int) -> Plan:
+    bucket = "instbench-pairs-plan"
+    aws_session.s3().create_bucket(Bucket=bucket)
+    opts = FleetOptions(
+        instance_types=["m7i.large"], benchmarks=("network", "stream"), bucket=bucket
+    )
+    limits = {(name, "on-demand"): value for name, value in quota.items()}
+    return make_plan(
+        aws_session,
+        opts,
+        "r-pairs",
+        datetime.now(UTC),
+        quota_source=StaticQuotaSource(limits),
+        price_source=TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)}),
+    )
+
+
+def test_quota_counts_both_instances_of_a_pair(aws_session: AwsSession) -> None:
+    # m7i.large has 2 vCPUs: its pair holds 4, which a quota of 3 can never fit.
+    with pytest.raises(QuotaTooSmall, match=r"m7i\.large needs 4 vCPUs"):
+        _network_plan(aws_session, Standard=3)
+    plan = _network_plan(aws_session, Standard=4)
+    held = {t.benchmark: (t.instances, t.held_vcpus) for t in plan.tasks}
+    assert held == {"network": (2, 4), "stream": (1, 2)}
+    assert plan.total_vcpus == 6
+
+
+def test_cost_and_dry_run_count_both_instances_of_a_pair(aws_session: AwsSession) -> None:
+    plan = _network_plan(aws_session)
+    estimate = cost.estimate_plan(
+        plan, TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
+    )
+    by_bench = {t.task_id.split("-")[1]: t for t in estimate.tasks}
+    hours = by_bench["stream"].seconds / 3600
+    assert by_bench["stream"].cost_usd == pytest.approx(0.1 * hours)
+    assert by_bench["network"].cost_usd == pytest.approx(2 * 0.1 * hours)
+    assert estimate.total_usd == pytest.approx(3 * 0.1 * hours)
+    plan.cost = estimate
+    console = Console(record=True, width=200)
+    run_cmd._print_plan(Context(console=console), plan)
+    run_cmd._print_cost(Context(console=console), aws_session, plan)
+    text = console.export_text()
+    network_rows = [
+        [cell.strip() for cell in line.split("│") if cell.strip()]
+        for line in text.splitlines()
+        if "m7i.large-network-0" in line
+    ]
+    assert len(network_rows) == 2  # the plan's row and the cost's row
+    plan_row, cost_row = network_rows
+    assert plan_row[3:5] == ["2", "4"]  # instances, vCPUs
+    assert cost_row[2:4] == ["2", "4"] and cost_row[-2:] == ["0.2000", f"{0.2 * hours:.4f}"]
+    assert "2 tasks, 6 vCPUs in all" in text

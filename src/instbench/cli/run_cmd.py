@@ -408,11 +408,17 @@ def _run_local(
 
 def _print_plan(ctx: Context, plan: Plan) -> None:
     table = Table(title=f"plan {plan.run_id} ({plan.region})")
-    for col in ("task", "type", "arch", "vCPUs", "benchmark", "AMI"):
+    for col in ("task", "type", "arch", "instances", "vCPUs", "benchmark", "AMI"):
         table.add_column(col)
     for t in plan.tasks:
         table.add_row(
-            t.task_id, t.instance_type, t.architecture, str(t.vcpus), t.benchmark, t.image_id
+            t.task_id,
+            t.instance_type,
+            t.architecture,
+            str(t.instances),
+            str(t.held_vcpus),
+            t.benchmark,
+            t.image_id,
         )
     ctx.console.print(table)
     zones = ", ".join(sorted({p.availability_zone for p in plan.placements}))
@@ -439,16 +445,17 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
         plan, cost.price_source(session, plan.options, ctx.environ)
     )
     table = Table(title=f"estimated cost, upper bound ({plan.options.market}, {plan.region})")
-    for col in ("task", "type", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"):
+    for col in ("task", "type", "instances", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"):
         table.add_column(col, justify="left" if col in ("task", "type") else "right")
     for t in estimate.tasks:
         cost_usd = t.cost_usd
         table.add_row(
             t.task_id,
             t.instance_type,
+            str(t.instances),
             str(t.vcpus),
             f"{t.seconds / 60:.0f} min",
-            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd + t.volume_hourly_usd),
+            "price unknown" if (hourly := t.task_hourly_usd) is None else _usd(hourly),
             "price unknown" if cost_usd is None else _usd(cost_usd),
         )
     ctx.console.print(table)

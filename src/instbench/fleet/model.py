@@ -60,6 +60,14 @@ class Task:
     architecture: str
     image_id: str
     vcpus: int
+    instances: int = 1
+    """Instances the task runs on at once: 2 for a pair benchmark (a server and a client,
+    `BenchmarkInfo.instances`); quotas, the vCPU budget and the cost count all of them."""
+
+    @property
+    def held_vcpus(self) -> int:
+        """vCPUs the task holds while it runs (all its instances)."""
+        return self.vcpus * self.instances
 
 
 @dataclass
@@ -168,7 +176,7 @@ class Plan:
 
     @property
     def total_vcpus(self) -> int:
-        return sum(t.vcpus for t in self.tasks)
+        return sum(t.held_vcpus for t in self.tasks)
 
 
 def task_id(instance_type: str, benchmark: str, sample: int) -> str:
@@ -184,18 +192,27 @@ class TaskCost:
     instance_type: str
     market: str
     vcpus: int
+    """vCPUs of all the task's instances."""
     seconds: int
     """Upper bound on billed seconds (`billed_seconds`)."""
     hourly_usd: float | None
-    """None: price unknown."""
+    """Of one instance; None: price unknown."""
     volume_hourly_usd: float = 0.0
     """The storage benchmark's gp3 data volume, USD per hour (0: no data volume)."""
+    instances: int = 1
+    """Instances billed at once (2 for a pair task: its server and its client)."""
+
+    @property
+    def task_hourly_usd(self) -> float | None:
+        """USD per hour of all the task's instances and its data volume."""
+        if self.hourly_usd is None:
+            return None
+        return self.hourly_usd * self.instances + self.volume_hourly_usd
 
     @property
     def cost_usd(self) -> float | None:
-        if self.hourly_usd is None:
-            return None
-        return (self.hourly_usd + self.volume_hourly_usd) * self.seconds / 3600
+        hourly = self.task_hourly_usd
+        return None if hourly is None else hourly * self.seconds / 3600
 
 
 @dataclass(frozen=True)

@@ -534,7 +534,7 @@ class Fleet:
 
     def _is_pair(self, task: Task) -> bool:
         """True when the task's benchmark needs two instances (a server and a client)."""
-        return task.benchmark != SUITE_BENCHMARK and registry.info(task.benchmark).instances > 1
+        return task.instances > 1
 
     @staticmethod
     def _pair_port(index: int) -> int:
@@ -543,7 +543,7 @@ class Fleet:
 
     def _task_vcpus(self, task: Task) -> int:
         """vCPUs the task holds while it runs: both instances of a pair."""
-        return task.vcpus * (2 if self._is_pair(task) else 1)
+        return task.held_vcpus
 
     def _execute(self, task: Task) -> None:
         gate = (

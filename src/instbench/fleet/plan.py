@@ -49,6 +49,11 @@ __all__ = [
 this module); they are re-exported here, where readers look for them."""
 
 
+def _instances(benchmark: str) -> int:
+    """Instances one task of `benchmark` runs on (a suite task: one)."""
+    return 1 if benchmark == SUITE_BENCHMARK else registry.info(benchmark).instances
+
+
 def make_plan(
     session: AwsSession,
     opts: FleetOptions,
@@ -104,8 +109,10 @@ def make_plan(
         limits.check_array_fits(array_size, name, facts[name].memory_mib)
     # A type that does not fit under its vCPU quota (less what other instances hold now)
     # or the budget fails now, not after the rest of the run has been launched.
+    # A pair benchmark holds two instances of the type at once: both must fit.
+    most_instances = max(_instances(b) for b in opts.task_benchmarks)
     vcpu_limits = capacity.plan_limits(
-        {name: facts[name].vcpus for name in opts.instance_types},
+        {name: facts[name].vcpus * most_instances for name in opts.instance_types},
         opts.market,
         quota_source or capacity.default_source(session, opts),
         opts.vcpu_budget,
@@ -157,6 +164,7 @@ def make_plan(
             architecture=facts[name].architecture,
             image_id=images[facts[name].architecture],
             vcpus=facts[name].vcpus,
+            instances=_instances(bench),
         )
         for name in opts.instance_types
         for bench in opts.task_benchmarks
