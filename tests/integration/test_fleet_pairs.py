@@ -295,3 +295,32 @@ def test_cost_and_dry_run_count_both_instances_of_a_pair(aws_session: AwsSession
     assert plan_row[3:5] == ["2", "4"]  # instances, vCPUs
     assert cost_row[2:4] == ["2", "4"] and cost_row[-2:] == ["0.2000", f"{0.2 * hours:.4f}"]
     assert "2 tasks, 6 vCPUs in all" in text
+
+
+def test_server_that_dies_fails_the_pair_with_the_reason_and_leaves_nothing(
+    cloud: PairCloud,
+) -> None:
+    """The server's script is swapped for one that powers off at once (the instance ends,
+    as a crashed server would): the task fails naming the server, its client is ended."""
+
+    def dying_server(params: dict[str, Any], **_: Any) -> None:
+        script = base64.b64decode(params["UserData"]).decode()
+        if "network.role=server" in script:
+            params["UserData"] = base64.b64encode(b"#!/bin/bash\nexit 0\n").decode()
+
+    session = cloud.session([("before-parameter-build.ec2.RunInstances", dying_server)])
+    outcome, journal = cloud.run(session, ["m7i.large"])
+    [status] = outcome.statuses
+    assert status.state == "failed"
+    assert "pair server" in status.detail, status.detail
+    [row] = journal.tasks(outcome.run_id)
+    assert row.state == "failed" and "pair server" in (row.reason or "")
+    instances = cloud.instances()
+    assert len(instances) == 2
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+    assert [k for k in _keys(session, cloud) if k.startswith("raw/")] == []
+
+
+def _keys(session: AwsSession, cloud: PairCloud) -> list[str]:
+    listing = session.s3().list_objects_v2(Bucket=cloud.sandbox.bucket)
+    return [o["Key"] for o in listing.get("Contents", [])]

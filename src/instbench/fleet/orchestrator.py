@@ -559,6 +559,19 @@ class Fleet:
             finally:
                 self._end_server(task)
 
+    def _journalled_server(self, task: Task) -> str | None:
+        """The pair server the journal says was launched for `task` and not ended (a
+        controller that went away between the two): what a resume must end or re-attach."""
+        live: str | None = None
+        for _at, task_id, event, detail in self.journal.events(self.plan.run_id):
+            if task_id != task.task_id or not detail:
+                continue
+            if event == "pair-server-launched":
+                live = json.loads(detail).get("instance_id")
+            elif event == "pair-server-ended":
+                live = None
+        return live
+
     def _end_server(self, task: Task, why: str = "pair concluded") -> None:
         """Terminate the pair's server (its result measures nothing and is not stored)."""
         server = self._servers.pop(task.task_id, None)
@@ -592,6 +605,9 @@ class Fleet:
                 self._collect(task, row.instance_id, key)
                 return
             live = row.instance_id and not row.terminated
+            server = self._journalled_server(task)
+            if server is not None:
+                self._servers[task.task_id] = server  # re-attached with its client, or ended
             if row.state == "running" and live:
                 state = launch.instance_states(self.session, [row.instance_id or ""]).get(
                     row.instance_id or "", ("unknown", "")
@@ -602,11 +618,13 @@ class Fleet:
                     if not self._acquire(task, key):
                         return
                     try:
-                        if not self._await(task, row.instance_id or ""):
+                        if not self._await(task, row.instance_id or "", server):
                             return
                     finally:
                         self.pool.release(key, self._task_vcpus(task))
                     # Reclaimed by spot while we watched: launch again below.
+            # Launched again below: a server of the last attempt never serves the new client.
+            self._end_server(task, "resume launches the pair again")
             if row.state == "failed":
                 self.journal.transition(self.plan.run_id, task.task_id, "planned")
             # A new attempt gets a new ClientToken, so EC2 launches a new instance.
