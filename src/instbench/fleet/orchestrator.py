@@ -412,6 +412,7 @@ class Fleet:
             try:
                 self.watcher.close()
                 terminated = self._terminate_all()
+                self._drop_server_results()
             except AWS_ERRORS as exc:
                 failure = exc
             self._finish(interrupted, cleaned=failure is None)
@@ -428,6 +429,18 @@ class Fleet:
         if failure is not None:
             raise CleanupIncomplete(rid, f"{type(failure).__name__}: {failure}") from failure
         return terminated
+
+    def _drop_server_results(self) -> None:
+        """Delete what pair servers uploaded under incoming/ (they measure nothing): one
+        may arrive after its pair's own delete, until its instance is gone."""
+        if not any(self._is_pair(t) for t in self.plan.tasks):
+            return
+        try:
+            for key in self.s3.keys(incoming_prefix(self.plan.run_id)):
+                if key.endswith("/server.json"):
+                    self.s3.delete(key)
+        except AWS_ERRORS as exc:  # a staging copy only: never what fails the cleanup
+            self.notice(f"warning: could not delete pair servers' uploads ({exc})")
 
     def _endpoint_warning(self, message: str) -> None:
         if message.startswith("warning"):
@@ -557,7 +570,10 @@ class Fleet:
             except Exception as exc:  # a worker must never die silently
                 self._fail(task, f"controller error: {type(exc).__name__}: {exc}")
             finally:
-                self._end_server(task)
+                # A pair whose result is stored lets its server upload and power off
+                # first (as a task's instance does), so nothing is left under incoming/.
+                stored = self.statuses[task.task_id].state == "result_stored"
+                self._end_server(task, wait=stored)
 
     def _journalled_server(self, task: Task) -> str | None:
         """The pair server the journal says was launched for `task` and not ended (a
@@ -572,11 +588,17 @@ class Fleet:
                 live = None
         return live
 
-    def _end_server(self, task: Task, why: str = "pair concluded") -> None:
-        """Terminate the pair's server (its result measures nothing and is not stored)."""
+    def _end_server(self, task: Task, why: str = "pair concluded", wait: bool = False) -> None:
+        """Terminate the pair's server (its result measures nothing and is not stored);
+        with `wait`, after it had its shutdown grace to upload and power off."""
         server = self._servers.pop(task.task_id, None)
         if server is None:
             return
+        if wait:
+            with contextlib.suppress(*AWS_ERRORS):
+                self._let_shut_down(
+                    server, task_log_key(self.plan.run_id, f"{task.task_id}-server")
+                )
         self.journal.note(
             self.plan.run_id, task.task_id, "pair-server-ended", {"instance_id": server, "why": why}
         )
