@@ -408,8 +408,12 @@ def _run_local(
 
 def _print_plan(ctx: Context, plan: Plan) -> None:
     table = Table(title=f"plan {plan.run_id} ({plan.region})")
+    task_width = max((len(t.task_id) for t in plan.tasks), default=4)
     for col in ("task", "type", "arch", "instances", "vCPUs", "benchmark", "AMI"):
-        table.add_column(col)
+        # A task id is what a user greps the journal and the results for: never cut.
+        table.add_column(
+            col, no_wrap=col == "task", min_width=task_width if col == "task" else None
+        )
     for t in plan.tasks:
         table.add_row(
             t.task_id,
@@ -449,8 +453,14 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
     columns = ["task", "type", "instances", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"]
     if bursts:
         columns.append("of which EBS burst run")
+    task_width = max((len(t.task_id) for t in estimate.tasks), default=4)
     for col in columns:
-        table.add_column(col, justify="left" if col in ("task", "type") else "right")
+        table.add_column(
+            col,
+            justify="left" if col in ("task", "type") else "right",
+            no_wrap=col == "task",
+            min_width=task_width if col == "task" else None,
+        )
     for t in estimate.tasks:
         cost_usd = t.cost_usd
         row = [

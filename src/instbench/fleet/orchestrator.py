@@ -68,6 +68,10 @@ would otherwise collide)."""
 PAIR_PORTS = 20000
 """Distinct pair ports handed out before they repeat (65535 - PAIR_BASE_PORT, halved)."""
 SANDBOX_PEER = "127.0.0.1"
+PAIR_GRACE_S = 30.0
+"""How long a client may take to deliver its result after its server was seen ended
+(a server ends by itself once the client closed the test, often before the client's
+upload is listed)."""
 """Where a pair's client reaches its server in the sandbox: both run on this machine, and
 nothing may be sent anywhere but loopback (never moto's invented private address)."""
 
@@ -904,6 +908,9 @@ class Fleet:
         self.watcher.track(instance_id)
         if partner is not None:
             self.watcher.track(partner)
+        # When the pair's server was seen ended, and the reason to give if the client's
+        # result does not follow within PAIR_GRACE_S.
+        partner_end: tuple[float, str] | None = None
         try:
             seen = self.watcher.latest.round
             while not self.stop.is_set():
@@ -925,24 +932,27 @@ class Fleet:
                         if launch.is_spot_interruption(reason):
                             self._interrupted(task, instance_id, reason)
                             return True
-                        self._fail(
-                            task,
-                            f"instance {state} without a result ({reason or 'no reason given'})",
-                            instance_id,
-                        )
+                        why = f"instance {state} without a result ({reason or 'no reason given'})"
+                        if partner_end is not None:
+                            why = f"{partner_end[1]}; the client's {why}"
+                        self._fail(task, why, instance_id)
                         return False
-                    if partner is not None and partner in snap.states:
-                        if self.s3.head(key) is not None:
-                            self._collect(task, instance_id, key)
-                            return False
+                    if partner is not None and partner_end is None and partner in snap.states:
+                        # A server ends by itself once the client has closed the test, so
+                        # its end may be seen before the client's result is: the client
+                        # gets PAIR_GRACE_S to deliver before the pair is failed.
                         state, reason = snap.states[partner]
-                        self._fail(
-                            task,
+                        partner_end = (
+                            time.monotonic(),
                             f"pair server {partner} {state} before the client's result "
                             f"({reason or 'no reason given'})",
-                            instance_id,
                         )
+                if partner_end is not None and time.monotonic() - partner_end[0] >= PAIR_GRACE_S:
+                    if self.s3.head(key) is not None:
+                        self._collect(task, instance_id, key)
                         return False
+                    self._fail(task, partner_end[1], instance_id)
+                    return False
                 if time.monotonic() >= deadline:
                     self._fail(task, f"no result within the timeout ({task_s}s)", instance_id)
                     return False
