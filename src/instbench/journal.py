@@ -469,6 +469,16 @@ class Journal:
                 (run_id, task_id, _now(), f"{row[0]}->{state}", detail),
             )
 
+    def note(self, run_id: str, task_id: str | None, event: str, detail: dict[str, Any]) -> None:
+        """An event that changes no task state: the server instance of a pair task (its
+        launch and its end), so the journal names both instances of the pair, and the
+        run group's inbound rule for pairs (`task_id` None)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO events (run_id, task_id, at, event, detail) VALUES (?, ?, ?, ?, ?)",
+                (run_id, task_id, _now(), event, json.dumps(detail, sort_keys=True)),
+            )
+
     def mark_terminated(self, run_id: str, instance_ids: list[str]) -> None:
         """Record that these instances are terminated (or being terminated)."""
         if not instance_ids:

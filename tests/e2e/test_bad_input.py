@@ -154,7 +154,18 @@ def _cases(w: World) -> list[Case]:
             (*run1, "-b", "linpack", "--param", "linpack.library=/x;reboot"),
         ),
         Case("local-param-out-of-range", ("run", "--local", "--param", "stream.ntimes=1")),
-        Case("fleet-network-needs-a-pair", (*run1, "-b", "network")),
+        Case(
+            "fleet-network-peer-by-hand",
+            (*run1, "-b", "network", "--param", "network.peer=10.0.0.9"),
+        ),
+        Case(
+            "fleet-network-role-by-hand",
+            (*run1, "-b", "network", "--param", "network.role=server"),
+        ),
+        Case(
+            "fleet-network-peer-shell",
+            (*run1, "-b", "network", "--param", "network.peer=10.0.0.9;reboot"),
+        ),
         Case("fleet-timeout-word", (*run1, "--timeout", "soon")),
         Case("fleet-timeout-25h", (*run1, "--timeout", "25h")),
         Case("fleet-samples-0", (*run1, "--samples", "0"), usage=True),

@@ -262,7 +262,9 @@ def test_sandbox_dry_run_shows_the_storage_burst_run(cli_env: Path) -> None:
     cost_table = out.split("estimated cost, upper bound")[1]
     rows = {line.split("│")[1].strip(): line for line in cost_table.splitlines() if "│" in line}
     cells = [c.strip() for c in rows["m7i.large-storage-0"].split("│")]
-    assert cells[4] == "52 min"  # 20 min timeout + 30 min burst run + 2 min boot
-    assert cells[7] == "30 min, 0.0000 USD"
+    # │ task │ type │ instances │ vCPUs │ duration ≤ │ USD/h │ cost ≤ USD │ of which burst │
+    assert cells[3] == "1"  # a storage task is one instance (a network pair is two)
+    assert cells[5] == "52 min"  # 20 min timeout + 30 min burst run + 2 min boot
+    assert cells[8] == "30 min, 0.0000 USD"
     cells = [c.strip() for c in rows["m7i.large-stream-0"].split("│")]
-    assert cells[4] == "22 min" and cells[7] == ""
+    assert cells[5] == "22 min" and cells[8] == ""

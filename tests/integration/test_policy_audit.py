@@ -56,12 +56,14 @@ def _spot_request_as_ec2_makes_it(session: AwsSession, spec: LaunchSpec) -> str:
 def test_policy_grants_exactly_what_the_controller_calls(tmp_path: Path) -> None:
     recorder = OperationRecorder()
     messages: list[str] = []
-    with open_target(Target(AwsSettings(), sandbox=True), messages.append) as (session, bucket):
+    # max_parallel=2: the network pair's server and client run together (see Target).
+    target = Target(AwsSettings(), sandbox=True, max_parallel=2)
+    with open_target(target, messages.append) as (session, bucket):
         assert bucket
         recorder.attach(session)
         opts = FleetOptions(
             instance_types=TYPES,
-            benchmarks=("stream",),
+            benchmarks=("stream", "network"),
             bucket=bucket,
             quick=True,
             collection_method="sandbox",
@@ -80,7 +82,7 @@ def test_policy_grants_exactly_what_the_controller_calls(tmp_path: Path) -> None
         publisher = MetricsPublisher(session)
         for path in sorted((tmp_path / "data" / "raw").rglob("*.json")):
             publisher.task_result(parse_result(path.read_bytes()), 12.5, True)
-        publisher.run_finished(succeeded=len(TYPES), failed=0, duration_s=60.0)
+        publisher.run_finished(succeeded=2 * len(TYPES), failed=0, duration_s=60.0)
         assert publisher.sent > 0 and publisher.dropped == 0
 
         sync(session, bucket, LocalStore(tmp_path / "mirror"))
@@ -107,6 +109,7 @@ def test_policy_grants_exactly_what_the_controller_calls(tmp_path: Path) -> None
     called = recorder.as_mapping()
     assert "ec2:RunInstances" in called, called
     assert "ec2:CancelSpotInstanceRequests" in called, called
+    assert "ec2:AuthorizeSecurityGroupIngress" in called, called  # the pair's rule
     report = audit(called)
     assert report.ok, report.explain() + f"\nrecorded: {sorted(called)}"
     document = policy_document(bucket, regions=[plan.region], instance_types=TYPES)

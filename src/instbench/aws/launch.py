@@ -313,6 +313,12 @@ def check_market(market: str, spot_max_price: str | None, spot_fallback: str | N
 
 def launch_instance(session: AwsSession, spec: LaunchSpec) -> str:
     """Start the instance of `spec`; its id. CapacityError / LaunchRejected on refusal."""
+    return launch_instance_addressed(session, spec)[0]
+
+
+def launch_instance_addressed(session: AwsSession, spec: LaunchSpec) -> tuple[str, str | None]:
+    """Like `launch_instance`, and the instance's private IPv4 address from the
+    RunInstances answer (None when it gave none): what a pair's client is told to reach."""
     device, size = _root_volume(session, spec)
     request = build_request(spec, device, size)
     try:
@@ -326,7 +332,8 @@ def launch_instance(session: AwsSession, spec: LaunchSpec) -> str:
         if code.startswith(("Invalid", "Unauthorized", "OptInRequired", "MissingParameter")):
             raise LaunchRejected(code, message) from exc
         raise
-    return response["Instances"][0]["InstanceId"]
+    instance = response["Instances"][0]
+    return instance["InstanceId"], instance.get("PrivateIpAddress")
 
 
 def _ids_filter(ids: list[str]) -> list[FilterTypeDef]:

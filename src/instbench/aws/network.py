@@ -197,6 +197,31 @@ def create_run_security_group(
     return group_id
 
 
+def allow_pair_ports(session: AwsSession, group_id: str, from_port: int, to_port: int) -> None:
+    """Let the instances of the run's group reach each other on TCP `from_port..to_port`:
+    the one inbound rule a run with pair tasks (a server and its client) needs, from the
+    group itself only, so nothing outside the run can use it. Idempotent (a resume finds
+    the rule in place); afterwards the group is checked to hold no other inbound rule."""
+    ec2 = session.ec2()
+    rule = {
+        "IpProtocol": "tcp",
+        "FromPort": from_port,
+        "ToPort": to_port,
+        "UserIdGroupPairs": [{"GroupId": group_id, "Description": "instbench pair tasks"}],
+    }
+    try:
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[rule])  # type: ignore[list-item]
+    except ClientError as exc:
+        if _code(exc) != "InvalidPermission.Duplicate":
+            raise
+    group = _describe_group(session, group_id)
+    for perm in group.get("IpPermissions", []) if group else []:
+        sources = [pair.get("GroupId") for pair in perm.get("UserIdGroupPairs", [])]
+        others = perm.get("IpRanges") or perm.get("Ipv6Ranges") or perm.get("PrefixListIds")
+        if others or sources != [group_id]:
+            raise RuntimeError(f"security group {group_id} has an inbound rule from elsewhere")
+
+
 def _find_run_group(session: AwsSession, name: str, run_id: str, vpc_id: str) -> str:
     filters: list[FilterTypeDef] = [
         {"Name": "group-name", "Values": [name]},

@@ -154,6 +154,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         statement="CreateGroupInVpc",
     ),
     Permission(
+        "ec2:AuthorizeSecurityGroupIngress",
+        "a run with pair tasks (network) lets the run's group reach itself on the pairs' "
+        "TCP ports, from the group itself only (only the run's group)",
+        scope="run-tagged",
+        condition=_TAGGED,
+    ),
+    Permission(
         "ec2:RevokeSecurityGroupIngress",
         "close a run group that was created with inbound rules (never expected)",
         scope="run-tagged",
@@ -571,7 +578,11 @@ def request_contexts(
         return [tagged("instance", i) for i in p.get("InstanceIds", [])]
     if operation == "ec2:CancelSpotInstanceRequests":
         return [tagged("spot-instances-request", i) for i in p.get("SpotInstanceRequestIds", [])]
-    if operation in {"ec2:DeleteSecurityGroup", "ec2:RevokeSecurityGroupIngress"}:
+    if operation in {
+        "ec2:DeleteSecurityGroup",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupIngress",
+    }:
         return [tagged("security-group", p.get("GroupId", ""))]
     if operation.startswith("s3:") and "Bucket" in p:
         key = p.get("Key")

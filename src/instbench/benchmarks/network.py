@@ -73,6 +73,10 @@ FELL_RATIO = 0.8
 """A burst run 'fell' when its sustained rate is below this share of its burst rate."""
 
 _PERFORMANCE = re.compile(r"^[A-Za-z0-9 .x]{1,64}$")
+PERFORMANCE_SPACE = "_"
+"""How a space of NetworkPerformance travels in user data, where no value may hold one:
+the controller sends 'Up_to_12.5_Gigabit', the agent reads 'Up to 12.5 Gigabit' (no
+NetworkPerformance holds an underscore, so the encoding is reversible)."""
 """What DescribeInstanceTypes says in NetworkPerformance ('Up to 12.5 Gigabit', '25
 Gigabit', '8 x 100 Gigabit'); nothing else is accepted from the command line."""
 _RETRY = re.compile(r"connection refused|server is busy|unable to connect", re.IGNORECASE)
@@ -120,6 +124,10 @@ class NetworkOptions:
         if self.port is not None and not 1024 <= self.port <= 65535 - (PORTS - 1):
             raise BenchmarkInputError(
                 f"network: port must be 1024..{65535 - (PORTS - 1)} (port+1 is used too)"
+            )
+        if self.advertised_performance is not None:
+            self.advertised_performance = self.advertised_performance.replace(
+                PERFORMANCE_SPACE, " "
             )
         if self.advertised_performance is not None and not _PERFORMANCE.match(
             self.advertised_performance

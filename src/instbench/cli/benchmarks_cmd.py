@@ -132,8 +132,8 @@ def show_describe(ctx: Context, cat: Catalog, name: str, *, as_json: bool) -> No
     console.print(f"needs on the instance: {', '.join(b.needs) or 'nothing'}", markup=False)
     if b.instances > 1:
         console.print(
-            f"instances: {b.instances} (a server and a client; fleet runs do not launch "
-            "pairs yet, instbench run --local runs both over 127.0.0.1)",
+            f"instances: {b.instances} (a server and a client: fleet runs launch them as a "
+            "pair in one zone; instbench run --local runs both over 127.0.0.1)",
             markup=False,
         )
     if not b.parameters:

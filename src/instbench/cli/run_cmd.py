@@ -15,6 +15,7 @@ from rich.table import Table
 
 from instbench.aws import launch
 from instbench.aws.session import AwsSession, AwsSettings
+from instbench.benchmarks import registry
 from instbench.cli.render import stream_table
 from instbench.context import Context
 from instbench.errors import UserError
@@ -290,7 +291,12 @@ def run(
     )
     if not sandbox and not bucket:
         raise UserError("pass --bucket NAME: the results bucket the instances upload to")
-    target = Target(AwsSettings(region=region, profile=profile), sandbox=sandbox)
+    pairs = any(registry.info(name).instances > 1 for name in opts.benchmarks)
+    target = Target(
+        AwsSettings(region=region, profile=profile),
+        sandbox=sandbox,
+        max_parallel=2 if pairs else 1,
+    )
     local_cloud = sandbox or is_loopback_endpoint(target.settings, ctx.environ)
     if local_cloud:
         opts.collection_method = "sandbox"
@@ -402,11 +408,21 @@ def _run_local(
 
 def _print_plan(ctx: Context, plan: Plan) -> None:
     table = Table(title=f"plan {plan.run_id} ({plan.region})")
-    for col in ("task", "type", "arch", "vCPUs", "benchmark", "AMI"):
-        table.add_column(col)
+    task_width = max((len(t.task_id) for t in plan.tasks), default=4)
+    for col in ("task", "type", "arch", "instances", "vCPUs", "benchmark", "AMI"):
+        # A task id is what a user greps the journal and the results for: never cut.
+        table.add_column(
+            col, no_wrap=col == "task", min_width=task_width if col == "task" else None
+        )
     for t in plan.tasks:
         table.add_row(
-            t.task_id, t.instance_type, t.architecture, str(t.vcpus), t.benchmark, t.image_id
+            t.task_id,
+            t.instance_type,
+            t.architecture,
+            str(t.instances),
+            str(t.held_vcpus),
+            t.benchmark,
+            t.image_id,
         )
     ctx.console.print(table)
     zones = ", ".join(sorted({p.availability_zone for p in plan.placements}))
@@ -434,19 +450,26 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
     )
     table = Table(title=f"estimated cost, upper bound ({plan.options.market}, {plan.region})")
     bursts = any(t.burst_s for t in estimate.tasks)
-    columns = ["task", "type", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"]
+    columns = ["task", "type", "instances", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"]
     if bursts:
         columns.append("of which EBS burst run")
+    task_width = max((len(t.task_id) for t in estimate.tasks), default=4)
     for col in columns:
-        table.add_column(col, justify="left" if col in ("task", "type") else "right")
+        table.add_column(
+            col,
+            justify="left" if col in ("task", "type") else "right",
+            no_wrap=col == "task",
+            min_width=task_width if col == "task" else None,
+        )
     for t in estimate.tasks:
         cost_usd = t.cost_usd
         row = [
             t.task_id,
             t.instance_type,
+            str(t.instances),
             str(t.vcpus),
             f"{t.seconds / 60:.0f} min",
-            "price unknown" if t.hourly_usd is None else _usd(t.hourly_usd + t.volume_hourly_usd),
+            "price unknown" if (hourly := t.task_hourly_usd) is None else _usd(hourly),
             "price unknown" if cost_usd is None else _usd(cost_usd),
         ]
         if bursts:

@@ -36,6 +36,10 @@ reserves the name, so no benchmark can collide with it."""
 
 SANDBOX_SOURCE = "sandbox: nothing is billed"
 
+PAIR_PARAMS = ("role", "peer", "port", "listen")
+"""Parameters of a pair benchmark (`BenchmarkInfo.instances == 2`) that the controller
+sets for each side; the user may not."""
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -59,6 +63,14 @@ class Task:
     burst_s: int = 0
     """`storage` only: seconds of the EBS burst-and-baseline run (`storage_burst_s`), which
     the task gets on top of --timeout and is billed for."""
+    instances: int = 1
+    """Instances the task runs on at once: 2 for a pair benchmark (a server and a client,
+    `BenchmarkInfo.instances`); quotas, the vCPU budget and the cost count all of them."""
+
+    @property
+    def held_vcpus(self) -> int:
+        """vCPUs the task holds while it runs (all its instances)."""
+        return self.vcpus * self.instances
 
 
 @dataclass
@@ -161,10 +173,13 @@ class Plan:
     storage_advertised: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per instance type, what DescribeInstanceTypes advertises for storage (EBS-optimized
     baseline/maximum, instance-store disks); passed to `storage` tasks' agents."""
+    network_advertised: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per instance type, the `network` benchmark's advertised_* parameters
+    (`TypeFacts.advertised_network`); passed to the client of each pair."""
 
     @property
     def total_vcpus(self) -> int:
-        return sum(t.vcpus for t in self.tasks)
+        return sum(t.held_vcpus for t in self.tasks)
 
 
 def task_id(instance_type: str, benchmark: str, sample: int) -> str:
@@ -180,21 +195,30 @@ class TaskCost:
     instance_type: str
     market: str
     vcpus: int
+    """vCPUs of all the task's instances."""
     seconds: int
     """Upper bound on billed seconds (`billed_seconds`)."""
     hourly_usd: float | None
-    """None: price unknown."""
+    """Of one instance; None: price unknown."""
     volume_hourly_usd: float = 0.0
     """The storage benchmark's gp3 data volume, USD per hour (0: no data volume)."""
+    instances: int = 1
+    """Instances billed at once (2 for a pair task: its server and its client)."""
+
+    @property
+    def task_hourly_usd(self) -> float | None:
+        """USD per hour of all the task's instances and its data volume."""
+        if self.hourly_usd is None:
+            return None
+        return self.hourly_usd * self.instances + self.volume_hourly_usd
 
     burst_s: int = 0
     """Of `seconds`, the storage benchmark's EBS burst run (included, not added)."""
 
     @property
     def cost_usd(self) -> float | None:
-        if self.hourly_usd is None:
-            return None
-        return (self.hourly_usd + self.volume_hourly_usd) * self.seconds / 3600
+        hourly = self.task_hourly_usd
+        return None if hourly is None else hourly * self.seconds / 3600
 
     @property
     def burst_cost_usd(self) -> float | None:

@@ -18,6 +18,8 @@ each state-changing call, so a killed controller can be resumed or cleaned up.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ipaddress
 import json
 import queue
 import signal
@@ -35,6 +37,7 @@ from instbench.aws import launch, network, quotas
 from instbench.aws.failures import AWS_ERRORS, REFUSED
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.session import AwsSession
+from instbench.benchmarks import network as network_bench
 from instbench.benchmarks import registry
 from instbench.errors import (
     CapacityError,
@@ -57,6 +60,20 @@ from instbench.storage.s3 import ObjectNotFound, S3Store
 
 URL_MARGIN_S = 30 * 60
 """Presigned URLs stay valid this long beyond the task timeout."""
+
+PAIR_BASE_PORT = 20000
+"""A pair task's server listens on PAIR_BASE_PORT + 2 * (the task's index in the plan) and
+the next port: two pairs of one run never share a port (on the sandbox's one machine they
+would otherwise collide)."""
+PAIR_PORTS = 20000
+"""Distinct pair ports handed out before they repeat (65535 - PAIR_BASE_PORT, halved)."""
+SANDBOX_PEER = "127.0.0.1"
+PAIR_GRACE_S = 30.0
+"""How long a client may take to deliver its result after its server was seen ended
+(a server ends by itself once the client closed the test, often before the client's
+upload is listed)."""
+"""Where a pair's client reaches its server in the sandbox: both run on this machine, and
+nothing may be sent anywhere but loopback (never moto's invented private address)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +266,24 @@ def interruptions_in(events: Iterable[tuple[str, str | None, str, str | None]]) 
     return counts
 
 
+def pair_peer(address: str | None, sandbox: bool) -> str:
+    """The address a pair's client is given: loopback in the sandbox (both sides run on
+    this machine; moto's invented private address leads nowhere), else the server's private
+    IPv4 from the RunInstances answer. ValueError unless it is a unicast IPv4: nothing else
+    ever reaches the client's user data."""
+    if sandbox:
+        return SANDBOX_PEER
+    if address is None:
+        raise ValueError("RunInstances gave no private address")
+    try:
+        parsed = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise ValueError(f"private address {address!r} is not an IPv4 address") from None
+    if parsed.is_multicast or parsed.is_unspecified or parsed.is_loopback:
+        raise ValueError(f"private address {address!r} is not a unicast IPv4 address")
+    return str(parsed)
+
+
 class Fleet:
     """Executes one plan. Thread-safe status updates; `run()` is called once."""
 
@@ -291,6 +326,11 @@ class Fleet:
                 if task_id in self.statuses:
                     self.statuses[task_id].interruptions = count
         self._agent: AgentArchive | None = None
+        self._servers: dict[str, str] = {}
+        """The live server instance of each pair task, by task id."""
+        # The sandbox runs every instance on this machine: one pair at a time, so a
+        # client never waits behind another pair's server for a slot (see `Target`).
+        self._pair_gate = threading.Lock()
         self._created_group: str | None = None
         self.leftover_group: str | None = None
         # vCPUs held per quota class (and under --vcpu-budget): a big type waits for room.
@@ -377,6 +417,7 @@ class Fleet:
             try:
                 self.watcher.close()
                 terminated = self._terminate_all()
+                self._drop_server_results()
             except AWS_ERRORS as exc:
                 failure = exc
             self._finish(interrupted, cleaned=failure is None)
@@ -393,6 +434,18 @@ class Fleet:
         if failure is not None:
             raise CleanupIncomplete(rid, f"{type(failure).__name__}: {failure}") from failure
         return terminated
+
+    def _drop_server_results(self) -> None:
+        """Delete what pair servers uploaded under incoming/ (they measure nothing): one
+        may arrive after its pair's own delete, until its instance is gone."""
+        if not any(self._is_pair(t) for t in self.plan.tasks):
+            return
+        try:
+            for key in self.s3.keys(incoming_prefix(self.plan.run_id)):
+                if key.endswith("/server.json"):
+                    self.s3.delete(key)
+        except AWS_ERRORS as exc:  # a staging copy only: never what fails the cleanup
+            self.notice(f"warning: could not delete pair servers' uploads ({exc})")
 
     def _endpoint_warning(self, message: str) -> None:
         if message.startswith("warning"):
@@ -482,14 +535,87 @@ class Fleet:
             self.journal.set_security_group(self.plan.run_id, group)
             self.plan.security_group = group
             self._created_group = group
+        pairs = [i for i, t in enumerate(self.plan.tasks) if self._is_pair(t)]
+        if pairs:
+            # The plan refuses --security-group with pairs: this is the run's own group.
+            assert self._created_group is not None
+            first, last = self._pair_port(pairs[0]), self._pair_port(pairs[-1]) + 1
+            network.allow_pair_ports(self.session, self._created_group, first, last)
+            self.journal.note(
+                self.plan.run_id,
+                None,
+                "pair-ingress-rule",
+                {"group_id": self._created_group, "ports": [first, last], "source": "itself"},
+            )
 
     # ---------------------------------------------------------------- one task
 
+    def _is_pair(self, task: Task) -> bool:
+        """True when the task's benchmark needs two instances (a server and a client)."""
+        return task.instances > 1
+
+    @staticmethod
+    def _pair_port(index: int) -> int:
+        """The server port of the task at `index` in the plan (the next one is used too)."""
+        return PAIR_BASE_PORT + 2 * (index % PAIR_PORTS)
+
+    def _task_vcpus(self, task: Task) -> int:
+        """vCPUs the task holds while it runs: both instances of a pair."""
+        return task.held_vcpus
+
     def _execute(self, task: Task) -> None:
+        gate = (
+            self._pair_gate
+            if self._is_pair(task) and self.plan.options.collection_method == "sandbox"
+            else contextlib.nullcontext()
+        )
+        with gate:
+            try:
+                self._execute_inner(task)
+            except Exception as exc:  # a worker must never die silently
+                self._fail(task, f"controller error: {type(exc).__name__}: {exc}")
+            finally:
+                # A pair whose result is stored lets its server upload and power off
+                # first (as a task's instance does), so nothing is left under incoming/.
+                stored = self.statuses[task.task_id].state == "result_stored"
+                self._end_server(task, wait=stored)
+
+    def _journalled_server(self, task: Task) -> str | None:
+        """The pair server the journal says was launched for `task` and not ended (a
+        controller that went away between the two): what a resume must end or re-attach."""
+        live: str | None = None
+        for _at, task_id, event, detail in self.journal.events(self.plan.run_id):
+            if task_id != task.task_id or not detail:
+                continue
+            if event == "pair-server-launched":
+                live = json.loads(detail).get("instance_id")
+            elif event == "pair-server-ended":
+                live = None
+        return live
+
+    def _end_server(self, task: Task, why: str = "pair concluded", wait: bool = False) -> None:
+        """Terminate the pair's server (its result measures nothing and is not stored);
+        with `wait`, after it had its shutdown grace to upload and power off."""
+        server = self._servers.pop(task.task_id, None)
+        if server is None:
+            return
+        if wait:
+            with contextlib.suppress(*AWS_ERRORS):
+                self._let_shut_down(
+                    server, task_log_key(self.plan.run_id, f"{task.task_id}-server")
+                )
+        self.journal.note(
+            self.plan.run_id, task.task_id, "pair-server-ended", {"instance_id": server, "why": why}
+        )
         try:
-            self._execute_inner(task)
-        except Exception as exc:  # a worker must never die silently
-            self._fail(task, f"controller error: {type(exc).__name__}: {exc}")
+            launch.terminate_instance(self.session, server)
+        except AWS_ERRORS as exc:
+            self.notice(
+                f"warning: task {task.task_id}: could not terminate its server {server} "
+                f"({type(exc).__name__}: {exc}); the end-of-run sweep tries again"
+            )
+        with contextlib.suppress(*AWS_ERRORS):
+            self.s3.delete(incoming_key(self.plan.run_id, task.task_id, "server.json"))
 
     def _execute_inner(self, task: Task) -> None:
         if self.stop.is_set():
@@ -506,6 +632,9 @@ class Fleet:
                 self._collect(task, row.instance_id, key)
                 return
             live = row.instance_id and not row.terminated
+            server = self._journalled_server(task)
+            if server is not None:
+                self._servers[task.task_id] = server  # re-attached with its client, or ended
             if row.state == "running" and live:
                 state = launch.instance_states(self.session, [row.instance_id or ""]).get(
                     row.instance_id or "", ("unknown", "")
@@ -516,11 +645,13 @@ class Fleet:
                     if not self._acquire(task, key):
                         return
                     try:
-                        if not self._await(task, row.instance_id or ""):
+                        if not self._await(task, row.instance_id or "", server):
                             return
                     finally:
-                        self.pool.release(key, task.vcpus)
+                        self.pool.release(key, self._task_vcpus(task))
                     # Reclaimed by spot while we watched: launch again below.
+            # Launched again below: a server of the last attempt never serves the new client.
+            self._end_server(task, "resume launches the pair again")
             if row.state == "failed":
                 self.journal.transition(self.plan.run_id, task.task_id, "planned")
             # A new attempt gets a new ClientToken, so EC2 launches a new instance.
@@ -543,21 +674,22 @@ class Fleet:
                     attempt += 1
                     if instance_id is None:
                         continue
-                    if not self._await(task, instance_id):
+                    if not self._await(task, instance_id, self._servers.get(task.task_id)):
                         return  # concluded: result stored or failed
                     # Interrupted: EC2 reclaimed the spot instance before the result came.
+                    self._end_server(task, "client interrupted")
                     reasons.append(f"spot interruption in {placement.availability_zone}")
                     break  # the next market (on-demand), when --spot-fallback allows one
             finally:
-                self.pool.release(key, task.vcpus)
+                self.pool.release(key, self._task_vcpus(task))
         capacity = any("interruption" not in r for r in reasons)
         self._fail(task, ("no capacity: " if capacity else "") + "; ".join(reasons))
 
     def _acquire(self, task: Task, key: str) -> bool:
         """Hold the task's vCPUs under its quota class and the budget, waiting for room."""
         if self.pool.limit(key) is not None or self.plan.options.vcpu_budget is not None:
-            self._update(task.task_id, detail=f"waiting for {task.vcpus} vCPUs ({key})")
-        granted = self.pool.acquire(key, task.vcpus, self.stop)
+            self._update(task.task_id, detail=f"waiting for {self._task_vcpus(task)} vCPUs ({key})")
+        granted = self.pool.acquire(key, self._task_vcpus(task), self.stop)
         if granted:
             self._update(task.task_id, detail="")
         return granted
@@ -620,6 +752,9 @@ class Fleet:
                 **data_volume.advertised(),
             }
             agent_args += ["--storage-advertised", advertised_text(advertised)]
+        port = self._pair_port(self.plan.tasks.index(task))
+        if self._is_pair(task):
+            agent_args = self._pair_args(task, agent_args, "client", port)
         params = UserDataParams(
             run_id=rid,
             task_id=task.task_id,
@@ -672,17 +807,96 @@ class Fleet:
             availability_zone=place.availability_zone,
             market=market,
         )
+        if self._is_pair(task):
+            try:
+                server, address = launch.launch_instance_addressed(
+                    self.session, self._server_spec(spec, params, task, port)
+                )
+            except CapacityError as exc:
+                reasons.append(f"{market} {place.availability_zone} (server): {exc.code}")
+                self._update(task.task_id, detail=f"{exc.code} in {place.availability_zone}")
+                return None
+            self._servers[task.task_id] = server
+            self.journal.note(
+                rid,
+                task.task_id,
+                "pair-server-launched",
+                {"instance_id": server, "availability_zone": place.availability_zone},
+            )
+            try:
+                peer = pair_peer(address, self.plan.options.collection_method == "sandbox")
+            except ValueError as exc:
+                self._end_server(task, "no usable address")
+                reasons.append(f"{place.availability_zone}: server {server}: {exc}")
+                return None
+            params = dataclasses.replace(
+                params, agent_args=(*params.agent_args, "--param", f"network.peer={peer}")
+            )
+            spec = dataclasses.replace(spec, user_data=render_user_data(params))
         try:
             instance_id = launch.launch_instance(self.session, spec)
         except CapacityError as exc:
+            # A pair is launched or failed over as a whole: never a server left waiting.
+            self._end_server(task, f"client launch failed: {exc.code}")
             reasons.append(f"{market} {place.availability_zone}: {exc.code}")
             self._update(task.task_id, detail=f"{exc.code} in {place.availability_zone}")
             return None
+        except BaseException:
+            self._end_server(task, "client launch refused")
+            raise
         self.journal.transition(rid, task.task_id, "running", instance_id=instance_id)
         self._update(task.task_id, state="running", instance_id=instance_id, detail="")
         return instance_id
 
-    def _await(self, task: Task, instance_id: str) -> bool:
+    def _pair_args(self, task: Task, base: list[str], role: str, port: int) -> list[str]:
+        """The agent options of one side of a pair: the run's, then the benchmark's
+        parameters with the role and port the controller picked (the client's peer is
+        added once the server's address is known). The server listens on loopback in the
+        sandbox; the client gets the type's advertised figures."""
+        opts = self.plan.options
+        own: dict[str, Any] = dict(opts.params.get(task.benchmark, {}))
+        own.update(role=role, port=port)
+        if role == "server" and opts.collection_method == "sandbox":
+            own["listen"] = "loopback"
+        if role == "client":
+            advertised = dict(self.plan.network_advertised.get(task.instance_type, {}))
+            performance = advertised.get("advertised_performance")
+            if isinstance(performance, str):
+                # 'Up to 12.5 Gigabit' holds spaces, which nothing in user data may.
+                advertised["advertised_performance"] = performance.replace(
+                    " ", network_bench.PERFORMANCE_SPACE
+                )
+            own.update(advertised)
+        bench_args = registry.assignment_args({task.benchmark: own})
+        run_args: list[str] = []
+        for option, value in zip(base[::2], base[1::2], strict=True):
+            if option != "--param" or not value.startswith(f"{task.benchmark}."):
+                run_args += [option, value]
+        return run_args + bench_args
+
+    def _server_spec(
+        self, client: launch.LaunchSpec, params: UserDataParams, task: Task, port: int
+    ) -> launch.LaunchSpec:
+        """The server's launch: the client's, with its own id, role and upload keys."""
+        rid = self.plan.run_id
+        opts = self.plan.options
+        expires_s = opts.timeout_s + URL_MARGIN_S
+        server_id = f"{task.task_id}-server"
+        base = self.plan.options.agent_args_for(task.benchmark)
+        server_params = dataclasses.replace(
+            params,
+            task_id=server_id,
+            agent_args=tuple(self._pair_args(task, base, "server", port)),
+            result_url=self.s3.presign_put(
+                incoming_key(rid, task.task_id, "server.json"), expires_s, "application/json"
+            ),
+            log_url=self.s3.presign_put(task_log_key(rid, server_id), expires_s, "text/plain"),
+        )
+        return dataclasses.replace(
+            client, task_id=server_id, user_data=render_user_data(server_params)
+        )
+
+    def _await(self, task: Task, instance_id: str, partner: str | None = None) -> bool:
         """Wait for the result, the instance's end, or the deadline; then conclude.
 
         True when spot reclaimed the instance before its result: not concluded, the caller
@@ -692,6 +906,11 @@ class Fleet:
         task_s = task_timeout_s(opts, task)
         deadline = time.monotonic() + task_s
         self.watcher.track(instance_id)
+        if partner is not None:
+            self.watcher.track(partner)
+        # When the pair's server was seen ended, and the reason to give if the client's
+        # result does not follow within PAIR_GRACE_S.
+        partner_end: tuple[float, str] | None = None
         try:
             seen = self.watcher.latest.round
             while not self.stop.is_set():
@@ -713,17 +932,34 @@ class Fleet:
                         if launch.is_spot_interruption(reason):
                             self._interrupted(task, instance_id, reason)
                             return True
-                        self._fail(
-                            task,
-                            f"instance {state} without a result ({reason or 'no reason given'})",
-                            instance_id,
-                        )
+                        why = f"instance {state} without a result ({reason or 'no reason given'})"
+                        if partner_end is not None:
+                            why = f"{partner_end[1]}; the client's {why}"
+                        self._fail(task, why, instance_id)
                         return False
+                    if partner is not None and partner_end is None and partner in snap.states:
+                        # A server ends by itself once the client has closed the test, so
+                        # its end may be seen before the client's result is: the client
+                        # gets PAIR_GRACE_S to deliver before the pair is failed.
+                        state, reason = snap.states[partner]
+                        partner_end = (
+                            time.monotonic(),
+                            f"pair server {partner} {state} before the client's result "
+                            f"({reason or 'no reason given'})",
+                        )
+                if partner_end is not None and time.monotonic() - partner_end[0] >= PAIR_GRACE_S:
+                    if self.s3.head(key) is not None:
+                        self._collect(task, instance_id, key)
+                        return False
+                    self._fail(task, partner_end[1], instance_id)
+                    return False
                 if time.monotonic() >= deadline:
                     self._fail(task, f"no result within the timeout ({task_s}s)", instance_id)
                     return False
         finally:
             self.watcher.untrack(instance_id)
+            if partner is not None:
+                self.watcher.untrack(partner)
         return False
 
     def _interrupted(self, task: Task, instance_id: str, reason: str) -> None:

@@ -21,6 +21,7 @@ from instbench.errors import UserError
 from instbench.fleet import capacity, cost
 from instbench.fleet.model import (
     EXPIRY_MARGIN,
+    PAIR_PARAMS,
     SUITE_BENCHMARK,
     FleetOptions,
     Placement,
@@ -50,6 +51,11 @@ __all__ = [
 this module); they are re-exported here, where readers look for them."""
 
 
+def _instances(benchmark: str) -> int:
+    """Instances one task of `benchmark` runs on (a suite task: one)."""
+    return 1 if benchmark == SUITE_BENCHMARK else registry.info(benchmark).instances
+
+
 def make_plan(
     session: AwsSession,
     opts: FleetOptions,
@@ -70,12 +76,19 @@ def make_plan(
         raise UserError("nothing to run: pass --benchmarks and/or --suite")
     for name in opts.benchmarks:
         if registry.info(name).instances > 1:
-            # Run on one instance, both sides would talk over loopback: a figure that
-            # says nothing about the type's network must never be stored as one.
-            raise UserError(
-                f"benchmark {name} needs a pair of instances, which fleet runs do not "
-                f"launch yet: run it on one machine with instbench run --local -b {name}"
-            )
+            # The controller decides the sides of a pair: their roles, the server's address
+            # and port, where it listens. A value given by hand would break the pair.
+            given = sorted(set(opts.params.get(name, {})) & set(PAIR_PARAMS))
+            if given:
+                raise UserError(
+                    f"benchmark {name} runs on a pair of instances whose {', '.join(given)} "
+                    f"the controller sets: drop --param {name}.{given[0]}=..."
+                )
+    if opts.security_group and any(registry.info(b).instances > 1 for b in opts.benchmarks):
+        raise UserError(
+            "a pair benchmark (network) opens the run's own security group to itself; "
+            "drop --security-group"
+        )
     if opts.max_concurrency < 1:
         raise UserError("--max-concurrency must be at least 1")
     if opts.vcpu_budget is not None and opts.vcpu_budget < 1:
@@ -98,8 +111,10 @@ def make_plan(
         limits.check_array_fits(array_size, name, facts[name].memory_mib)
     # A type that does not fit under its vCPU quota (less what other instances hold now)
     # or the budget fails now, not after the rest of the run has been launched.
+    # A pair benchmark holds two instances of the type at once: both must fit.
+    most_instances = max(_instances(b) for b in opts.task_benchmarks)
     vcpu_limits = capacity.plan_limits(
-        {name: facts[name].vcpus for name in opts.instance_types},
+        {name: facts[name].vcpus * most_instances for name in opts.instance_types},
         opts.market,
         quota_source or capacity.default_source(session, opts),
         opts.vcpu_budget,
@@ -153,6 +168,7 @@ def make_plan(
             image_id=images[facts[name].architecture],
             vcpus=facts[name].vcpus,
             burst_s=storage_burst_s(opts, storage_advertised[name]) if bench == "storage" else 0,
+            instances=_instances(bench),
         )
         for name in opts.instance_types
         for bench in opts.task_benchmarks
@@ -172,6 +188,7 @@ def make_plan(
         options=opts,
         vcpu_limits=vcpu_limits,
         storage_advertised=storage_advertised,
+        network_advertised={name: facts[name].advertised_network() for name in opts.instance_types},
     )
     if opts.max_cost is not None:
         plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))

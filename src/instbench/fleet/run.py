@@ -37,6 +37,10 @@ class Target:
 
     settings: AwsSettings
     sandbox: bool = False
+    max_parallel: int = 1
+    """Instances the in-process sandbox runs at once: 1 (they would measure each other),
+    2 when the run has a pair benchmark, whose server and client must run together (the
+    fleet then runs one pair at a time)."""
 
 
 @contextmanager
@@ -61,7 +65,7 @@ def open_target(
             "the sandbox needs moto: pip install 'instbench[sandbox]' (make run does this)"
         ) from exc
     region = target.settings.region or SANDBOX_REGION
-    with Sandbox(region=check_region(region), log=log) as sb:
+    with Sandbox(region=check_region(region), log=log, max_parallel=target.max_parallel) as sb:
         yield AwsSession(sb.aws_settings()), sb.bucket
 
 

@@ -1,0 +1,151 @@
+"""Issue 18: SIGKILL of the controller while a pair (server and client) runs, then
+`instbench cleanup --run-id`: none of the pair's instances is left pending or running,
+and the run's security group (with its pair rule) is gone.
+
+The sandbox is served (`instbench sandbox serve --max-parallel 2`, reached through
+AWS_ENDPOINT_URL) so the cloud outlives its controller; the served sandbox runs the
+server and the client of the pair at once, as EC2 would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.procs import read_until, wait_for
+
+from instbench.aws.session import AwsSession, AwsSettings
+from instbench.journal import Journal
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_pair_sigkill")]
+
+INSTBENCH = str(Path(sys.executable).parent / "instbench")
+RUN_TAG = "instbench:run-id"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    work = tmp_path_factory.mktemp("sandbox") / "work"
+    serve = ["sandbox", "serve", "--port", "0", "--workdir", str(work), "--max-parallel", "2"]
+    proc = subprocess.Popen(
+        [INSTBENCH, *serve],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = read_until(proc, r"^export ", timeout=60)
+        info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
+        yield {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            "AWS_ENDPOINT_URL": info["endpoint"],
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_REGION": info["region"],
+            "AWS_DEFAULT_REGION": info["region"],
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "INSTBENCH_BUCKET": info["bucket"],
+        }
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _session(env: dict[str, str]) -> AwsSession:
+    return AwsSession(
+        AwsSettings(
+            region=env["AWS_REGION"],
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            access_key_id="sandbox",
+            secret_access_key="sandbox",
+        )
+    )
+
+
+def _states(session: AwsSession, run_id: str) -> dict[str, str]:
+    pages = session.ec2().get_paginator("describe_instances")
+    return {
+        inst["InstanceId"]: inst["State"]["Name"]
+        for page in pages.paginate(Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [run_id]}])
+        for reservation in page["Reservations"]
+        for inst in reservation["Instances"]
+    }
+
+
+def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
+    served: dict[str, str], tmp_path: Path
+) -> None:
+    journal_path = tmp_path / "journal.sqlite"
+    controller = subprocess.Popen(
+        [
+            *(INSTBENCH, "run", "-t", "m7i.large", "-b", "network", "--quick"),
+            *("--bucket", served["INSTBENCH_BUCKET"], "--timeout", "10m"),
+            *("--journal", str(journal_path), "--output-dir", str(tmp_path / "data")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=served,
+    )
+    found: dict[str, str] = {}
+
+    def pair_running() -> bool:
+        assert controller.poll() is None, f"controller ended early ({controller.returncode})"
+        if not journal_path.exists():
+            return False
+        journal = Journal(journal_path)
+        try:
+            runs = journal.runs()
+            if not runs:
+                return False
+            rid = runs[0].run_id
+            [row] = journal.tasks(rid)
+            servers = [e for e in journal.events(rid) if e[2] == "pair-server-launched"]
+            if row.state == "running" and row.instance_id and servers:
+                found.update(run_id=rid, client=row.instance_id)
+                return True
+            return False
+        finally:
+            journal.close()
+
+    try:
+        wait_for(pair_running, 120, "the pair's client running")
+        controller.send_signal(signal.SIGKILL)
+        controller.wait(timeout=30)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(timeout=30)
+    assert controller.returncode == -signal.SIGKILL
+    session = _session(served)
+    rid = found["run_id"]
+    before = _states(session, rid)
+    assert len(before) == 2 and found["client"] in before  # the server and the client
+    assert {"pending", "running"} & set(before.values()), "both ended before the kill"
+
+    cleaned = subprocess.run(
+        [INSTBENCH, "cleanup", "--run-id", rid],
+        env=served,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    after = _states(session, rid)
+    assert set(after) == set(before)
+    assert [i for i, s in after.items() if s in {"pending", "running"}] == []
+    groups = session.ec2().describe_security_groups(
+        Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [rid]}]
+    )["SecurityGroups"]
+    assert groups == []  # and with it the pair's inbound rule

@@ -1,0 +1,326 @@
+"""Pair tasks (issue 18): the `network` benchmark on a server and a client instance, in the
+sandbox over moto in server mode, inspected through the moto API and the journal.
+
+The sandbox runs two scripts at once (a server and its client must run together); the
+fleet runs one pair at a time there. Faults enter only through botocore event hooks on the
+controller's session (the sandbox's cloud-init has its own session and sees the real moto).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from rich.console import Console
+from tests.factories import TablePriceSource
+
+from instbench.aws.quotas import StaticQuotaSource
+from instbench.aws.session import AwsSession
+from instbench.cli import run_cmd
+from instbench.context import Context
+from instbench.fleet import cost
+from instbench.fleet.capacity import QuotaTooSmall
+from instbench.fleet.orchestrator import FleetOutcome
+from instbench.fleet.plan import FleetOptions, Plan, make_plan
+from instbench.fleet.run import execute, plan_run
+from instbench.journal import Journal
+from instbench.prices import InstancePrice
+from instbench.results.validate import parse_result
+from instbench.sandbox.runtime import Sandbox
+
+
+class PairCloud:
+    def __init__(self, sandbox: Sandbox, tmp: Path) -> None:
+        self.sandbox = sandbox
+        self.tmp = tmp
+        self.plan: Plan | None = None
+
+    def session(self, hooks: Iterable[tuple[str, Callable[..., Any]]] = ()) -> AwsSession:
+        session = AwsSession(self.sandbox.aws_settings())
+        for event, handler in hooks:
+            session.register_hook(event, handler)
+        return session
+
+    def run(self, session: AwsSession, types: list[str]) -> tuple[FleetOutcome, Journal]:
+        opts = FleetOptions(
+            instance_types=types,
+            benchmarks=("network",),
+            bucket=self.sandbox.bucket,
+            quick=True,
+            collection_method="sandbox",
+            timeout_s=300,
+        )
+        self.plan = plan_run(session, opts, datetime.now(UTC))
+        journal = Journal(self.tmp / "journal.sqlite")
+        outcome = execute(session, self.plan, journal, self.tmp / "data", lambda s: None, True)
+        return outcome, journal
+
+    def instances(self) -> list[dict[str, Any]]:
+        ec2 = AwsSession(self.sandbox.aws_settings()).ec2()
+        return [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+
+    def user_data(self, instance_id: str) -> str:
+        ec2 = AwsSession(self.sandbox.aws_settings()).ec2()
+        attr = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        return base64.b64decode(attr["UserData"]["Value"]).decode()
+
+
+@pytest.fixture()
+def cloud(moto_endpoint: str, tmp_path: Path) -> Iterator[PairCloud]:
+    with Sandbox(
+        endpoint=moto_endpoint, workdir=tmp_path / "cloud", max_parallel=2, term_grace=1.0
+    ) as sb:
+        yield PairCloud(sb, tmp_path)
+
+
+def _events(journal: Journal, run_id: str, name: str) -> list[tuple[str | None, dict[str, Any]]]:
+    return [
+        (task, json.loads(detail or "{}"))
+        for _at, task, event, detail in journal.events(run_id)
+        if event == name
+    ]
+
+
+def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
+    cloud: PairCloud,
+) -> None:
+    rules: list[dict[str, Any]] = []
+
+    def seen_rule(params: dict[str, Any], **_: Any) -> None:
+        rules.append(params)  # observed only: the call goes to moto unchanged
+
+    session = cloud.session(
+        [("before-parameter-build.ec2.AuthorizeSecurityGroupIngress", seen_rule)]
+    )
+    outcome, journal = cloud.run(session, ["m7i.large", "c7g.large"])
+    assert outcome.succeeded, [(s.task.task_id, s.detail) for s in outcome.failures]
+    rid = outcome.run_id
+
+    # One inbound rule on the run's group: TCP, the pairs' ports, from the group itself.
+    [rule] = rules
+    group = rule["GroupId"]
+    [perm] = rule["IpPermissions"]
+    assert perm["IpProtocol"] == "tcp"
+    assert [p["GroupId"] for p in perm["UserIdGroupPairs"]] == [group]
+    assert not perm.get("IpRanges") and not perm.get("Ipv6Ranges")
+    assert not perm.get("PrefixListIds")
+    [(_, noted)] = _events(journal, rid, "pair-ingress-rule")
+    assert noted == {
+        "group_id": group,
+        "ports": [perm["FromPort"], perm["ToPort"]],
+        "source": "itself",
+    }
+
+    # Four instances, all of the run, all terminated; two per pair, in one zone.
+    instances = cloud.instances()
+    assert len(instances) == 4
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+    for inst in instances:
+        tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+        assert tags["instbench:run-id"] == rid
+
+    # The journal names both instances of each pair: the server's launch and end, the
+    # client as the task's instance.
+    launched = _events(journal, rid, "pair-server-launched")
+    ended = _events(journal, rid, "pair-server-ended")
+    rows = {r.task_id: r for r in journal.tasks(rid)}
+    assert sorted(t for t, _ in launched) == sorted(rows) == sorted(t for t, _ in ended)
+    zones = {i["InstanceId"]: i["Placement"]["AvailabilityZone"] for i in instances}
+    ports = set()
+    for task, detail in launched:
+        server, client = detail["instance_id"], rows[task or ""].instance_id
+        assert server != client and {server, client} <= set(zones)
+        assert zones[server] == zones[client or ""] == rows[task or ""].availability_zone
+        server_script, client_script = cloud.user_data(server), cloud.user_data(client or "")
+        assert "network.role=server" in server_script
+        assert "network.listen=loopback" in server_script  # never moto's private IP
+        assert "network.role=client" in client_script
+        assert "network.peer=127.0.0.1" in client_script
+        [port] = re.findall(r"network\.port=(\d+)", client_script)
+        assert re.findall(r"network\.port=(\d+)", server_script) == [port]
+        assert perm["FromPort"] <= int(port) < int(port) + 1 <= perm["ToPort"]
+        ports.add(port)
+    assert len(ports) == 2  # one port per pair
+
+    # One stored result per type, the client's; the server's measures nothing.
+    s3 = session.s3()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=cloud.sandbox.bucket)["Contents"]]
+    raw = [k for k in keys if k.startswith("raw/")]
+    assert len(raw) == 2
+    assert [k for k in keys if k.startswith("incoming/")] == []
+    for key in raw:
+        doc = parse_result(s3.get_object(Bucket=cloud.sandbox.bucket, Key=key)["Body"].read())
+        section = doc.performance_data.network
+        assert section is not None
+        data = section if isinstance(section, dict) else section.model_dump()
+        assert data["role"] == "client" and data["peer"] == "127.0.0.1"
+        names = sorted(t["name"] for t in data["throughput"])
+        assert names == ["tcp_1flow", "tcp_1flow_reverse", "tcp_nflows", "tcp_nflows_reverse"]
+        assert data["latency"]["median_us"] > 0
+        advertised = data["advertised"]
+        assert advertised["network_performance"] == "Up to 12.5 Gigabit"
+        assert advertised["peak_gbps"] == 12.5
+    local_raw = list((cloud.tmp / "data" / "raw").rglob("*.json"))
+    assert len(local_raw) == 2
+
+    # Nothing left: no security group of the run (and so no rule).
+    groups = session.ec2().describe_security_groups(
+        Filters=[{"Name": "tag:instbench:run-id", "Values": [rid]}]
+    )["SecurityGroups"]
+    assert groups == []
+
+
+def _error(code: str, message: str) -> tuple[AWSResponse, dict[str, Any]]:
+    parsed = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": 500},
+    }
+    return AWSResponse("https://ec2.invalid", 500, {}, None), parsed
+
+
+def test_client_without_capacity_ends_its_server_and_the_pair_moves_zone(
+    cloud: PairCloud,
+) -> None:
+    refused: list[str] = []
+
+    def no_capacity_for_the_first_client(params: dict[str, Any], **_: Any) -> Any:
+        body = params.get("body", {})
+        script = base64.b64decode(body.get("UserData", "")).decode()
+        if "network.role=client" in script and not refused:
+            refused.append(body.get("Placement.AvailabilityZone", ""))
+            return _error("InsufficientInstanceCapacity", "no capacity for the client")
+        return None
+
+    session = cloud.session([("before-call.ec2.RunInstances", no_capacity_for_the_first_client)])
+    outcome, journal = cloud.run(session, ["m7i.large"])
+    assert outcome.succeeded, [s.detail for s in outcome.statuses]
+    rid = outcome.run_id
+
+    [row] = journal.tasks(rid)
+    assert refused and row.availability_zone != refused[0] and row.attempt >= 1
+    launched = [d for _, d in _events(journal, rid, "pair-server-launched")]
+    ended = [d for _, d in _events(journal, rid, "pair-server-ended")]
+    assert [d["availability_zone"] for d in launched] == [refused[0], row.availability_zone]
+    # The first server was ended because its client could not launch, the second with
+    # the pair.
+    assert ended[0]["instance_id"] == launched[0]["instance_id"]
+    assert "InsufficientInstanceCapacity" in ended[0]["why"]
+    assert ended[1]["instance_id"] == launched[1]["instance_id"]
+    # Three instances in all (two servers, one client); none left running.
+    instances = cloud.instances()
+    assert len(instances) == 3
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+
+
+def test_client_without_capacity_anywhere_fails_the_pair_as_a_whole(cloud: PairCloud) -> None:
+    def never_a_client(params: dict[str, Any], **_: Any) -> Any:
+        script = base64.b64decode(params.get("body", {}).get("UserData", "")).decode()
+        if "network.role=client" in script:
+            return _error("InsufficientInstanceCapacity", "none")
+        return None
+
+    session = cloud.session([("before-call.ec2.RunInstances", never_a_client)])
+    outcome, journal = cloud.run(session, ["c7g.large"])
+    assert not outcome.succeeded
+    [row] = journal.tasks(outcome.run_id)
+    assert row.state == "failed" and "InsufficientInstanceCapacity" in (row.reason or "")
+    servers = [
+        d["instance_id"] for _, d in _events(journal, outcome.run_id, "pair-server-launched")
+    ]
+    assert servers  # a server per zone tried, each ended
+    instances = cloud.instances()
+    assert sorted(i["InstanceId"] for i in instances) == sorted(servers)
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+
+
+# ------------------------------------------------------------------ quotas and cost
+
+
+def _network_plan(aws_session: AwsSession, **quota: int) -> Plan:
+    bucket = "instbench-pairs-plan"
+    aws_session.s3().create_bucket(Bucket=bucket)
+    opts = FleetOptions(
+        instance_types=["m7i.large"], benchmarks=("network", "stream"), bucket=bucket
+    )
+    limits = {(name, "on-demand"): value for name, value in quota.items()}
+    return make_plan(
+        aws_session,
+        opts,
+        "r-pairs",
+        datetime.now(UTC),
+        quota_source=StaticQuotaSource(limits),
+        price_source=TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)}),
+    )
+
+
+def test_quota_counts_both_instances_of_a_pair(aws_session: AwsSession) -> None:
+    # m7i.large has 2 vCPUs: its pair holds 4, which a quota of 3 can never fit.
+    with pytest.raises(QuotaTooSmall, match=r"m7i\.large needs 4 vCPUs"):
+        _network_plan(aws_session, Standard=3)
+    plan = _network_plan(aws_session, Standard=4)
+    held = {t.benchmark: (t.instances, t.held_vcpus) for t in plan.tasks}
+    assert held == {"network": (2, 4), "stream": (1, 2)}
+    assert plan.total_vcpus == 6
+
+
+def test_cost_and_dry_run_count_both_instances_of_a_pair(aws_session: AwsSession) -> None:
+    plan = _network_plan(aws_session)
+    estimate = cost.estimate_plan(
+        plan, TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
+    )
+    by_bench = {t.task_id.split("-")[1]: t for t in estimate.tasks}
+    hours = by_bench["stream"].seconds / 3600
+    assert by_bench["stream"].cost_usd == pytest.approx(0.1 * hours)
+    assert by_bench["network"].cost_usd == pytest.approx(2 * 0.1 * hours)
+    assert estimate.total_usd == pytest.approx(3 * 0.1 * hours)
+    plan.cost = estimate
+    console = Console(record=True, width=200)
+    run_cmd._print_plan(Context(console=console), plan)
+    run_cmd._print_cost(Context(console=console), aws_session, plan)
+    text = console.export_text()
+    network_rows = [
+        [cell.strip() for cell in line.split("│") if cell.strip()]
+        for line in text.splitlines()
+        if "m7i.large-network-0" in line
+    ]
+    assert len(network_rows) == 2  # the plan's row and the cost's row
+    plan_row, cost_row = network_rows
+    assert plan_row[3:5] == ["2", "4"]  # instances, vCPUs
+    assert cost_row[2:4] == ["2", "4"] and cost_row[-2:] == ["0.2000", f"{0.2 * hours:.4f}"]
+    assert "2 tasks, 6 vCPUs in all" in text
+
+
+def test_server_that_dies_fails_the_pair_with_the_reason_and_leaves_nothing(
+    cloud: PairCloud,
+) -> None:
+    """The server's script is swapped for one that powers off at once (the instance ends,
+    as a crashed server would): the task fails naming the server, its client is ended."""
+
+    def dying_server(params: dict[str, Any], **_: Any) -> None:
+        script = base64.b64decode(params["UserData"]).decode()
+        if "network.role=server" in script:
+            params["UserData"] = base64.b64encode(b"#!/bin/bash\nexit 0\n").decode()
+
+    session = cloud.session([("before-parameter-build.ec2.RunInstances", dying_server)])
+    outcome, journal = cloud.run(session, ["m7i.large"])
+    [status] = outcome.statuses
+    assert status.state == "failed"
+    assert "pair server" in status.detail, status.detail
+    [row] = journal.tasks(outcome.run_id)
+    assert row.state == "failed" and "pair server" in (row.reason or "")
+    instances = cloud.instances()
+    assert len(instances) == 2
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+    assert [k for k in _keys(session, cloud) if k.startswith("raw/")] == []
+
+
+def _keys(session: AwsSession, cloud: PairCloud) -> list[str]:
+    listing = session.s3().list_objects_v2(Bucket=cloud.sandbox.bucket)
+    return [o["Key"] for o in listing.get("Contents", [])]
