@@ -272,6 +272,50 @@ def test_terminated_from_outside_kills_the_script(
     _wait(lambda: not _alive(pid), timeout=5, what="the script's children to die")
 
 
+_ESCAPE = """
+import os, socket, sys, time
+if sys.argv[1] == "group":
+    os.setpgid(0, 0)  # as timeout(1) or a shell's job control would
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(1)
+out = os.path.join(os.environ["INSTBENCH_SANDBOX_DIR"], "..", sys.argv[1])
+with open(out + ".tmp", "w") as fh:
+    fh.write(f"{os.getpid()} {sock.getsockname()[1]}")
+os.rename(out + ".tmp", out)
+time.sleep(600)
+"""
+
+
+def test_terminated_instance_loses_processes_that_left_its_group_and_their_ports(
+    aws_session: AwsSession, cloud: CloudInit, tmp_path: Path
+) -> None:
+    """A child in a process group of its own and one in a session of its own (setsid) are
+    the instance's too: both die with it, and the ports they listened on are free by the
+    time the sandbox reports the instance done."""
+    helper = tmp_path / "escape.py"
+    helper.write_text(_ESCAPE)
+    iid = _launch(
+        aws_session,
+        _script(f"python3 {helper} group &\nsetsid python3 {helper} session &\nsleep 600"),
+    )
+    root = cloud.instance_dir(iid)
+    _wait(lambda: (root / "group").exists() and (root / "session").exists(), what="listeners")
+    listeners = [
+        tuple(map(int, (root / name).read_text().split())) for name in ("group", "session")
+    ]
+    for pid, _port in listeners:
+        assert _alive(pid) and os.getpgid(pid) != os.getpgid(os.getpid())
+    assert os.getsid(listeners[1][0]) == listeners[1][0]  # its own session
+    aws_session.ec2().terminate_instances(InstanceIds=[iid])
+    boot = cloud.wait_ended(iid, timeout=30)
+    assert (boot.reason, boot.action) == ("external", None)
+    for pid, port in listeners:
+        assert not _alive(pid)
+        with socket.socket() as probe:  # no SO_REUSEADDR: fails on any socket bound there
+            probe.bind(("127.0.0.1", port))
+
+
 def test_instance_gone_before_boot_is_skipped(aws_session: AwsSession, tmp_path: Path) -> None:
     with CloudInit(aws_session, tmp_path / "c", poll_interval=0.1, boot_delay=30) as cloud:
         iid = _launch(aws_session, _script("touch /should/not/run"))

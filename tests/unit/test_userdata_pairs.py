@@ -16,7 +16,7 @@ from tests.unit.test_userdata import calls_of, params, run_script
 
 from instbench.errors import UserError
 from instbench.fleet import userdata
-from instbench.fleet.orchestrator import SANDBOX_PEER, pair_peer
+from instbench.fleet.pairs import SANDBOX_PEER, pair_peer
 from instbench.fleet.userdata import render_user_data
 
 HOSTILE_ADDRESSES = [

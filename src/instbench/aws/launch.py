@@ -188,6 +188,8 @@ class LaunchSpec:
     """Root size; default: the AMI's snapshot size, at least 8 GiB."""
     data_volume: DataVolume | None = None
     """An empty gp3 volume for the storage benchmark (None: none)."""
+    placement_group: str | None = None
+    """The cluster placement group to launch in (both sides of a pair task; None: none)."""
 
     @property
     def name(self) -> str:
@@ -280,6 +282,8 @@ def build_request(spec: LaunchSpec, root_device: str, root_gib: int) -> RunInsta
         request["SubnetId"] = spec.subnet_id
     if spec.availability_zone:
         request["Placement"] = {"AvailabilityZone": spec.availability_zone}
+    if spec.placement_group:
+        request["Placement"] = {**request.get("Placement", {}), "GroupName": spec.placement_group}
     if spec.key_name:
         request["KeyName"] = spec.key_name
     if spec.market == "spot":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import queue
 import signal
@@ -37,7 +36,6 @@ from instbench.aws import launch, network, quotas
 from instbench.aws.failures import AWS_ERRORS, REFUSED
 from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.session import AwsSession
-from instbench.benchmarks import network as network_bench
 from instbench.benchmarks import registry
 from instbench.errors import (
     CapacityError,
@@ -46,7 +44,7 @@ from instbench.errors import (
     InvalidResult,
     QuotaExceeded,
 )
-from instbench.fleet import capacity
+from instbench.fleet import capacity, pairs
 from instbench.fleet.model import task_timeout_s
 from instbench.fleet.plan import SUITE_BENCHMARK, Placement, Plan, Task, watchdog_minutes
 from instbench.fleet.userdata import UserDataParams, advertised_text, render_user_data
@@ -60,20 +58,6 @@ from instbench.storage.s3 import ObjectNotFound, S3Store
 
 URL_MARGIN_S = 30 * 60
 """Presigned URLs stay valid this long beyond the task timeout."""
-
-PAIR_BASE_PORT = 20000
-"""A pair task's server listens on PAIR_BASE_PORT + 2 * (the task's index in the plan) and
-the next port: two pairs of one run never share a port (on the sandbox's one machine they
-would otherwise collide)."""
-PAIR_PORTS = 20000
-"""Distinct pair ports handed out before they repeat (65535 - PAIR_BASE_PORT, halved)."""
-SANDBOX_PEER = "127.0.0.1"
-PAIR_GRACE_S = 30.0
-"""How long a client may take to deliver its result after its server was seen ended
-(a server ends by itself once the client closed the test, often before the client's
-upload is listed)."""
-"""Where a pair's client reaches its server in the sandbox: both run on this machine, and
-nothing may be sent anywhere but loopback (never moto's invented private address)."""
 
 
 @dataclass(frozen=True)
@@ -266,24 +250,6 @@ def interruptions_in(events: Iterable[tuple[str, str | None, str, str | None]]) 
     return counts
 
 
-def pair_peer(address: str | None, sandbox: bool) -> str:
-    """The address a pair's client is given: loopback in the sandbox (both sides run on
-    this machine; moto's invented private address leads nowhere), else the server's private
-    IPv4 from the RunInstances answer. ValueError unless it is a unicast IPv4: nothing else
-    ever reaches the client's user data."""
-    if sandbox:
-        return SANDBOX_PEER
-    if address is None:
-        raise ValueError("RunInstances gave no private address")
-    try:
-        parsed = ipaddress.IPv4Address(address)
-    except ValueError:
-        raise ValueError(f"private address {address!r} is not an IPv4 address") from None
-    if parsed.is_multicast or parsed.is_unspecified or parsed.is_loopback:
-        raise ValueError(f"private address {address!r} is not a unicast IPv4 address")
-    return str(parsed)
-
-
 class Fleet:
     """Executes one plan. Thread-safe status updates; `run()` is called once."""
 
@@ -326,11 +292,19 @@ class Fleet:
                 if task_id in self.statuses:
                     self.statuses[task_id].interruptions = count
         self._agent: AgentArchive | None = None
-        self._servers: dict[str, str] = {}
-        """The live server instance of each pair task, by task id."""
-        # The sandbox runs every instance on this machine: one pair at a time, so a
-        # client never waits behind another pair's server for a slot (see `Target`).
+        # Pair tasks (fleet/pairs.py): a fresh port pair per launch attempt, claimed on
+        # loopback in the sandbox, and each pair's server. The sandbox runs every instance
+        # on this machine: one pair at a time, so a client never waits behind another
+        # pair's server for a slot (see `Target`).
+        sandbox = plan.options.collection_method == "sandbox"
+        self.pair_ports = pairs.PortBook(loopback=sandbox)
+        self.servers = pairs.PairServers(
+            session, journal, plan.run_id, self.pair_ports, self.notice
+        )
         self._pair_gate = threading.Lock()
+        self.placement_group: str | None = None
+        """The run's cluster placement group, in which every pair launches (None: none).
+        Set before `run()` by whoever creates the group (aws/network.py)."""
         self._created_group: str | None = None
         self.leftover_group: str | None = None
         # vCPUs held per quota class (and under --vcpu-budget): a big type waits for room.
@@ -418,6 +392,7 @@ class Fleet:
                 self.watcher.close()
                 terminated = self._terminate_all()
                 self._drop_server_results()
+                self.pair_ports.close()
             except AWS_ERRORS as exc:
                 failure = exc
             self._finish(interrupted, cleaned=failure is None)
@@ -438,11 +413,11 @@ class Fleet:
     def _drop_server_results(self) -> None:
         """Delete what pair servers uploaded under incoming/ (they measure nothing): one
         may arrive after its pair's own delete, until its instance is gone."""
-        if not any(self._is_pair(t) for t in self.plan.tasks):
+        if not any(pairs.is_pair(t) for t in self.plan.tasks):
             return
         try:
             for key in self.s3.keys(incoming_prefix(self.plan.run_id)):
-                if key.endswith("/server.json"):
+                if key.endswith(f"/{pairs.SERVER_RESULT}"):
                     self.s3.delete(key)
         except AWS_ERRORS as exc:  # a staging copy only: never what fails the cleanup
             self.notice(f"warning: could not delete pair servers' uploads ({exc})")
@@ -535,11 +510,10 @@ class Fleet:
             self.journal.set_security_group(self.plan.run_id, group)
             self.plan.security_group = group
             self._created_group = group
-        pairs = [i for i, t in enumerate(self.plan.tasks) if self._is_pair(t)]
-        if pairs:
+        if any(pairs.is_pair(t) for t in self.plan.tasks):
             # The plan refuses --security-group with pairs: this is the run's own group.
             assert self._created_group is not None
-            first, last = self._pair_port(pairs[0]), self._pair_port(pairs[-1]) + 1
+            first, last = pairs.PAIR_PORT_FIRST, pairs.PAIR_PORT_LAST
             network.allow_pair_ports(self.session, self._created_group, first, last)
             self.journal.note(
                 self.plan.run_id,
@@ -550,15 +524,6 @@ class Fleet:
 
     # ---------------------------------------------------------------- one task
 
-    def _is_pair(self, task: Task) -> bool:
-        """True when the task's benchmark needs two instances (a server and a client)."""
-        return task.instances > 1
-
-    @staticmethod
-    def _pair_port(index: int) -> int:
-        """The server port of the task at `index` in the plan (the next one is used too)."""
-        return PAIR_BASE_PORT + 2 * (index % PAIR_PORTS)
-
     def _task_vcpus(self, task: Task) -> int:
         """vCPUs the task holds while it runs: both instances of a pair."""
         return task.held_vcpus
@@ -566,7 +531,7 @@ class Fleet:
     def _execute(self, task: Task) -> None:
         gate = (
             self._pair_gate
-            if self._is_pair(task) and self.plan.options.collection_method == "sandbox"
+            if pairs.is_pair(task) and self.plan.options.collection_method == "sandbox"
             else contextlib.nullcontext()
         )
         with gate:
@@ -577,45 +542,28 @@ class Fleet:
             finally:
                 # A pair whose result is stored lets its server upload and power off
                 # first (as a task's instance does), so nothing is left under incoming/.
-                stored = self.statuses[task.task_id].state == "result_stored"
-                self._end_server(task, wait=stored)
+                state = self.statuses[task.task_id].state
+                self._end_server(task, "pair concluded", wait=state == "result_stored")
 
-    def _journalled_server(self, task: Task) -> str | None:
-        """The pair server the journal says was launched for `task` and not ended (a
-        controller that went away between the two): what a resume must end or re-attach."""
-        live: str | None = None
-        for _at, task_id, event, detail in self.journal.events(self.plan.run_id):
-            if task_id != task.task_id or not detail:
-                continue
-            if event == "pair-server-launched":
-                live = json.loads(detail).get("instance_id")
-            elif event == "pair-server-ended":
-                live = None
-        return live
-
-    def _end_server(self, task: Task, why: str = "pair concluded", wait: bool = False) -> None:
+    def _end_server(self, task: Task, why: str, wait: bool = False) -> None:
         """Terminate the pair's server (its result measures nothing and is not stored);
-        with `wait`, after it had its shutdown grace to upload and power off."""
-        server = self._servers.pop(task.task_id, None)
-        if server is None:
-            return
-        if wait:
-            with contextlib.suppress(*AWS_ERRORS):
-                self._let_shut_down(
-                    server, task_log_key(self.plan.run_id, f"{task.task_id}-server")
-                )
-        self.journal.note(
-            self.plan.run_id, task.task_id, "pair-server-ended", {"instance_id": server, "why": why}
+        with `wait`, after it had its shutdown grace to upload and power off; the console
+        of the server of a failed pair is kept beside its client's."""
+        rid = self.plan.run_id
+        log_key = task_log_key(rid, pairs.server_task_id(task))
+
+        def before(server: str) -> None:
+            if wait:
+                self._let_shut_down(server, log_key)
+            elif self.statuses[task.task_id].state == "failed":
+                self._save_console(task, server)
+
+        self.servers.end(
+            task,
+            why,
+            before=before,
+            after=lambda: self.s3.delete(incoming_key(rid, task.task_id, pairs.SERVER_RESULT)),
         )
-        try:
-            launch.terminate_instance(self.session, server)
-        except AWS_ERRORS as exc:
-            self.notice(
-                f"warning: task {task.task_id}: could not terminate its server {server} "
-                f"({type(exc).__name__}: {exc}); the end-of-run sweep tries again"
-            )
-        with contextlib.suppress(*AWS_ERRORS):
-            self.s3.delete(incoming_key(self.plan.run_id, task.task_id, "server.json"))
 
     def _execute_inner(self, task: Task) -> None:
         if self.stop.is_set():
@@ -632,9 +580,7 @@ class Fleet:
                 self._collect(task, row.instance_id, key)
                 return
             live = row.instance_id and not row.terminated
-            server = self._journalled_server(task)
-            if server is not None:
-                self._servers[task.task_id] = server  # re-attached with its client, or ended
+            server = self.servers.reattach(task)  # watched with its client, or ended below
             if row.state == "running" and live:
                 state = launch.instance_states(self.session, [row.instance_id or ""]).get(
                     row.instance_id or "", ("unknown", "")
@@ -674,10 +620,11 @@ class Fleet:
                     attempt += 1
                     if instance_id is None:
                         continue
-                    if not self._await(task, instance_id, self._servers.get(task.task_id)):
+                    if not self._await(task, instance_id, self.servers.get(task)):
                         return  # concluded: result stored or failed
-                    # Interrupted: EC2 reclaimed the spot instance before the result came.
-                    self._end_server(task, "client interrupted")
+                    # Interrupted: EC2 reclaimed the spot instance (or a pair's server)
+                    # before the result came; a pair is launched again as a whole.
+                    self._end_server(task, "pair interrupted by spot")
                     reasons.append(f"spot interruption in {placement.availability_zone}")
                     break  # the next market (on-demand), when --spot-fallback allows one
             finally:
@@ -752,9 +699,10 @@ class Fleet:
                 **data_volume.advertised(),
             }
             agent_args += ["--storage-advertised", advertised_text(advertised)]
-        port = self._pair_port(self.plan.tasks.index(task))
-        if self._is_pair(task):
-            agent_args = self._pair_args(task, agent_args, "client", port)
+        port: int | None = None
+        if pairs.is_pair(task):
+            port = self.pair_ports.take()  # fresh for every attempt; given back with the pair
+            agent_args = pairs.pair_agent_args(self.plan, task, agent_args, "client", port)
         params = UserDataParams(
             run_id=rid,
             task_id=task.task_id,
@@ -807,32 +755,11 @@ class Fleet:
             availability_zone=place.availability_zone,
             market=market,
         )
-        if self._is_pair(task):
-            try:
-                server, address = launch.launch_instance_addressed(
-                    self.session, self._server_spec(spec, params, task, port)
-                )
-            except CapacityError as exc:
-                reasons.append(f"{market} {place.availability_zone} (server): {exc.code}")
-                self._update(task.task_id, detail=f"{exc.code} in {place.availability_zone}")
+        if port is not None:
+            launched = self._launch_server(task, spec, params, port, reasons)
+            if launched is None:
                 return None
-            self._servers[task.task_id] = server
-            self.journal.note(
-                rid,
-                task.task_id,
-                "pair-server-launched",
-                {"instance_id": server, "availability_zone": place.availability_zone},
-            )
-            try:
-                peer = pair_peer(address, self.plan.options.collection_method == "sandbox")
-            except ValueError as exc:
-                self._end_server(task, "no usable address")
-                reasons.append(f"{place.availability_zone}: server {server}: {exc}")
-                return None
-            params = dataclasses.replace(
-                params, agent_args=(*params.agent_args, "--param", f"network.peer={peer}")
-            )
-            spec = dataclasses.replace(spec, user_data=render_user_data(params))
+            spec = launched
         try:
             instance_id = launch.launch_instance(self.session, spec)
         except CapacityError as exc:
@@ -848,69 +775,76 @@ class Fleet:
         self._update(task.task_id, state="running", instance_id=instance_id, detail="")
         return instance_id
 
-    def _pair_args(self, task: Task, base: list[str], role: str, port: int) -> list[str]:
-        """The agent options of one side of a pair: the run's, then the benchmark's
-        parameters with the role and port the controller picked (the client's peer is
-        added once the server's address is known). The server listens on loopback in the
-        sandbox; the client gets the type's advertised figures."""
-        opts = self.plan.options
-        own: dict[str, Any] = dict(opts.params.get(task.benchmark, {}))
-        own.update(role=role, port=port)
-        if role == "server" and opts.collection_method == "sandbox":
-            own["listen"] = "loopback"
-        if role == "client":
-            advertised = dict(self.plan.network_advertised.get(task.instance_type, {}))
-            performance = advertised.get("advertised_performance")
-            if isinstance(performance, str):
-                # 'Up to 12.5 Gigabit' holds spaces, which nothing in user data may.
-                advertised["advertised_performance"] = performance.replace(
-                    " ", network_bench.PERFORMANCE_SPACE
-                )
-            own.update(advertised)
-        bench_args = registry.assignment_args({task.benchmark: own})
-        run_args: list[str] = []
-        for option, value in zip(base[::2], base[1::2], strict=True):
-            if option != "--param" or not value.startswith(f"{task.benchmark}."):
-                run_args += [option, value]
-        return run_args + bench_args
-
-    def _server_spec(
-        self, client: launch.LaunchSpec, params: UserDataParams, task: Task, port: int
-    ) -> launch.LaunchSpec:
-        """The server's launch: the client's, with its own id, role and upload keys."""
+    def _launch_server(
+        self,
+        task: Task,
+        client: launch.LaunchSpec,
+        params: UserDataParams,
+        port: int,
+        reasons: list[str],
+    ) -> launch.LaunchSpec | None:
+        """Launch the server of a pair (same zone, market and group as its client, its
+        own id, role and upload keys); the client's spec with the server's address, or
+        None (the reason in `reasons`, the port given back) when it could not launch."""
         rid = self.plan.run_id
-        opts = self.plan.options
-        expires_s = opts.timeout_s + URL_MARGIN_S
-        server_id = f"{task.task_id}-server"
-        base = self.plan.options.agent_args_for(task.benchmark)
-        server_params = dataclasses.replace(
+        zone = client.availability_zone or ""
+        expires_s = task_timeout_s(self.plan.options, task) + URL_MARGIN_S
+        server_id = pairs.server_task_id(task)
+        server = pairs.server_params(
+            self.plan,
+            task,
             params,
-            task_id=server_id,
-            agent_args=tuple(self._pair_args(task, base, "server", port)),
+            port,
             result_url=self.s3.presign_put(
-                incoming_key(rid, task.task_id, "server.json"), expires_s, "application/json"
+                incoming_key(rid, task.task_id, pairs.SERVER_RESULT), expires_s, "application/json"
             ),
             log_url=self.s3.presign_put(task_log_key(rid, server_id), expires_s, "text/plain"),
         )
+        spec = dataclasses.replace(
+            client,
+            task_id=server_id,
+            user_data=render_user_data(server),
+            # Both sides in the run's cluster placement group (when the run has one).
+            placement_group=self.placement_group,
+        )
+        try:
+            instance_id, address = launch.launch_instance_addressed(self.session, spec)
+        except CapacityError as exc:
+            self.pair_ports.release(port)
+            reasons.append(f"{client.market} {zone} (server): {exc.code}")
+            self._update(task.task_id, detail=f"{exc.code} in {zone}")
+            return None
+        except BaseException:
+            self.pair_ports.release(port)
+            raise
+        self.servers.launched(task, instance_id, port, zone)
+        try:
+            peer = pairs.pair_peer(address, self.plan.options.collection_method == "sandbox")
+        except ValueError as exc:
+            self._end_server(task, "no usable address")
+            reasons.append(f"{zone}: server {instance_id}: {exc}")
+            return None
+        with_peer = pairs.with_peer(params, task, peer)
         return dataclasses.replace(
-            client, task_id=server_id, user_data=render_user_data(server_params)
+            client, user_data=render_user_data(with_peer), placement_group=self.placement_group
         )
 
-    def _await(self, task: Task, instance_id: str, partner: str | None = None) -> bool:
+    def _await(self, task: Task, instance_id: str, server: str | None = None) -> bool:
         """Wait for the result, the instance's end, or the deadline; then conclude.
 
-        True when spot reclaimed the instance before its result: not concluded, the caller
-        decides whether the task runs again (see `_markets`)."""
+        True when spot reclaimed the instance (or a pair's `server`) before its result:
+        not concluded, the caller decides whether the task runs again (see `_markets`).
+        A pair's server that ends having served (its upload is there) leaves the outcome
+        to its client; one that ends without serving fails the pair at once."""
         opts = self.plan.options
         key = incoming_key(self.plan.run_id, task.task_id, "result.json")
+        served_key = incoming_key(self.plan.run_id, task.task_id, pairs.SERVER_RESULT)
         task_s = task_timeout_s(opts, task)
         deadline = time.monotonic() + task_s
         self.watcher.track(instance_id)
-        if partner is not None:
-            self.watcher.track(partner)
-        # When the pair's server was seen ended, and the reason to give if the client's
-        # result does not follow within PAIR_GRACE_S.
-        partner_end: tuple[float, str] | None = None
+        if server is not None:
+            self.watcher.track(server)
+        served = False
         try:
             seen = self.watcher.latest.round
             while not self.stop.is_set():
@@ -933,37 +867,40 @@ class Fleet:
                             self._interrupted(task, instance_id, reason)
                             return True
                         why = f"instance {state} without a result ({reason or 'no reason given'})"
-                        if partner_end is not None:
-                            why = f"{partner_end[1]}; the client's {why}"
                         self._fail(task, why, instance_id)
                         return False
-                    if partner is not None and partner_end is None and partner in snap.states:
-                        # A server ends by itself once the client has closed the test, so
-                        # its end may be seen before the client's result is: the client
-                        # gets PAIR_GRACE_S to deliver before the pair is failed.
-                        state, reason = snap.states[partner]
-                        partner_end = (
-                            time.monotonic(),
-                            f"pair server {partner} {state} before the client's result "
-                            f"({reason or 'no reason given'})",
-                        )
-                if partner_end is not None and time.monotonic() - partner_end[0] >= PAIR_GRACE_S:
-                    if self.s3.head(key) is not None:
-                        self._collect(task, instance_id, key)
-                        return False
-                    self._fail(task, partner_end[1], instance_id)
-                    return False
+                    if server is not None and not served and server in snap.states:
+                        # A server uploads its result before it powers off: whether it
+                        # served is known the moment its end is seen.
+                        state, reason = snap.states[server]
+                        served = served_key in snap.keys or self.s3.head(served_key) is not None
+                        verdict, why = pairs.server_verdict(served, state, reason)
+                        if verdict == "interrupted":
+                            self._interrupted(task, instance_id, why, side=f"server {server}")
+                            return True
+                        if verdict == "failed":
+                            self._fail(task, f"pair server {server} {why}", instance_id)
+                            return False
                 if time.monotonic() >= deadline:
                     self._fail(task, f"no result within the timeout ({task_s}s)", instance_id)
                     return False
         finally:
             self.watcher.untrack(instance_id)
-            if partner is not None:
-                self.watcher.untrack(partner)
+            if server is not None:
+                self.watcher.untrack(server)
         return False
 
-    def _interrupted(self, task: Task, instance_id: str, reason: str) -> None:
-        """Record a spot interruption: console kept, journal told, the count raised."""
+    def _interrupted(
+        self, task: Task, instance_id: str, reason: str, side: str | None = None
+    ) -> None:
+        """Record a spot interruption: console kept, journal told, the count raised.
+
+        `side`: the reclaimed instance when it is not the task's own (a pair's server,
+        whose console is kept; the client is ended with it, the caller ends the server)."""
+        if side is not None:
+            reason = f"{side}: {reason}"
+            with contextlib.suppress(*AWS_ERRORS):
+                self._save_console(task, self.servers.get(task) or instance_id)
         self._save_console(task, instance_id)
         self._terminate_task(instance_id)
         status = self.statuses[task.task_id]

@@ -41,8 +41,10 @@ shutdown gives the script ``term_grace`` seconds to exit on its own, then SIGTER
 after another ``term_grace`` SIGKILL (as a halting system would); the watchdog starts at
 SIGTERM, so the script's EXIT trap still uploads its log, as on a real instance. An
 instance stopped or terminated from outside (controller, cleanup) loses its processes at
-once (SIGKILL: the machine is gone). An instance stopped or terminated before its turn is
-skipped.
+once (SIGKILL: the machine is gone). A halted instance loses every process it started,
+also those that left the script's process group or session (`instance_processes`), and is
+"done" only once none of them runs: what they held (a listening port) is free by then. An
+instance stopped or terminated before its turn is skipped.
 
 A "minute" of ``shutdown -h +N`` lasts ``minute_seconds`` (default
 ``$INSTBENCH_SANDBOX_MINUTE_SECONDS`` or 60), so watchdog behaviour is testable in seconds.
@@ -105,6 +107,9 @@ CONSOLE_LIMIT = 64 * 1024
 
 DEFAULT_BOOT_SPACING = 0.2
 """Seconds between two scripts' starts (see `CloudInit`)."""
+
+KILL_WAIT_S = 10.0
+"""How long a halting instance's processes may take to die before the sandbox warns."""
 
 _CONSOLE_ATTR = "instbench_console_output"
 
@@ -568,10 +573,38 @@ class CloudInit(Service):
             slot.boot = replace(slot.boot, **changes)
 
     def _kill(self, slot: _Slot, sig: signal.Signals) -> None:
+        """Signal the script's process group; SIGKILL (the machine halts or is gone) also
+        kills what left the group, and returns once nothing of the instance runs."""
         if slot.proc is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(slot.proc.pid, sig)
+        if sig == signal.SIGKILL:
+            self._kill_escaped(slot)
+
+    def _kill_escaped(self, slot: _Slot, timeout: float = KILL_WAIT_S) -> None:
+        """SIGKILL every process of the instance until none is left (or `timeout`).
+
+        On EC2 a halted machine takes all its processes with it; here a process that left
+        the script's process group (`timeout`, a shell's job control, `setsid`, a daemon)
+        would outlive its instance and keep what it holds, such as a listening port a
+        later instance is given. The instance's processes are those of the script's
+        session and those whose environment names the instance's sandbox directory
+        (inherited by whatever the script started, even in a session of its own)."""
+        assert slot.proc is not None
+        marker = f"INSTBENCH_SANDBOX_DIR={slot.sandbox_dir}".encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = instance_processes(slot.proc.pid, marker)
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() >= deadline:
+                self._warn(f"{slot.boot.instance_id}: processes {sorted(pids)} would not die")
+                return
+            time.sleep(0.02)
 
     def _console_line(self, slot: _Slot, text: str) -> None:
         if slot.console is None:
@@ -593,6 +626,41 @@ class CloudInit(Service):
             fh.seek(max(0, size - CONSOLE_LIMIT))
             text = fh.read(CONSOLE_LIMIT).decode("utf-8", errors="replace")
         self._console.publish(slot.boot.instance_id, text)
+
+
+def instance_processes(session_id: int, marker: bytes) -> set[int]:
+    """Live processes (zombies excluded: they hold nothing) in session `session_id` or
+    whose environment holds the entry `marker` (``NAME=value``); empty without /proc."""
+    found: set[int] = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    own = os.getpid()
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses.
+        fields = stat.rsplit(b")", 1)[-1].split()
+        if len(fields) < 4 or fields[0] in (b"Z", b"X"):
+            continue
+        if int(fields[3]) == session_id:
+            found.add(pid)
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.add(pid)
+    return found
 
 
 def _minute_seconds(value: float | None) -> float:
