@@ -22,9 +22,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from instbench.aws.session import AwsSession
-from instbench.fleet.orchestrator import FleetOutcome
 from instbench.fleet.plan import FleetOptions, Plan
 from instbench.fleet.run import execute, plan_run
+from instbench.fleet.status import FleetOutcome
 from instbench.journal import Journal
 from instbench.results.validate import QUARANTINE_PREFIX_BYTES
 from instbench.sandbox.runtime import Sandbox

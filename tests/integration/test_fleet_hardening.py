@@ -26,9 +26,10 @@ from tests.integration.test_fleet_faults import _error, _result_url, _swap_user_
 from instbench.aws.cleanup import sweep
 from instbench.aws.session import AwsSession
 from instbench.errors import CleanupIncomplete, CleanupInterrupted
-from instbench.fleet.orchestrator import FleetOutcome, PollPolicy
 from instbench.fleet.plan import FleetOptions, Plan
 from instbench.fleet.run import execute, plan_run
+from instbench.fleet.status import FleetOutcome
+from instbench.fleet.workers import PollPolicy
 from instbench.journal import Journal
 from instbench.results.validate import QUARANTINE_PREFIX_BYTES
 from instbench.sandbox.runtime import Sandbox

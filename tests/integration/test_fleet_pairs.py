@@ -27,9 +27,9 @@ from instbench.cli import run_cmd
 from instbench.context import Context
 from instbench.fleet import cost
 from instbench.fleet.capacity import QuotaTooSmall
-from instbench.fleet.orchestrator import FleetOutcome
 from instbench.fleet.plan import FleetOptions, Plan, make_plan
 from instbench.fleet.run import execute, plan_run
+from instbench.fleet.status import FleetOutcome
 from instbench.journal import Journal
 from instbench.prices import InstancePrice
 from instbench.results.validate import parse_result

@@ -20,7 +20,6 @@ from instbench.cli.render import stream_table
 from instbench.context import Context
 from instbench.errors import UserError
 from instbench.fleet import cost, model
-from instbench.fleet.orchestrator import FleetOutcome, TaskStatus
 from instbench.fleet.plan import FleetOptions, Plan
 from instbench.fleet.run import (
     Target,
@@ -32,6 +31,7 @@ from instbench.fleet.run import (
     plan_run,
     suite_timeout_warning,
 )
+from instbench.fleet.status import FleetOutcome, TaskStatus
 from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
 from instbench.limits import AgentNumbers, parse_duration

@@ -266,7 +266,7 @@ class CostEstimate:
 def task_timeout_s(opts: FleetOptions, task: Task) -> int:
     """How long `task` may run: --timeout, plus a storage task's burst run (`Task.burst_s`).
     The cost estimate bills this; the controller's deadline, the presigned URLs and the
-    on-instance watchdog use it (fleet/orchestrator.py)."""
+    on-instance watchdog use it (fleet/orchestrator.py, fleet/launching.py)."""
     return opts.timeout_s + task.burst_s
 
 

@@ -33,14 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from instbench.aws import launch
+from instbench.aws import launch, network
 from instbench.aws.failures import AWS_ERRORS
 from instbench.aws.session import AwsSession
 from instbench.benchmarks import network as network_bench
 from instbench.benchmarks import registry
+from instbench.fleet.collect import incoming_key, incoming_prefix, task_log_key
 from instbench.fleet.model import Plan, Task
-from instbench.fleet.userdata import UserDataParams
+from instbench.fleet.userdata import UserDataParams, render_user_data
 from instbench.journal import Journal
+from instbench.storage.s3 import S3Store
 
 PAIR_PORT_FIRST = 20000
 PAIR_PORT_LAST = 29999
@@ -94,6 +96,10 @@ def pair_peer(address: str | None, sandbox: bool) -> str:
 
 class NoPairPort(RuntimeError):
     """Every port pair of the range is held (by this run, or on this machine's loopback)."""
+
+
+class NoPeer(RuntimeError):
+    """The server's address cannot be given to its client (not a unicast IPv4)."""
 
 
 def _claim_loopback(port: int) -> socket.socket | None:
@@ -263,38 +269,141 @@ class PairServers:
 
     The journal names both instances of a pair: the client as the task's instance, the
     server by `pair-server-launched` and `pair-server-ended` events, which a resume reads
-    (`journalled`) to re-attach or end a server launched by a controller that went away."""
+    (`reattach`) to re-attach or end a server launched by a controller that went away."""
 
     def __init__(
         self,
         session: AwsSession,
+        plan: Plan,
         journal: Journal,
-        run_id: str,
-        ports: PortBook,
+        s3: S3Store,
         notice: Callable[[str], None],
     ) -> None:
         self.session = session
+        self.plan = plan
         self.journal = journal
-        self.run_id = run_id
-        self.ports = ports
+        self.s3 = s3
         self.notice = notice
+        self.sandbox = plan.options.collection_method == "sandbox"
+        self.ports = PortBook(loopback=self.sandbox)
+        self.placement_group: str | None = None
+        """The run's cluster placement group, in which both sides of every pair launch
+        (None: none). Set before the first launch by whoever creates the group."""
         self._live: dict[str, Server] = {}
         self._lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str:
+        return self.plan.run_id
 
     def get(self, task: Task) -> str | None:
         with self._lock:
             server = self._live.get(task.task_id)
         return None if server is None else server.instance_id
 
-    def launched(self, task: Task, instance_id: str, port: int | None, zone: str) -> None:
+    # ------------------------------------------------------------- the run
+
+    def open_ingress(self, group_id: str | None) -> None:
+        """The run's one inbound rule when it has pair tasks: its own group may reach
+        itself on TCP `PAIR_PORT_FIRST..PAIR_PORT_LAST` (journalled as pair-ingress-rule;
+        gone with the group). The plan refuses --security-group with pairs, so `group_id`
+        is the run's own."""
+        if not any(is_pair(t) for t in self.plan.tasks):
+            return
+        assert group_id is not None, "pair tasks run in the run's own security group"
+        network.allow_pair_ports(self.session, group_id, PAIR_PORT_FIRST, PAIR_PORT_LAST)
+        self.journal.note(
+            self.run_id,
+            None,
+            "pair-ingress-rule",
+            {"group_id": group_id, "ports": [PAIR_PORT_FIRST, PAIR_PORT_LAST], "source": "itself"},
+        )
+
+    def close(self) -> None:
+        """At the end of the run: every port given back, and what servers uploaded under
+        incoming/ deleted (they measure nothing; one may arrive after its pair's own
+        delete, until its instance is gone)."""
+        self.ports.close()
+        if not any(is_pair(t) for t in self.plan.tasks):
+            return
+        try:
+            for key in self.s3.keys(incoming_prefix(self.run_id)):
+                if key.endswith(f"/{SERVER_RESULT}"):
+                    self.s3.delete(key)
+        except AWS_ERRORS as exc:  # a staging copy only: never what fails the cleanup
+            self.notice(f"warning: could not delete pair servers' uploads ({exc})")
+
+    # ------------------------------------------------------------ one pair
+
+    def take_port(self, task: Task) -> int | None:
+        """A fresh port for this attempt of a pair task (None for any other task)."""
+        return self.ports.take() if is_pair(task) else None
+
+    def launch(
+        self,
+        task: Task,
+        client: launch.LaunchSpec,
+        params: UserDataParams,
+        port: int,
+        expires_s: int,
+    ) -> launch.LaunchSpec:
+        """Launch the server of one attempt (same zone, market and group as its client;
+        its own id, role and upload keys) and return the client's spec with the server's
+        address. CapacityError (the port given back) when EC2 refuses the server;
+        NoPeer (the server ended) when its address cannot be given to a client."""
+        rid = self.run_id
+        server_id = server_task_id(task)
+        server = server_params(
+            self.plan,
+            task,
+            params,
+            port,
+            result_url=self.s3.presign_put(
+                incoming_key(rid, task.task_id, SERVER_RESULT), expires_s, "application/json"
+            ),
+            log_url=self.s3.presign_put(task_log_key(rid, server_id), expires_s, "text/plain"),
+        )
+        spec = replace(
+            client,
+            task_id=server_id,
+            user_data=render_user_data(server),
+            # Both sides in the run's cluster placement group (when the run has one).
+            placement_group=self.placement_group,
+        )
+        try:
+            instance_id, address = launch.launch_instance_addressed(self.session, spec)
+        except BaseException:
+            self.ports.release(port)
+            raise
+        zone = client.availability_zone or ""
         with self._lock:
             self._live[task.task_id] = Server(instance_id, port)
         self.journal.note(
-            self.run_id,
+            rid,
             task.task_id,
             "pair-server-launched",
             {"instance_id": instance_id, "availability_zone": zone, "port": port},
         )
+        try:
+            peer = pair_peer(address, self.sandbox)
+        except ValueError as exc:
+            self.end(task, "no usable address")
+            raise NoPeer(f"{zone}: server {instance_id}: {exc}") from None
+        return replace(
+            client,
+            user_data=render_user_data(with_peer(params, task, peer)),
+            placement_group=self.placement_group,
+        )
+
+    def verdict(self, task: Task, server: str, state: str, reason: str | None) -> tuple[str, str]:
+        """`server_verdict` for the pair's server seen ended: whether it served is read
+        from its upload, which precedes its power-off."""
+        key = incoming_key(self.run_id, task.task_id, SERVER_RESULT)
+        served = self.s3.head(key) is not None
+        verdict, why = server_verdict(served, state, reason)
+        if verdict == "failed":
+            why = f"pair server {server} {why}"
+        return verdict, why
 
     def reattach(self, task: Task) -> str | None:
         """The server the journal says was launched for `task` and never ended (the
@@ -312,16 +421,11 @@ class PairServers:
                 self._live[task.task_id] = Server(live, None)
         return live
 
-    def end(
-        self,
-        task: Task,
-        why: str,
-        before: Callable[[str], None] | None = None,
-        after: Callable[[], None] | None = None,
-    ) -> None:
-        """Terminate the pair's server and give its port back; `before(instance_id)` runs
-        first (a stored pair lets its server upload and power off), `after()` last (the
-        server's staged upload is deleted). Nothing when the task has no live server."""
+    def end(self, task: Task, why: str, before: Callable[[str], None] | None = None) -> None:
+        """Terminate the pair's server, delete its staged upload and give its port back;
+        `before(instance_id)` runs first (a stored pair lets its server upload its log and
+        power off; a failed one keeps its console). Nothing when the task has no live
+        server."""
         with self._lock:
             server = self._live.pop(task.task_id, None)
         if server is None:
@@ -344,10 +448,9 @@ class PairServers:
                     f"{server.instance_id} ({type(exc).__name__}: {exc}); the end-of-run "
                     "sweep tries again"
                 )
-            if after is not None:
-                with contextlib.suppress(*AWS_ERRORS):
-                    after()
+            with contextlib.suppress(*AWS_ERRORS):
+                self.s3.delete(incoming_key(self.run_id, task.task_id, SERVER_RESULT))
         finally:
-            # In the sandbox the port is only claimed again once the dying server's
+            # In the sandbox a port is claimed again only once the dying server's
             # processes are gone: a claim fails on any socket still bound there.
             self.ports.release(server.port)

@@ -21,9 +21,12 @@ from instbench.aws.metrics import MetricsPublisher
 from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.errors import UserError
+from instbench.fleet.launching import URL_MARGIN_S
 from instbench.fleet.model import task_timeout_s
-from instbench.fleet.orchestrator import URL_MARGIN_S, Fleet, FleetOutcome, PollPolicy, TaskStatus
+from instbench.fleet.orchestrator import Fleet
 from instbench.fleet.plan import FleetOptions, Plan, make_plan
+from instbench.fleet.status import FleetOutcome, TaskStatus
+from instbench.fleet.workers import PollPolicy
 from instbench.journal import Journal, JournalError
 from instbench.storage.local import LocalStore
 from instbench.suites import SuiteArtifact

@@ -1,8 +1,8 @@
 """Turn bytes that came back from a machine into a validated `ResultDocument`, or a reason.
 
-Used by the orchestrator before anything is stored and by ingest before anything is
-aggregated: a document that fails here is quarantined with `InvalidResult.reason`, never
-stored as data.
+Used by the fleet's collector (fleet/collect.py) before anything is stored and by ingest
+before anything is aggregated: a document that fails here is quarantined with
+`InvalidResult.reason`, never stored as data.
 """
 
 from __future__ import annotations
