@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from instbench.cli import run_cmd
 from instbench.context import Context
 from instbench.fleet import cost
 from instbench.fleet.capacity import QuotaTooSmall
+from instbench.fleet.pairs import PAIR_PORT_FIRST, PAIR_PORT_LAST
 from instbench.fleet.plan import FleetOptions, Plan, make_plan
 from instbench.fleet.run import execute, plan_run
 from instbench.fleet.status import FleetOutcome
@@ -48,14 +50,19 @@ class PairCloud:
             session.register_hook(event, handler)
         return session
 
-    def run(self, session: AwsSession, types: list[str]) -> tuple[FleetOutcome, Journal]:
+    def run(
+        self, session: AwsSession, types: list[str], **options: Any
+    ) -> tuple[FleetOutcome, Journal]:
         opts = FleetOptions(
-            instance_types=types,
-            benchmarks=("network",),
-            bucket=self.sandbox.bucket,
-            quick=True,
-            collection_method="sandbox",
-            timeout_s=300,
+            **{
+                "instance_types": types,
+                "benchmarks": ("network",),
+                "bucket": self.sandbox.bucket,
+                "quick": True,
+                "collection_method": "sandbox",
+                "timeout_s": 300,
+                **options,
+            }
         )
         self.plan = plan_run(session, opts, datetime.now(UTC))
         journal = Journal(self.tmp / "journal.sqlite")
@@ -208,6 +215,13 @@ def test_client_without_capacity_ends_its_server_and_the_pair_moves_zone(
     launched = [d for _, d in _events(journal, rid, "pair-server-launched")]
     ended = [d for _, d in _events(journal, rid, "pair-server-ended")]
     assert [d["availability_zone"] for d in launched] == [refused[0], row.availability_zone]
+    # Each attempt has its own ports, in the range the run's group opens to itself: the
+    # second client can never reach the first server, which may still be dying.
+    ports = [d["port"] for d in launched]
+    assert ports[0] != ports[1]
+    assert all(PAIR_PORT_FIRST <= p < p + 1 <= PAIR_PORT_LAST for p in ports)
+    client_script = cloud.user_data(row.instance_id or "")
+    assert re.findall(r"network\.port=(\d+)", client_script) == [str(ports[1])]
     # The first server was ended because its client could not launch, the second with
     # the pair.
     assert ended[0]["instance_id"] == launched[0]["instance_id"]
@@ -324,3 +338,144 @@ def test_server_that_dies_fails_the_pair_with_the_reason_and_leaves_nothing(
 def _keys(session: AwsSession, cloud: PairCloud) -> list[str]:
     listing = session.s3().list_objects_v2(Bucket=cloud.sandbox.bucket)
     return [o["Key"] for o in listing.get("Contents", [])]
+
+
+# ------------------------------------------------------------------ spot
+
+
+_SPOT_REASON = "Server.SpotInstanceTermination"
+
+
+class _Ender:
+    """Plays EC2 ending one side of a pair from outside: once an instance of that role
+    runs its user data (and `ready()` says so), moto's backend is told the instance was
+    terminated with the state reason `code` (the reason first, so no reader sees the end
+    without it). Spot reclaiming: `code` Server.SpotInstanceTermination, spot only."""
+
+    def __init__(
+        self,
+        cloud: PairCloud,
+        role: str,
+        code: str = _SPOT_REASON,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        from moto.ec2.models import ec2_backends
+
+        session = AwsSession(cloud.sandbox.aws_settings())
+        account = session.sts().get_caller_identity()["Account"]
+        self.backend = ec2_backends[account][cloud.sandbox.region]
+        self.cloudinit = cloud.sandbox.cloudinit
+        self.role = f"network.role={role}"
+        self.code = code
+        self.ready = ready
+        self.ended: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Ender:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def _watch(self) -> None:
+        from moto.ec2.models.instances import StateReason
+
+        while not self.stop.wait(0.05) and not self.ended:
+            for instance in list(self.backend.all_instances()):
+                boot = self.cloudinit.boot(instance.id)
+                if boot is None or boot.phase != "running":
+                    continue
+                if self.code == _SPOT_REASON and instance.lifecycle != "spot":
+                    continue
+                script = self.cloudinit.instance_dir(instance.id) / "user-data"
+                if self.role not in script.read_text() or not self.ready():
+                    continue
+                message = f"{self.code}: ended from outside by the test"
+                instance.state_reason = StateReason(message, self.code)
+                instance._reason = message
+                instance._state.code = 48
+                instance._state.name = "terminated"
+                self.ended.append(instance.id)
+                return
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_spot_reclaiming_either_side_retries_the_pair_as_a_whole(
+    cloud: PairCloud, side: str
+) -> None:
+    """Spot takes back the server (or the client) while the pair runs: the other side is
+    ended with it, and the pair runs again as a whole on the fallback market."""
+    session = cloud.session()
+    with _Ender(cloud, side) as reclaimer:
+        outcome, journal = cloud.run(
+            session, ["m7i.large"], market="spot", spot_fallback="on-demand"
+        )
+    assert outcome.succeeded, [s.detail for s in outcome.statuses]
+    [reclaimed] = reclaimer.ended
+    [status] = outcome.statuses
+    assert status.interruptions == 1 and status.market == "on-demand"
+    assert status.document is not None and status.document.metadata.spot_interruptions == 1
+    rid = outcome.run_id
+
+    launched = [d["instance_id"] for _, d in _events(journal, rid, "pair-server-launched")]
+    ended = {d["instance_id"]: d["why"] for _, d in _events(journal, rid, "pair-server-ended")}
+    assert len(launched) == 2 and set(ended) == set(launched)
+    assert ended[launched[0]] == "pair interrupted by spot"
+    assert ended[launched[1]] == "pair concluded"
+    if side == "server":
+        assert reclaimed == launched[0]
+    else:
+        assert reclaimed not in launched and reclaimed != status.instance_id
+    interruptions = [
+        json.loads(detail or "{}").get("reason", "")
+        for _at, _task, event, detail in journal.events(rid)
+        if event == "running->running"
+    ]
+    assert len(interruptions) == 1 and _SPOT_REASON in interruptions[0]
+    assert ("pair server" in interruptions[0]) == (side == "server")
+    # Two spot instances (the first pair), two on-demand (the second); none left.
+    instances = cloud.instances()
+    assert len(instances) == 4
+    assert sorted(i.get("InstanceLifecycle", "on-demand") for i in instances) == [
+        "on-demand",
+        "on-demand",
+        "spot",
+        "spot",
+    ]
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+
+
+def test_server_ended_mid_test_fails_the_pair_with_the_reason_and_leaves_nothing(
+    cloud: PairCloud,
+) -> None:
+    """The server instance ends (EC2 reports an internal error) after the client finished
+    its first test: the task fails at once naming the server and the reason, its client is
+    ended, and no result is stored."""
+
+    def client_measured() -> bool:
+        # The agent's log (the console gets it only at the end): instance/tmp/instbench.*/
+        logs = cloud.sandbox.workdir.glob("i-*/tmp/instbench.*/agent.log")
+        return any("network: tcp_1flow:" in log.read_text(errors="replace") for log in logs)
+
+    session = cloud.session()
+    with _Ender(cloud, "server", "Server.InternalError", client_measured) as ender:
+        outcome, journal = cloud.run(session, ["c7g.large"])
+    [server] = ender.ended
+    [status] = outcome.statuses
+    assert status.state == "failed"
+    assert status.detail.startswith(f"pair server {server} terminated without serving"), (
+        status.detail
+    )
+    assert "Server.InternalError" in status.detail
+    [row] = journal.tasks(outcome.run_id)
+    assert row.state == "failed" and row.reason == status.detail
+    instances = cloud.instances()
+    assert len(instances) == 2
+    assert {i["State"]["Name"] for i in instances} == {"terminated"}
+    assert [k for k in _keys(session, cloud) if k.startswith(("raw/", "incoming/"))] == []
+    # Both consoles are kept beside the failure.
+    consoles = sorted(p.name for p in (cloud.tmp / "data" / "logs").rglob("*.console"))
+    assert len(consoles) == 2 and any(server in name for name in consoles)

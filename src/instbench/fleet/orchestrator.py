@@ -456,6 +456,17 @@ class Fleet:
                     if key in snap.keys:
                         self._collect(task, instance_id, key)
                         return False
+                    # A pair's server first: a client whose server died fails soon after,
+                    # often in the same round, and the server's end is the reason.
+                    if server is not None and server in snap.states:
+                        verdict, why = self.servers.verdict(task, server, *snap.states[server])
+                        if verdict == "interrupted":
+                            self._interrupted(task, instance_id, f"pair server {server}: {why}")
+                            return True
+                        if verdict == "failed":
+                            self._fail(task, why, instance_id)
+                            return False
+                        server = None  # it served: its client's end decides
                     if instance_id in snap.states:
                         state, reason = snap.states[instance_id]
                         # The round listed results after describing instances, and the
@@ -473,15 +484,6 @@ class Fleet:
                             instance_id,
                         )
                         return False
-                    if server is not None and server in snap.states:
-                        verdict, why = self.servers.verdict(task, server, *snap.states[server])
-                        if verdict == "interrupted":
-                            self._interrupted(task, instance_id, f"pair server {server}: {why}")
-                            return True
-                        if verdict == "failed":
-                            self._fail(task, why, instance_id)
-                            return False
-                        server = None  # it served: its client's end decides
                 if time.monotonic() >= deadline:
                     self._fail(task, f"no result within the timeout ({task_s}s)", instance_id)
                     return False
