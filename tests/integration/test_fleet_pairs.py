@@ -24,10 +24,12 @@ from tests.factories import TablePriceSource
 
 from instbench.aws.quotas import StaticQuotaSource
 from instbench.aws.session import AwsSession
+from instbench.benchmarks import network as network_bench
 from instbench.cli import run_cmd
 from instbench.context import Context
 from instbench.fleet import cost
 from instbench.fleet.capacity import QuotaTooSmall
+from instbench.fleet.model import task_timeout_s
 from instbench.fleet.pairs import PAIR_PORT_FIRST, PAIR_PORT_LAST
 from instbench.fleet.plan import FleetOptions, Plan, make_plan
 from instbench.fleet.run import execute, plan_run
@@ -150,6 +152,8 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
         assert "network.listen=loopback" in server_script  # never moto's private IP
         assert "network.role=client" in client_script
         assert "network.peer=127.0.0.1" in client_script
+        # --quick: an 'Up to' type's burst run lasts seconds, and both sides know it.
+        assert "network.burst_s=3" in client_script and "network.burst_s=3" in server_script
         [port] = re.findall(r"network\.port=(\d+)", client_script)
         assert re.findall(r"network\.port=(\d+)", server_script) == [port]
         assert perm["FromPort"] <= int(port) < int(port) + 1 <= perm["ToPort"]
@@ -257,11 +261,16 @@ def test_client_without_capacity_anywhere_fails_the_pair_as_a_whole(cloud: PairC
 # ------------------------------------------------------------------ quotas and cost
 
 
-def _network_plan(aws_session: AwsSession, **quota: int) -> Plan:
+def _network_plan(
+    aws_session: AwsSession, params: dict[str, dict[str, Any]] | None = None, **quota: int
+) -> Plan:
     bucket = "instbench-pairs-plan"
     aws_session.s3().create_bucket(Bucket=bucket)
     opts = FleetOptions(
-        instance_types=["m7i.large"], benchmarks=("network", "stream"), bucket=bucket
+        instance_types=["m7i.large"],
+        benchmarks=("network", "stream"),
+        bucket=bucket,
+        params=params or {},
     )
     limits = {(name, "on-demand"): value for name, value in quota.items()}
     return make_plan(
@@ -284,31 +293,66 @@ def test_quota_counts_both_instances_of_a_pair(aws_session: AwsSession) -> None:
     assert plan.total_vcpus == 6
 
 
-def test_cost_and_dry_run_count_both_instances_of_a_pair(aws_session: AwsSession) -> None:
+def test_cost_and_dry_run_count_both_instances_of_a_pair_and_the_burst_run(
+    aws_session: AwsSession,
+) -> None:
+    """m7i.large advertises 'Up to 12.5 Gigabit' (moto's DescribeInstanceTypes): on EC2 its
+    network pair runs the default burst run, which the deadline, the cost (both instances)
+    and the dry-run tables include."""
     plan = _network_plan(aws_session)
+    tasks = {t.benchmark: t for t in plan.tasks}
+    assert tasks["network"].burst_s == network_bench.BURST_S == 70 * 60
+    assert tasks["stream"].burst_s == 0
+    assert task_timeout_s(plan.options, tasks["network"]) == plan.options.timeout_s + 4200
     estimate = cost.estimate_plan(
         plan, TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
     )
     by_bench = {t.task_id.split("-")[1]: t for t in estimate.tasks}
-    hours = by_bench["stream"].seconds / 3600
-    assert by_bench["stream"].cost_usd == pytest.approx(0.1 * hours)
-    assert by_bench["network"].cost_usd == pytest.approx(2 * 0.1 * hours)
-    assert estimate.total_usd == pytest.approx(3 * 0.1 * hours)
+    stream, network = by_bench["stream"], by_bench["network"]
+    assert network.seconds == stream.seconds + 4200 and network.burst_s == 4200
+    hours, net_hours = stream.seconds / 3600, network.seconds / 3600
+    assert stream.cost_usd == pytest.approx(0.1 * hours)
+    assert network.cost_usd == pytest.approx(2 * 0.1 * net_hours)
+    assert network.burst_cost_usd == pytest.approx(2 * 0.1 * 4200 / 3600)
+    assert estimate.total_usd == pytest.approx(0.1 * hours + 2 * 0.1 * net_hours)
+    assert "network tasks' burst run ('Up to' types, both instances) adds 70 min" in (
+        estimate.basis
+    )
     plan.cost = estimate
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=220)
     run_cmd._print_plan(Context(console=console), plan)
     run_cmd._print_cost(Context(console=console), aws_session, plan)
     text = console.export_text()
+    assert "of which network burst run" in text
     network_rows = [
-        [cell.strip() for cell in line.split("│") if cell.strip()]
+        [cell.strip() for cell in line.split("│")[1:-1]]
         for line in text.splitlines()
         if "m7i.large-network-0" in line
     ]
     assert len(network_rows) == 2  # the plan's row and the cost's row
     plan_row, cost_row = network_rows
     assert plan_row[3:5] == ["2", "4"]  # instances, vCPUs
-    assert cost_row[2:4] == ["2", "4"] and cost_row[-2:] == ["0.2000", f"{0.2 * hours:.4f}"]
-    assert "2 tasks, 6 vCPUs in all" in text
+    # │ task │ type │ instances │ vCPUs │ duration ≤ │ USD/h │ cost ≤ USD │ of which burst │
+    assert cost_row[2:5] == ["2", "4", f"{network.seconds / 60:.0f} min"]
+    assert cost_row[5:] == ["0.2000", f"{0.2 * net_hours:.4f}", "70 min, 0.2333 USD"]
+    [stream_row] = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in text.splitlines()
+        if "m7i.large-stream-0" in line and "0.1000" in line
+    ]
+    assert stream_row[-1] == ""
+    assert f"estimated cost: at most {0.1 * hours + 0.2 * net_hours:.4f} USD in all" in text
+
+
+def test_network_burst_run_is_skipped_or_set_by_hand(aws_session: AwsSession) -> None:
+    skipped = _network_plan(aws_session, {"network": {"burst_s": 0}})
+    assert {t.benchmark: t.burst_s for t in skipped.tasks} == {"network": 0, "stream": 0}
+    estimate = cost.estimate_plan(
+        skipped, TablePriceSource({"m7i.large": InstancePrice(on_demand=0.1)})
+    )
+    assert "burst" not in estimate.basis
+    chosen = _network_plan(aws_session, {"network": {"burst_s": 600}})
+    assert {t.benchmark: t.burst_s for t in chosen.tasks} == {"network": 600, "stream": 0}
 
 
 def test_server_that_dies_fails_the_pair_with_the_reason_and_leaves_nothing(

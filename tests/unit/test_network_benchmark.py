@@ -180,3 +180,22 @@ def test_iperf3_errors_are_reported_with_its_own_words() -> None:
         network.parse_iperf3('{"start": {}, "end": {}, "error": "unable to connect to server"}')
     with pytest.raises(BenchmarkError, match="no JSON"):
         network.parse_iperf3("iperf3: error")
+
+
+@pytest.mark.parametrize(
+    ("performance", "quick", "method", "expected"),
+    [
+        ("Up to 12.5 Gigabit", False, "aws", network.BURST_S),
+        ("up to 5 Gigabit", False, "aws", network.BURST_S),
+        ("Up to 12.5 Gigabit", True, "aws", network.QUICK_BURST_S),
+        ("Up to 12.5 Gigabit", True, "sandbox", network.QUICK_BURST_S),
+        ("Up to 12.5 Gigabit", False, "sandbox", 0),  # an hour over loopback says nothing
+        ("25 Gigabit", False, "aws", 0),  # no credits to spend
+        ("8 x 100 Gigabit", True, "aws", 0),
+        (None, False, "aws", 0),
+    ],
+)
+def test_default_burst_run_only_for_up_to_types(
+    performance: str | None, quick: bool, method: str, expected: int
+) -> None:
+    assert network.default_burst_s(performance, quick, method) == expected

@@ -482,8 +482,8 @@ def _network_info() -> BenchmarkInfo:
                 "Seconds of the burst-and-baseline run (N flows, sampled); 0: none.",
                 minimum=0,
                 maximum=network.MAX_BURST_S,
-                default_note=f"0, set by the controller for 'Up to' types "
-                f"(quick: {network.QUICK_BURST_S})",
+                default_note=f"0; for a pair of an 'Up to' type the controller sets "
+                f"{network.BURST_S} on EC2 (quick: {network.QUICK_BURST_S}) and prices it",
             ),
             Parameter(
                 "interval_s",

@@ -8,7 +8,8 @@ loopback figures say what the kernel and the tools can move, not what a network 
 What the client measures:
 - iperf3 (`-J`, version recorded): one TCP flow and N parallel flows (N from the vCPU
   count), each in both directions (`-R`: the server sends).
-- burst and baseline (when `burst_s` > 0, which the controller sets for "Up to" types):
+- burst and baseline (when `burst_s` > 0, which the controller sets for "Up to" types,
+  `default_burst_s`, and prices in the plan):
   one long N-flow run sampled every `interval_s`: the burst rate at the start, when it
   fell, and the sustained rate after, since those types run far below their advertised
   figure once their network credits are spent.
@@ -61,6 +62,11 @@ WARMUP_SHARE = 0.05
 MAX_FLOWS = 64
 QUICK_BURST_S = 3
 """--quick runs the burst-and-baseline mode for seconds, so that its path is exercised."""
+BURST_S = 4200
+"""Default burst run of an 'Up to' type on EC2 (the controller sets it and prices it): AWS
+documents that such types burst on network I/O credits 'for a limited time, typically from
+5 to 60 minutes, depending on instance size'; 60 minutes to spend the credits, plus 10 to
+measure the sustained rate after the fall."""
 MAX_BURST_S = 4 * 3600
 INTERVAL_S = 1.0
 QUICK_INTERVAL_S = 0.5
@@ -168,6 +174,24 @@ class NetworkOptions:
         if self.server_timeout_s is not None:
             return self.server_timeout_s
         return self.client_seconds(default_flows()) + SERVER_GRACE_S
+
+
+def bursts(performance: Optional[str]) -> bool:
+    """True for a type whose advertised NetworkPerformance is 'Up to ...' (it runs on
+    network I/O credits above its baseline)."""
+    return bool(performance) and str(performance).strip().lower().startswith("up to")
+
+
+def default_burst_s(performance: Optional[str], quick: bool, collection_method: str) -> int:
+    """Seconds of the burst-and-baseline run when `burst_s` is not given (the controller
+    sets and prices the same): for an 'Up to' type, BURST_S on EC2 and QUICK_BURST_S with
+    --quick (the path runs, the figure is never published); else 0 (a type without credits,
+    or a long run off EC2, would measure nothing)."""
+    if not bursts(performance):
+        return 0
+    if quick:
+        return QUICK_BURST_S
+    return BURST_S if collection_method == "aws" else 0
 
 
 def check_peer(text: str) -> str:

@@ -452,7 +452,11 @@ def _print_cost(ctx: Context, session: AwsSession, plan: Plan) -> None:
     bursts = any(t.burst_s for t in estimate.tasks)
     columns = ["task", "type", "instances", "vCPUs", "duration ≤", "USD/h", "cost ≤ USD"]
     if bursts:
-        columns.append("of which EBS burst run")
+        # storage: the EBS burst run; network: an 'Up to' type's burst run (both sides).
+        kinds = {
+            "EBS" if t.benchmark == "storage" else t.benchmark for t in estimate.tasks if t.burst_s
+        }
+        columns.append(f"of which {'/'.join(sorted(kinds))} burst run")
     task_width = max((len(t.task_id) for t in estimate.tasks), default=4)
     for col in columns:
         table.add_column(

@@ -177,13 +177,17 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
             hourly_usd=hourly_price(prices.get(t.instance_type), market, max_price, fallback),
             volume_hourly_usd=volume_usd if t.benchmark == "storage" else 0.0,
             burst_s=t.burst_s,
+            benchmark=t.benchmark,
         )
         for t in plan.tasks
     )
     if reason is None and any(t.hourly_usd is None for t in tasks):
         reason = f"no {market} price listed"
     minutes = billed_seconds(opts.timeout_s) / 60
-    bursts = sorted({t.burst_s for t in plan.tasks if t.burst_s > 0})
+    bursts = sorted({t.burst_s for t in plan.tasks if t.burst_s > 0 and t.benchmark == "storage"})
+    net_bursts = sorted(
+        {t.burst_s for t in plan.tasks if t.burst_s > 0 and t.benchmark == "network"}
+    )
     return CostEstimate(
         region=plan.region,
         tasks=tasks,
@@ -204,6 +208,13 @@ def estimate_plan(plan: Plan, source: PriceSource) -> CostEstimate:
                 + "/".join(f"{b / 60:.0f}" for b in bursts)
                 + " min (--param storage.burst_s=0 skips it)"
                 if bursts
+                else ""
+            )
+            + (
+                "; network tasks' burst run ('Up to' types, both instances) adds "
+                + "/".join(f"{b / 60:.0f}" for b in net_bursts)
+                + " min (--param network.burst_s=0 skips it)"
+                if net_bursts
                 else ""
             )
         ),

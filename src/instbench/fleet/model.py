@@ -61,8 +61,8 @@ class Task:
     image_id: str
     vcpus: int
     burst_s: int = 0
-    """`storage` only: seconds of the EBS burst-and-baseline run (`storage_burst_s`), which
-    the task gets on top of --timeout and is billed for."""
+    """`storage` and `network`: seconds of the burst-and-baseline run (`storage_burst_s`,
+    `network_burst_s`), which the task gets on top of --timeout and is billed for."""
     instances: int = 1
     """Instances the task runs on at once: 2 for a pair benchmark (a server and a client,
     `BenchmarkInfo.instances`); quotas, the vCPU budget and the cost count all of them."""
@@ -213,7 +213,10 @@ class TaskCost:
         return self.hourly_usd * self.instances + self.volume_hourly_usd
 
     burst_s: int = 0
-    """Of `seconds`, the storage benchmark's EBS burst run (included, not added)."""
+    """Of `seconds`, the storage benchmark's EBS burst run or the network benchmark's burst
+    run (included, not added)."""
+    benchmark: str = ""
+    """The task's benchmark (what its burst run is: EBS for storage, network credits)."""
 
     @property
     def cost_usd(self) -> float | None:
@@ -222,10 +225,10 @@ class TaskCost:
 
     @property
     def burst_cost_usd(self) -> float | None:
-        """What the burst run's seconds cost (instance and data volume), part of cost_usd."""
-        if self.hourly_usd is None:
-            return None
-        return (self.hourly_usd + self.volume_hourly_usd) * self.burst_s / 3600
+        """What the burst run's seconds cost (all the task's instances and its data volume),
+        part of cost_usd."""
+        hourly = self.task_hourly_usd
+        return None if hourly is None else hourly * self.burst_s / 3600
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,8 @@ class CostEstimate:
 
 
 def task_timeout_s(opts: FleetOptions, task: Task) -> int:
-    """How long `task` may run: --timeout, plus a storage task's burst run (`Task.burst_s`).
+    """How long `task` may run: --timeout, plus a storage or network task's burst run
+    (`Task.burst_s`).
     The cost estimate bills this; the controller's deadline, the presigned URLs and the
     on-instance watchdog use it (fleet/orchestrator.py, fleet/launching.py)."""
     return opts.timeout_s + task.burst_s
@@ -280,6 +284,22 @@ def storage_burst_s(opts: FleetOptions, advertised: dict[str, float]) -> int:
     if given is not None:
         return int(given)
     return storage.default_burst_s(advertised, opts.quick, opts.collection_method)
+
+
+def network_burst_s(opts: FleetOptions, advertised: dict[str, Any]) -> int:
+    """Seconds of the network burst run on a type advertising `advertised`
+    (`TypeFacts.advertised_network`): --param network.burst_s when given, else
+    network.default_burst_s (for an 'Up to' type: long enough to spend its credits on
+    EC2, seconds with --quick; else 0)."""
+    from instbench.benchmarks import network
+
+    given = opts.params.get("network", {}).get("burst_s")
+    if given is not None:
+        return int(given)
+    performance = advertised.get("advertised_performance")
+    return network.default_burst_s(
+        performance if isinstance(performance, str) else None, opts.quick, opts.collection_method
+    )
 
 
 def watchdog_minutes(timeout_s: int) -> int:

@@ -183,8 +183,8 @@ def pair_agent_args(plan: Plan, task: Task, base: list[str], role: str, port: in
     """The agent options of one side of a pair: the run's (`base`, without the benchmark's
     own --param), then the benchmark's parameters with the role and port the controller
     picked (the client's peer is added once the server's address is known). The server
-    listens on loopback in the sandbox; the client gets the type's advertised figures and
-    the burst run the plan priced (`Task.burst_s`)."""
+    listens on loopback in the sandbox; the client gets the type's advertised figures; both
+    get the burst run the plan priced (`Task.burst_s`)."""
     opts = plan.options
     own: dict[str, Any] = dict(opts.params.get(task.benchmark, {}))
     own.update(role=role, port=check_pair_port(port))
@@ -199,7 +199,8 @@ def pair_agent_args(plan: Plan, task: Task, base: list[str], role: str, port: in
                 " ", network_bench.PERFORMANCE_SPACE
             )
         own.update(advertised)
-        own["burst_s"] = task.burst_s
+    # Both sides know the burst run the plan priced: the server waits for it too.
+    own["burst_s"] = task.burst_s
     bench_args = registry.assignment_args({task.benchmark: own})
     run_args: list[str] = []
     for option, value in zip(base[::2], base[1::2], strict=True):

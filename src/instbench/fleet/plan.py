@@ -11,6 +11,7 @@ created when the input is wrong.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from instbench import limits
 from instbench.aws import ami, discovery, launch, network, quotas, regions
@@ -27,6 +28,7 @@ from instbench.fleet.model import (
     Placement,
     Plan,
     Task,
+    network_burst_s,
     storage_burst_s,
     task_id,
     task_timeout_s,
@@ -54,6 +56,18 @@ this module); they are re-exported here, where readers look for them."""
 def _instances(benchmark: str) -> int:
     """Instances one task of `benchmark` runs on (a suite task: one)."""
     return 1 if benchmark == SUITE_BENCHMARK else registry.info(benchmark).instances
+
+
+def _burst_s(
+    opts: FleetOptions, bench: str, storage: dict[str, float], network: dict[str, Any]
+) -> int:
+    """Seconds of a task's burst-and-baseline run (storage: EBS; network: an 'Up to' type's
+    credits), which its timeout and cost include."""
+    if bench == "storage":
+        return storage_burst_s(opts, storage)
+    if bench == "network":
+        return network_burst_s(opts, network)
+    return 0
 
 
 def make_plan(
@@ -158,6 +172,7 @@ def make_plan(
     S3Store(session, opts.bucket).check_bucket()
 
     storage_advertised = {name: facts[name].storage_advertised() for name in opts.instance_types}
+    network_advertised = {name: facts[name].advertised_network() for name in opts.instance_types}
     tasks = [
         Task(
             task_id=task_id(name, bench, sample),
@@ -167,7 +182,7 @@ def make_plan(
             architecture=facts[name].architecture,
             image_id=images[facts[name].architecture],
             vcpus=facts[name].vcpus,
-            burst_s=storage_burst_s(opts, storage_advertised[name]) if bench == "storage" else 0,
+            burst_s=_burst_s(opts, bench, storage_advertised[name], network_advertised[name]),
             instances=_instances(bench),
         )
         for name in opts.instance_types
@@ -188,7 +203,7 @@ def make_plan(
         options=opts,
         vcpu_limits=vcpu_limits,
         storage_advertised=storage_advertised,
-        network_advertised={name: facts[name].advertised_network() for name in opts.instance_types},
+        network_advertised=network_advertised,
     )
     if opts.max_cost is not None:
         plan.cost = cost.estimate_plan(plan, price_source or cost.price_source(session, opts))
