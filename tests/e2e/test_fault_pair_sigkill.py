@@ -9,6 +9,7 @@ server and the client of the pair at once, as EC2 would.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -149,3 +150,18 @@ def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
         Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [rid]}]
     )["SecurityGroups"]
     assert groups == []  # and with it the pair's inbound rule
+    # The journal names both instances of the pair: the client as the task's instance,
+    # the server (launched, never ended by the killed controller) beside it.
+    shown = subprocess.run(
+        [INSTBENCH, "runs", "show", rid, "--journal", str(journal_path), "--json"],
+        env=served,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    [task] = doc["tasks"]
+    [server] = doc["pair_servers"]
+    assert {task["instance_id"], server["instance_id"]} == set(before)
+    assert server["task_id"] == task["task_id"] and server["ended_at"] is None

@@ -21,11 +21,13 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from rich.console import Console
 from tests.factories import TablePriceSource
+from typer.testing import CliRunner
 
 from instbench.aws.quotas import StaticQuotaSource
 from instbench.aws.session import AwsSession
 from instbench.benchmarks import network as network_bench
 from instbench.cli import run_cmd
+from instbench.cli.app import app
 from instbench.context import Context
 from instbench.fleet import cost
 from instbench.fleet.capacity import QuotaTooSmall
@@ -159,6 +161,16 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
         assert perm["FromPort"] <= int(port) < int(port) + 1 <= perm["ToPort"]
         ports.add(port)
     assert len(ports) == 2  # one port per pair
+
+    # `instbench runs show` lists each pair's server beside the task's client.
+    shown = CliRunner().invoke(
+        app, ["runs", "show", rid, "--journal", str(cloud.tmp / "journal.sqlite")]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "pair servers" in shown.stdout
+    for _task, detail in launched:
+        assert detail["instance_id"] in shown.stdout.replace("\n", "")
+    assert shown.stdout.count("concluded") == 2  # ended with its pair (the text wraps)
 
     # One stored result per type, the client's; the server's measures nothing.
     s3 = session.s3()

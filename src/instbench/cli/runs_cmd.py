@@ -16,6 +16,7 @@ from instbench.aws.regions import check_region
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.context import Context
 from instbench.errors import UserError
+from instbench.fleet import pairs
 from instbench.journal import Journal, JournalError, RunRow, default_path
 from instbench.limits import parse_age
 
@@ -88,8 +89,9 @@ def runs_show(
     except JournalError as exc:
         raise UserError(f"{exc}: see instbench runs list") from exc
     tasks = journal.tasks(run_id)
+    servers = pairs.servers_in(journal.events(run_id))
     if as_json:
-        doc = {"run": asdict(run), "tasks": [asdict(t) for t in tasks]}
+        doc = {"run": asdict(run), "tasks": [asdict(t) for t in tasks], "pair_servers": servers}
         print(json.dumps(doc, indent=2, sort_keys=True))
         return
     ctx.console.print(f"run {run.run_id}: {run.status} ({run.mode}, {run.region})")
@@ -107,6 +109,21 @@ def runs_show(
             t.result_key or t.reason or "",
         )
     ctx.console.print(table)
+    if servers:
+        # The other instance of each pair task (the task's own is its client).
+        table = Table(title="pair servers")
+        for col in ("task", "server"):  # what a user greps and copies: always whole
+            widest = max(len(srv["task_id" if col == "task" else "instance_id"]) for srv in servers)
+            table.add_column(col, no_wrap=True, min_width=widest)
+        for col in ("zone", "port", "ended"):
+            table.add_column(col)
+        for srv in servers:
+            ended = "" if srv["ended_at"] is None else f"yes: {srv['why']}"
+            port = "" if srv["port"] is None else str(srv["port"])
+            table.add_row(
+                srv["task_id"], srv["instance_id"], srv["availability_zone"] or "", port, ended
+            )
+        ctx.console.print(table)
 
 
 def cleanup(

@@ -29,7 +29,7 @@ import json
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -58,6 +58,43 @@ SERVER_RESULT = "server.json"
 """Name of the server's (never stored) result under the task's incoming/ prefix."""
 SERVER_SUFFIX = "-server"
 """The server's task id is the task's plus this (its user data, log and tags)."""
+
+
+def servers_in(
+    events: Iterable[tuple[str, str | None, str, str | None]],
+) -> list[dict[str, Any]]:
+    """Every pair server a run's journal events (`Journal.events`) name, in launch order:
+    task_id, instance_id, availability_zone, port, launched_at, and ended_at / why (None
+    while not ended): the second instance of each pair, which the task rows do not hold."""
+    servers: dict[str, dict[str, Any]] = {}
+    for at, task_id, event, detail in events:
+        if (
+            task_id is None
+            or not detail
+            or event
+            not in {
+                "pair-server-launched",
+                "pair-server-ended",
+            }
+        ):
+            continue
+        data = json.loads(detail)
+        instance = data.get("instance_id")
+        if not isinstance(instance, str):
+            continue
+        if event == "pair-server-launched":
+            servers[instance] = {
+                "task_id": task_id,
+                "instance_id": instance,
+                "availability_zone": data.get("availability_zone"),
+                "port": data.get("port"),
+                "launched_at": at,
+                "ended_at": None,
+                "why": None,
+            }
+        elif instance in servers:
+            servers[instance].update(ended_at=at, why=data.get("why"))
+    return list(servers.values())
 
 
 def is_pair(task: Task) -> bool:
