@@ -85,9 +85,9 @@ def _states(session: AwsSession, run_id: str) -> dict[str, str]:
     }
 
 
-def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
-    served: dict[str, str], tmp_path: Path
-) -> None:
+def _kill_mid_pair(served: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """Start a network run against the served sandbox and SIGKILL its controller once the
+    pair's client runs (its server launched): the run id and the client's id."""
     journal_path = tmp_path / "journal.sqlite"
     controller = subprocess.Popen(
         [
@@ -129,6 +129,14 @@ def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
             controller.kill()
             controller.wait(timeout=30)
     assert controller.returncode == -signal.SIGKILL
+    return found
+
+
+def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
+    served: dict[str, str], tmp_path: Path
+) -> None:
+    journal_path = tmp_path / "journal.sqlite"
+    found = _kill_mid_pair(served, tmp_path)
     session = _session(served)
     rid = found["run_id"]
     before = _states(session, rid)
@@ -165,3 +173,44 @@ def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
     [server] = doc["pair_servers"]
     assert {task["instance_id"], server["instance_id"]} == set(before)
     assert server["task_id"] == task["task_id"] and server["ended_at"] is None
+
+
+def test_resume_after_sigkill_mid_pair_reattaches_both_sides_and_leaves_nothing(
+    served: dict[str, str], tmp_path: Path
+) -> None:
+    """--resume finds the pair's client and server in the journal: it watches the running
+    pair again (or launches it again, if it ended meanwhile), stores one result, ends the
+    server with the pair, and leaves nothing running."""
+    journal_path = tmp_path / "journal.sqlite"
+    found = _kill_mid_pair(served, tmp_path)
+    rid = found["run_id"]
+    resumed = subprocess.run(
+        [
+            *(INSTBENCH, "run", "--resume", rid, "--bucket", served["INSTBENCH_BUCKET"]),
+            *("--journal", str(journal_path), "--output-dir", str(tmp_path / "data")),
+        ],
+        env=served,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    journal = Journal(journal_path)
+    try:
+        [row] = journal.tasks(rid)
+        servers = [
+            json.loads(detail or "{}")
+            for _at, _task, event, detail in journal.events(rid)
+            if event == "pair-server-ended"
+        ]
+    finally:
+        journal.close()
+    assert row.state == "result_stored"
+    assert servers and servers[-1]["why"] == "pair concluded"
+    assert len(list((tmp_path / "data" / "raw").rglob("*.json"))) == 1
+    session = _session(served)
+    assert [i for i, s in _states(session, rid).items() if s in {"pending", "running"}] == []
+    groups = session.ec2().describe_security_groups(
+        Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [rid]}]
+    )["SecurityGroups"]
+    assert groups == []

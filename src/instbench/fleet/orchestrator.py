@@ -304,6 +304,9 @@ class Fleet:
         row = self.journal.task(self.plan.run_id, task.task_id)
         first_attempt = 0
         if self.resume and row.state != "planned":
+            # A pair's server journalled as launched and not ended: watched with its
+            # client below, or ended with the pair (`_execute`), never left running.
+            server = self.servers.reattach(task)
             # A result that arrived while the controller was away is collected, not rerun.
             key = result_key(self.plan.run_id, task.task_id)
             if self.s3.head(key) is not None:
@@ -312,7 +315,6 @@ class Fleet:
                 self._collect(task, row.instance_id, key)
                 return
             live = row.instance_id and not row.terminated
-            server = self.servers.reattach(task)  # watched with its client, or ended below
             if row.state == "running" and live:
                 state = launch.instance_states(self.session, [row.instance_id or ""]).get(
                     row.instance_id or "", ("unknown", "")
