@@ -262,15 +262,3 @@ def test_wait_terminated_fails_fast_for_a_running_instance(aws_session: AwsSessi
     instance = launch.launch_instance(aws_session, spec(aws_session))
     # Nobody asked it to terminate: the waiter keeps polling 'running' until the timeout.
     assert launch.wait_terminated(aws_session, [instance], timeout=1, delay=1) is False
-
-
-def test_a_placement_group_goes_into_the_placement(aws_session: AwsSession) -> None:
-    """Both sides of a pair task name the run's cluster placement group (when it has one)
-    beside their zone; without one the request has no GroupName."""
-    subnet = network.default_subnets(aws_session, network.default_vpc(aws_session))[0]
-    zone = subnet.availability_zone
-    grouped = spec(aws_session, availability_zone=zone, placement_group="instbench-r-1")
-    request = launch.build_request(grouped, "/dev/xvda", 8)
-    assert request["Placement"] == {"AvailabilityZone": zone, "GroupName": "instbench-r-1"}
-    plain = launch.build_request(spec(aws_session, availability_zone=zone), "/dev/xvda", 8)
-    assert plain["Placement"] == {"AvailabilityZone": zone}

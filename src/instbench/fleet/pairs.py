@@ -324,9 +324,10 @@ class PairServers:
         self.notice = notice
         self.sandbox = plan.options.collection_method == "sandbox"
         self.ports = PortBook(loopback=self.sandbox)
-        self.placement_group: str | None = None
-        """The run's cluster placement group, in which both sides of every pair launch
-        (None: none). Set before the first launch by whoever creates the group."""
+        self.placement_groups: dict[str, str] = {}
+        """The run's cluster placement group of each zone, by zone (aws/network.py names,
+        creates and deletes them); both sides of a pair launch into their zone's group,
+        or into none when the zone has none. Filled before the first launch."""
         self._live: dict[str, Server] = {}
         self._lock = threading.Lock()
 
@@ -401,12 +402,10 @@ class PairServers:
             ),
             log_url=self.s3.presign_put(task_log_key(rid, server_id), expires_s, "text/plain"),
         )
+        # Both sides in the run's cluster placement group of their zone (when it has one).
+        group = self.placement_groups.get(client.availability_zone or "")
         spec = replace(
-            client,
-            task_id=server_id,
-            user_data=render_user_data(server),
-            # Both sides in the run's cluster placement group (when the run has one).
-            placement_group=self.placement_group,
+            client, task_id=server_id, user_data=render_user_data(server), placement_group=group
         )
         try:
             instance_id, address = launch.launch_instance_addressed(self.session, spec)
@@ -428,9 +427,7 @@ class PairServers:
             self.end(task, "no usable address")
             raise NoPeer(f"{zone}: server {instance_id}: {exc}") from None
         return replace(
-            client,
-            user_data=render_user_data(with_peer(params, task, peer)),
-            placement_group=self.placement_group,
+            client, user_data=render_user_data(with_peer(params, task, peer)), placement_group=group
         )
 
     def verdict(self, task: Task, server: str, state: str, reason: str | None) -> tuple[str, str]:
