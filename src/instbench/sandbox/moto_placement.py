@@ -179,7 +179,9 @@ def _create_placement_group(self: Any) -> Any:
     if len(name) > 255 or not name.isascii():
         raise _error("InvalidParameterValue", "Placement group name must be 1-255 ASCII characters")
     if strategy not in STRATEGIES:
-        raise _error("InvalidParameterValue", f"Value ({strategy}) for parameter strategy is invalid.")
+        raise _error(
+            "InvalidParameterValue", f"Value ({strategy}) for parameter strategy is invalid."
+        )
     if partition_count is not None:
         if strategy != "partition":
             raise _error(
@@ -202,7 +204,8 @@ def _create_placement_group(self: Any) -> Any:
             )
         if spread_level not in SPREAD_LEVELS:
             raise _error(
-                "InvalidParameterValue", f"Value ({spread_level}) for parameter spreadLevel is invalid."
+                "InvalidParameterValue",
+                f"Value ({spread_level}) for parameter spreadLevel is invalid.",
             )
     elif strategy == "spread":
         spread_level = "rack"
