@@ -21,7 +21,7 @@ What is emulated, with EC2's error codes and messages:
   with `InvalidPlacementGroup.Unknown`; a cluster group whose live instances are in another
   zone fails it with `InvalidPlacementGroup.InUse` (a cluster group lives in one zone); the
   instance records the group, so DescribeInstances shows `Placement.GroupName`/`GroupId`
-  and its `placement-group-name` filter works.
+  (and `PartitionNumber` in a partition group) and its `placement-group-name` filter works.
 - Tags: group ids (pg-...) are EC2 resources for CreateTags/DescribeTags.
 
 Responses are serialised by moto from botocore's EC2 service model, so their XML has EC2's
@@ -343,11 +343,8 @@ def install() -> None:
         # pg-... ids are EC2 resources: CreateTags accepts them, DescribeTags names the type.
         ec2_utils.EC2_RESOURCE_TO_PREFIX["placement-group"] = "pg"
         ec2_utils.EC2_PREFIX_TO_RESOURCE["pg"] = "placement-group"
-        # DescribeInstances filters EC2 has for groups.
+        # DescribeInstances' filter on the group (EC2 has it; moto's filter table lacks it).
         ec2_utils.filter_dict_attribute_mapping["placement-group-name"] = "placement.group_name"
-        ec2_utils.filter_dict_attribute_mapping["placement-partition-number"] = (
-            "placement.partition_number"
-        )
         ec2: Any = EC2Response
         ec2.create_placement_group = _create_placement_group
         ec2.describe_placement_groups = _describe_placement_groups
