@@ -205,3 +205,23 @@ def test_reset_forgets_groups_and_keeps_the_api(_moto_server: MotoServer, ec2: A
     assert ec2.describe_placement_groups()["PlacementGroups"] == []
     ec2.create_placement_group(GroupName="pairs", Strategy="cluster")  # not a duplicate
     assert len(ec2.describe_placement_groups()["PlacementGroups"]) == 1
+
+
+def test_partition_group_numbers_its_instances(ec2: Any, image: str) -> None:
+    ec2.create_placement_group(GroupName="parts", Strategy="partition", PartitionCount=3)
+    reply = ec2.run_instances(
+        ImageId=image,
+        MinCount=2,
+        MaxCount=2,
+        InstanceType="m7i.large",
+        Placement={"GroupName": "parts"},
+    )
+    assert [i["Placement"]["PartitionNumber"] for i in reply["Instances"]] == [1, 2]
+    third = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="m7i.large",
+        Placement={"GroupName": "parts", "PartitionNumber": 3},
+    )
+    assert third["Instances"][0]["Placement"]["PartitionNumber"] == 3
