@@ -125,7 +125,8 @@ def test_policy_grants_exactly_what_the_controller_calls(tmp_path: Path) -> None
         left_group = network.create_run_placement_group(session, "r-pg-left", zone, spec.expires_at)
         swept = sweep(session, now=datetime.now(UTC), run_id="r-pg-left")
         assert swept.placement_groups == [(left_group, "r-pg-left")], swept
-        assert network.find_run_placement_groups(session) == []
+        for run_id in (plan.run_id, "r-pg-left"):
+            assert network.find_run_placement_groups(session, run_id) == []
 
     called = recorder.as_mapping()
     assert "ec2:RunInstances" in called, called
