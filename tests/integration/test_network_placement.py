@@ -249,3 +249,16 @@ def test_cleanup_command_deletes_and_journals_the_run_groups(
         assert journal.run(RUN).status == "swept"
     finally:
         journal.close()
+
+
+def test_sweep_still_ends_instances_when_placement_groups_cannot_be_listed(
+    aws_session: AwsSession,
+) -> None:
+    instance = launch.launch_instance(aws_session, _spec(aws_session, RUN, "stream-0", None))
+    aws_session.ec2().meta.events.register(
+        "before-call.ec2.DescribePlacementGroups", fail_with("UnauthorizedOperation", 1, 403)
+    )
+    report = sweep(aws_session, now=datetime.now(UTC), run_id=RUN)
+    assert [i for i, _, _ in report.instances] == [instance]
+    assert report.errors == ["placement groups: UnauthorizedOperation"]
+    assert launch.instance_states(aws_session, [instance])[instance][0] == "terminated"

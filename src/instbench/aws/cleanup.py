@@ -115,7 +115,14 @@ def sweep(
                 report.security_groups.append((group["GroupId"], tags.get(RUN_TAG, "")))
 
     placement: list[str] = []
-    for pg in network.find_run_placement_groups(session):
+    try:
+        found = network.find_run_placement_groups(session)
+    except ClientError as exc:
+        # A role made before placement groups (no DescribePlacementGroups) must still end
+        # the instances: say what could not be looked at, and go on.
+        found = []
+        report.errors.append(f"placement groups: {exc.response['Error']['Code']}")
+    for pg in found:
         if _selected(dict(pg.tags), None, run_id, older_than, now):
             placement.append(pg.name)
             report.placement_groups.append((pg.name, pg.run_id))
