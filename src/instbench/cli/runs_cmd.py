@@ -208,7 +208,8 @@ def _print_reports(ctx: Context, reports: list[CleanupReport], dry_run: bool) ->
             f"{report.region}: {verb} {len(report.instances)} instances, "
             f"{len(report.spot_requests)} spot requests, "
             f"{len(report.security_groups)} security groups, "
-            f"{len(report.placement_groups)} placement groups"
+            f"{len(report.placement_groups)} placement groups",
+            soft_wrap=True,  # one line at any width: scripts and tests read it
         )
         for iid, rid, state in report.instances:
             ctx.console.print(f"  instance {iid} (run {rid}, was {state})")
@@ -217,7 +218,7 @@ def _print_reports(ctx: Context, reports: list[CleanupReport], dry_run: bool) ->
         for gid, rid in report.security_groups:
             ctx.console.print(f"  security group {gid} (run {rid})")
         for name, rid in report.placement_groups:
-            ctx.console.print(f"  placement group {name} (run {rid})")
+            ctx.console.print(f"  placement group {name} (run {rid})", soft_wrap=True)
         for err in report.errors:
             ctx.err_console.print(f"  could not delete {err}")
             failed = True
