@@ -67,6 +67,8 @@ _INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9-]+$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _KEY_NAME = re.compile(r"^[A-Za-z0-9 ._:/()#,@\[\]+=&;{}!$*-]{1,255}$")
+_PLACEMENT_GROUP = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+"""Names instbench gives its placement groups (EC2 allows any 255 ASCII characters)."""
 _PRICE = re.compile(r"^\d{1,6}(\.\d{1,6})?$")
 
 DATA_VOLUME_DEVICE = "/dev/sdf"
@@ -188,6 +190,9 @@ class LaunchSpec:
     """Root size; default: the AMI's snapshot size, at least 8 GiB."""
     data_volume: DataVolume | None = None
     """An empty gp3 volume for the storage benchmark (None: none)."""
+    placement_group: str | None = None
+    """The placement group to launch into, by name (a pair task's cluster group, see
+    `network.create_run_placement_group`); None: none."""
 
     @property
     def name(self) -> str:
@@ -280,6 +285,10 @@ def build_request(spec: LaunchSpec, root_device: str, root_gib: int) -> RunInsta
         request["SubnetId"] = spec.subnet_id
     if spec.availability_zone:
         request["Placement"] = {"AvailabilityZone": spec.availability_zone}
+    if spec.placement_group is not None:
+        if not _PLACEMENT_GROUP.fullmatch(spec.placement_group):
+            raise UserError(f"bad placement group name {spec.placement_group!r}")
+        request["Placement"] = {**request.get("Placement", {}), "GroupName": spec.placement_group}
     if spec.key_name:
         request["KeyName"] = spec.key_name
     if spec.market == "spot":
