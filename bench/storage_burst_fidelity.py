@@ -18,54 +18,29 @@ shared disk has no burst allowance, so `fell` should be false here; nothing is a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 
+import _fio_jobfile
 from instbench.benchmarks import storage
 
 MIB = 1024**2
 
-_JOBFILE = """[global]
-filename={path}
-size={size}
-offset=0
-ioengine={engine}
-direct=1
-time_based=1
-runtime={runtime}
-rw=write
-bs=1M
-iodepth={depth}
-numjobs=1
-
-[burst-by-hand]
-"""
-
 
 def reference(fio: str, path: str, size: int, engine: str, seconds: int) -> float:
     """MB/s of the hand-written job, from fio's JSON."""
-    with tempfile.NamedTemporaryFile("w", suffix=".fio", delete=False) as fh:
-        fh.write(
-            _JOBFILE.format(
-                path=path, size=size, engine=engine, runtime=seconds, depth=storage.SEQ_DEPTH
-            )
-        )
-        jobfile = fh.name
-    try:
-        out = subprocess.run(
-            [fio, "--output-format=json", jobfile],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=seconds + 600,
-        ).stdout
-    finally:
-        os.unlink(jobfile)
-    doc = json.loads(out[out.find("{") :])
+    text = _fio_jobfile.job_file(
+        path,
+        size,
+        engine,
+        seconds,
+        "burst-by-hand",
+        {"rw": "write", "bs": "1M", "iodepth": storage.SEQ_DEPTH},
+        {},
+    )
+    doc = _fio_jobfile.run_job_file(fio, text, timeout=seconds + 600)
     return float(doc["jobs"][0]["write"]["bw_bytes"]) / 1e6
 
 

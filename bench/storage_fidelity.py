@@ -17,36 +17,16 @@ Nothing is asserted: a shared machine's disk is noisy, and the ratios show how m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
+import _fio_jobfile
 from instbench.benchmarks import storage
 
 MIB = 1024**2
-
-_JOBFILE = """[global]
-filename={path}
-size={size}
-offset=0
-ioengine={engine}
-direct=1
-time_based=1
-runtime={runtime}
-randrepeat=0
-norandommap=1
-percentile_list=50:99
-numjobs=1
-
-[{name}]
-rw={rw}
-bs={bs}
-iodepth={depth}
-"""
 
 
 def reference(
@@ -54,27 +34,16 @@ def reference(
 ) -> dict[str, float]:
     """One job by hand: a job file and plain fio; figures straight from its JSON."""
     name, rw, bs, depth = job
-    with tempfile.NamedTemporaryFile("w", suffix=".fio", delete=False) as fh:
-        fh.write(
-            _JOBFILE.format(
-                path=path,
-                size=size,
-                engine=engine,
-                runtime=runtime,
-                name=name,
-                rw=rw,
-                bs=bs,
-                depth=depth,
-            )
-        )
-        jobfile = fh.name
-    try:
-        out = subprocess.run(
-            ["fio", "--output-format=json", jobfile], capture_output=True, text=True, check=True
-        ).stdout
-    finally:
-        os.unlink(jobfile)
-    data = json.loads(out[out.index("{") :])
+    text = _fio_jobfile.job_file(
+        path,
+        size,
+        engine,
+        runtime,
+        name,
+        {"randrepeat": 0, "norandommap": 1, "percentile_list": "50:99"},
+        {"rw": rw, "bs": bs, "iodepth": depth},
+    )
+    data = _fio_jobfile.run_job_file("fio", text)
     side = data["jobs"][0]["write" if "write" in rw else "read"]
     pct = side["clat_ns"]["percentile"]
     return {

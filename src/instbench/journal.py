@@ -6,9 +6,11 @@ SQLite (stdlib), one row per task with a small state machine:
                    |           |
                    +-----------+----> failed
 
-plus the instance id and whether it is known to be terminated. Every transition is
-committed *before* the AWS call that changes state, so after a crash the journal says
-which instances may exist (launching/running rows) and which tasks still need a result.
+plus the instance id and whether it is known to be terminated, and the run's own
+resources: its security group and its placement groups (one per zone with pair tasks).
+Every transition is committed *before* the AWS call that changes state, so after a crash
+the journal says which instances may exist (launching/running rows) and which tasks still
+need a result.
 `instbench runs list/show`, `--resume` and `cleanup` read it.
 
 The file is checked (`PRAGMA integrity_check`) every time it is opened, and a copy that
@@ -40,6 +42,9 @@ from instbench.errors import UserError
 FINISHED_STATUSES = frozenset({"succeeded", "failed", "interrupted", "swept"})
 """Run statuses of a run no controller is working on. `swept`: its controller was gone
 and `instbench cleanup` ended what it left behind (it can still be resumed)."""
+
+PLACEMENT_GROUP_STATES = ("pending", "created", "deleted")
+"""A run's placement group in the journal: about to be created, created, deleted."""
 
 TASK_STATES = ("planned", "launching", "running", "result_stored", "failed")
 _ALLOWED = {
@@ -78,6 +83,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     reason TEXT,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS placement_groups (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -413,6 +425,35 @@ class Journal:
         with self._tx() as db:
             db.execute("UPDATE runs SET security_group_id = ? WHERE run_id = ?", (group_id, run_id))
 
+    def set_placement_group(self, run_id: str, name: str, state: str) -> None:
+        """Journal one of the run's placement groups: `pending` before creating it (a crash
+        in between leaves a name for cleanup to look for), `created` once EC2 has it,
+        `deleted` once it is gone. Each change is an event of the run as well."""
+        if state not in PLACEMENT_GROUP_STATES:
+            raise JournalError(f"placement group {name}: unknown state {state!r}")
+        now = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO placement_groups (run_id, name, state, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (run_id, name) "
+                "DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (run_id, name, state, now),
+            )
+            db.execute(
+                "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, ?, ?)",
+                (run_id, now, f"placement-group-{state}", name),
+            )
+
+    def placement_groups(self, run_id: str) -> list[str]:
+        """The run's placement groups that may exist (pending or created), by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM placement_groups WHERE run_id = ? AND state != 'deleted' "
+                "ORDER BY name",
+                (run_id,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def run(self, run_id: str) -> RunRow:
         with self._lock:
             row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -496,17 +537,21 @@ class Journal:
         instance_ids: list[str],
         security_groups: list[str],
         detail: str,
+        placement_groups: list[str] | None = None,
     ) -> str:
         """What `instbench cleanup` did to a run, in its journal; the run's status after.
 
-        The swept instances are marked terminated, a deleted run group is forgotten, an
-        event says what was done, and a run still marked `running` whose controller is
-        gone (no process holds its lock) becomes `swept`.
+        The swept instances are marked terminated, a deleted run group is forgotten, so
+        are deleted placement groups, an event says what was done, and a run still
+        marked `running` whose controller is gone (no process holds its lock) becomes
+        `swept`.
         """
         run = self.run(run_id)
         self.mark_terminated(run_id, instance_ids)
         if run.security_group_id and run.security_group_id in security_groups:
             self.set_security_group(run_id, None)
+        for name in placement_groups or []:
+            self.set_placement_group(run_id, name, "deleted")
         with self._tx() as db:
             db.execute(
                 "INSERT INTO events (run_id, at, event, detail) VALUES (?, ?, 'cleanup', ?)",

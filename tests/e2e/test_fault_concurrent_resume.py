@@ -12,103 +12,43 @@ manifest says every task is stored, and so does the journal.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.procs import read_until, wait_for
-
-from instbench.journal import Journal, TaskRow
+from tests.procs import INSTBENCH, journal_rows, served_sandbox, start_run, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_concurrent_resume")]
 
-INSTBENCH = str(Path(sys.executable).parent / "instbench")
 BOOT_DELAY = ("--boot-delay", "15")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`instbench sandbox serve` as a process; yields the environment that points at it."""
-    work = tmp_path_factory.mktemp("sandbox") / "work"
-    proc = subprocess.Popen(
-        # Instances boot for 15 s, so the killed run's tasks are still waiting for their
-        # results when both resumes start: neither can finish before the other begins.
-        [INSTBENCH, "sandbox", "serve", "--port", "0", "--workdir", str(work), *BOOT_DELAY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        lines = read_until(proc, r"^export ", timeout=60)
-        info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
-        yield {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-            "AWS_ENDPOINT_URL": info["endpoint"],
-            "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",
-            "AWS_REGION": info["region"],
-            "AWS_DEFAULT_REGION": info["region"],
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "INSTBENCH_BUCKET": info["bucket"],
-        }
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def _rows(path: Path) -> tuple[str, list[TaskRow]] | None:
-    if not path.exists():
-        return None
-    journal = Journal(path)
-    try:
-        runs = journal.runs()
-        return (runs[0].run_id, journal.tasks(runs[0].run_id)) if runs else None
-    finally:
-        journal.close()
+    # Instances boot for 15 s, so the killed run's tasks are still waiting for their
+    # results when both resumes start: neither can finish before the other begins.
+    with served_sandbox(tmp_path_factory.mktemp("sandbox") / "work", *BOOT_DELAY) as env:
+        yield env
 
 
 def test_two_resumes_at_once_one_refused(served: dict[str, str], tmp_path: Path) -> None:
     journal_path, out = tmp_path / "journal.sqlite", tmp_path / "data"
     common = ["--journal", str(journal_path), "--output-dir", str(out)]
-    first = subprocess.Popen(
-        [
-            *(
-                INSTBENCH,
-                "run",
-                "-t",
-                "m7i.large,c7g.large",
-                "--bucket",
-                served["INSTBENCH_BUCKET"],
-            ),
-            *("--quick", "--max-concurrency", "2", "--timeout", "10m", *common),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=served,
-    )
+    first = start_run(served, "m7i.large,c7g.large", 2, common)
     try:
 
         def running() -> bool:
             assert first.poll() is None, f"the run ended before it was killed ({first.returncode})"
-            got = _rows(journal_path)
+            got = journal_rows(journal_path)
             return got is not None and any(t.state == "running" for t in got[1])
 
         wait_for(running, 240, "a task running on an instance")
     finally:
         first.kill()
         first.wait(timeout=30)
-    got = _rows(journal_path)
+    got = journal_rows(journal_path)
     assert got is not None
     run_id = got[0]
 
@@ -138,6 +78,6 @@ def test_two_resumes_at_once_one_refused(served: dict[str, str], tmp_path: Path)
     manifest = json.loads((out / "runs" / run_id / "manifest.json").read_text())
     assert manifest["status"] == "succeeded", manifest
     assert {t["state"] for t in manifest["tasks"]} == {"result_stored"}, manifest
-    after = _rows(journal_path)
+    after = journal_rows(journal_path)
     assert after is not None and {t.state for t in after[1]} == {"result_stored"}
     assert len(list((out / "raw").rglob("*.json"))) == 2

@@ -12,20 +12,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.procs import read_until, wait_for
+from tests.procs import INSTBENCH, journal_rows, served_sandbox, start_run, wait_for
 
 from instbench.aws.session import AwsSession, AwsSettings
-from instbench.journal import Journal, TaskRow
+from instbench.journal import TaskRow
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_sigkill")]
 
-INSTBENCH = str(Path(sys.executable).parent / "instbench")
 TYPES = "m7i.large,m7a.large,c7g.large"
 RUN_TAG = "instbench:run-id"
 TASK_TAG = "instbench:task"
@@ -33,40 +31,10 @@ TASK_TAG = "instbench:task"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`instbench sandbox serve --port 0` as a process; yields the env that points at it."""
-    work = tmp_path_factory.mktemp("sandbox") / "work"
+    """The served sandbox (a sandbox minute lasts a second); yields the env that points at it."""
     env = dict(os.environ, INSTBENCH_SANDBOX_MINUTE_SECONDS="1")
-    proc = subprocess.Popen(
-        [INSTBENCH, "sandbox", "serve", "--port", "0", "--workdir", str(work)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        lines = read_until(proc, r"^export ", timeout=60)
-        info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
-        aws_env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-            "AWS_ENDPOINT_URL": info["endpoint"],
-            "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",
-            "AWS_REGION": info["region"],
-            "AWS_DEFAULT_REGION": info["region"],
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "INSTBENCH_BUCKET": info["bucket"],
-        }
+    with served_sandbox(tmp_path_factory.mktemp("sandbox") / "work", env=env) as aws_env:
         yield aws_env
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def _session(env: dict[str, str]) -> AwsSession:
@@ -92,19 +60,6 @@ def _instances(session: AwsSession, run_id: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def _journal_rows(path: Path) -> tuple[str, list[TaskRow]] | None:
-    if not path.exists():
-        return None
-    journal = Journal(path)
-    try:
-        runs = journal.runs()
-        if not runs:
-            return None
-        return runs[0].run_id, journal.tasks(runs[0].run_id)
-    finally:
-        journal.close()
-
-
 @dataclass
 class Killed:
     """A run whose controller was SIGKILLed mid-run, and the journal right after."""
@@ -126,19 +81,11 @@ def _start_and_kill(env: dict[str, str], tmp: Path) -> Killed:
     journal_path = tmp / "journal.sqlite"
     out = tmp / "data"
     common = ["--journal", str(journal_path), "--output-dir", str(out)]
-    controller = subprocess.Popen(
-        [
-            *(INSTBENCH, "run", "--instance-types", TYPES, "--bucket", env["INSTBENCH_BUCKET"]),
-            *("--quick", "--max-concurrency", "3", "--timeout", "10m", *common),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    controller = start_run(env, TYPES, 3, common)
 
     def mid_run() -> bool:
         assert controller.poll() is None, f"controller ended early ({controller.returncode})"
-        got = _journal_rows(journal_path)
+        got = journal_rows(journal_path)
         if got is None:
             return False
         states = [t.state for t in got[1]]
@@ -154,7 +101,7 @@ def _start_and_kill(env: dict[str, str], tmp: Path) -> Killed:
             controller.kill()
             controller.wait(timeout=30)
     assert controller.returncode == -signal.SIGKILL
-    got = _journal_rows(journal_path)
+    got = journal_rows(journal_path)
     assert got is not None
     run_id, before = got
     killed = Killed(env, run_id, common, before, out, journal_path)
@@ -179,7 +126,7 @@ def _assert_completed_without_relaunch(
     killed: Killed, resumed: subprocess.CompletedProcess[str]
 ) -> None:
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    after = _journal_rows(killed.journal)
+    after = journal_rows(killed.journal)
     assert after is not None and after[0] == killed.run_id
     assert len(after[1]) == 3
     assert {t.state for t in after[1]} == {"result_stored"}

@@ -133,6 +133,31 @@ def test_request_shape_for_spot_and_subnet(aws_session: AwsSession) -> None:
     assert "IamInstanceProfile" not in request
 
 
+def test_placement_group_joins_the_zone_in_the_request(aws_session: AwsSession) -> None:
+    seen: list[dict[str, Any]] = []
+    aws_session.register_hook(
+        "provide-client-params.ec2.RunInstances", lambda params, **_: seen.append(dict(params))
+    )
+    aws_session.ec2().create_placement_group(GroupName="instbench-r-1-a", Strategy="cluster")
+    instance = launch.launch_instance(
+        aws_session, spec(aws_session, placement_group="instbench-r-1-a")
+    )
+    (request,) = seen
+    group = "instbench-r-1-a"
+    assert request["Placement"] == {"AvailabilityZone": "us-east-1a", "GroupName": group}
+    assert describe(aws_session, instance)["Placement"]["GroupName"] == "instbench-r-1-a"
+    # Without a zone, the group alone.
+    alone = launch.build_request(
+        dataclasses.replace(spec(aws_session), availability_zone=None, placement_group="g"),
+        "/dev/xvda",
+        8,
+    )
+    assert alone["Placement"] == {"GroupName": "g"}
+    assert "Placement" not in launch.build_request(
+        dataclasses.replace(spec(aws_session), availability_zone=None), "/dev/xvda", 8
+    )
+
+
 def test_client_token_is_deterministic_and_short() -> None:
     assert launch.client_token("r", "t", 0) == launch.client_token("r", "t", 0)
     assert launch.client_token("r", "t", 0) != launch.client_token("r", "t", 1)
@@ -188,6 +213,8 @@ BAD_SPECS: list[dict[str, Any]] = [
     {"extra_tags": {"instbench:run-id": "other"}},
     {"extra_tags": {"aws:x": "y"}},
     {"user_data": "#" * (16 * 1024 + 1)},
+    {"placement_group": "pairs; rm -rf /"},
+    {"placement_group": ""},
 ]
 
 

@@ -3,9 +3,11 @@
 A whole sandbox run on spot (plan, launch, wait, collect, terminate, delete the group),
 then the CloudWatch metrics of its tasks, a `sync` of the bucket, a `cleanup` of the run
 and a `cleanup` of a spot instance that is still running are made through one controller
-session carrying the operation recorder. The recorded operations are then compared with
-`instbench.aws.policy`: an operation no permission authorises fails the test, and so does
-a permission no operation used (unless the table says why the audit cannot observe it).
+session carrying the operation recorder, and so is the life of a run's cluster placement
+group (created, launched into, deleted; one a crashed run left, swept). The recorded
+operations are then compared with `instbench.aws.policy`: an operation no permission
+authorises fails the test, and so does a permission no operation used (unless the table
+says why the audit cannot observe it).
 Then every recorded call, with its region, parameters and the tags of the resources it
 touched, is evaluated against the policy document made for the run's region and types:
 a call the conditions would deny (an untagged launch, another region or type, a delete
@@ -18,12 +20,13 @@ which the policy lacked, so under the shipped policy nothing was terminated.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.integration.conftest import OperationRecorder
 
-from instbench.aws import ami, launch
+from instbench.aws import ami, launch, network
 from instbench.aws.cleanup import sweep
 from instbench.aws.launch import LaunchSpec
 from instbench.aws.metrics import MetricsPublisher
@@ -106,10 +109,38 @@ def test_policy_grants_exactly_what_the_controller_calls(tmp_path: Path) -> None
         assert [i for i, _, _ in swept.instances] == [left]
         assert [s for s, _ in swept.spot_requests] == [spot_request], swept
 
+        # A pair task's cluster placement group, through the functions the fleet calls:
+        # created with the run tag, launched into, deleted once its instance is gone.
+        zone = plan.placements[0].availability_zone
+        group = network.create_run_placement_group(session, plan.run_id, zone, plan.expires_at)
+        pair_spec = dataclasses.replace(
+            spec,
+            run_id=plan.run_id,
+            task_id="m7i.large-network-0-server",
+            user_data="#!/bin/bash\necho pair\n",
+            placement_group=group,
+        )
+        pair = launch.launch_instance(session, pair_spec)
+        launch.terminate_instances(session, [pair])
+        assert network.delete_placement_group(session, group, [pair], delay=1)
+        # One a crashed run left behind, found by its tag and swept.
+        left_group = network.create_run_placement_group(session, "r-pg-left", zone, spec.expires_at)
+        swept = sweep(session, now=datetime.now(UTC), run_id="r-pg-left")
+        assert swept.placement_groups == [(left_group, "r-pg-left")], swept
+        for run_id in (plan.run_id, "r-pg-left"):
+            assert network.find_run_placement_groups(session, run_id) == []
+
     called = recorder.as_mapping()
     assert "ec2:RunInstances" in called, called
     assert "ec2:CancelSpotInstanceRequests" in called, called
     assert "ec2:AuthorizeSecurityGroupIngress" in called, called  # the pair's rule
+    for operation in ("Create", "Describe", "Delete"):
+        assert f"ec2:{operation}PlacementGroup{'s' * (operation == 'Describe')}" in called
+    assert any(
+        (c.params.get("Placement") or {}).get("GroupName") == group
+        for c in recorder.requests
+        if c.operation == "ec2:RunInstances"
+    )
     report = audit(called)
     assert report.ok, report.explain() + f"\nrecorded: {sorted(called)}"
     document = policy_document(bucket, regions=[plan.region], instance_types=TYPES)

@@ -3,14 +3,18 @@ the clock kernel's output and build (a dependent add chain, checked in the disas
 and a plausibility check of the clock measured on this machine.
 
 The measured value is checked against 0.5-6 GHz, a range any real core falls in; that is
-a sanity check of the method, not a timing assertion.
+a sanity check of the method, not a timing assertion. The kernel divides adds by wall
+time, so a loaded machine lowers its figure by the share of a core it got; the lower bound
+is applied per second of CPU the kernel got (see the test), which load cannot lower.
 """
 
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -149,5 +153,26 @@ def test_clock_loop_is_a_dependent_add_chain(tmp_path: Path, toolchain: tuple[st
 
 @needs_gcc
 def test_measured_clock_is_plausible_here(tmp_path: Path) -> None:
-    mhz = isa.measure_mhz(cc.find_compiler(), tmp_path)
-    assert 500.0 <= mhz <= 6000.0
+    """At most 6 GHz as measured, at least 0.5 GHz per second of CPU the kernel got.
+
+    The kernel reports adds per wall second, best of its trials: time off the CPU (a
+    shared, loaded machine) can only lower it, never raise it, so the upper bound (which a
+    chain folded into a multiply would pass by orders of magnitude) is checked as is. The
+    lower bound is checked on the figure divided by the kernel's share of a core (its CPU
+    seconds over the wall seconds of its run), which off-CPU time does not lower: the best
+    trial ran at least at the run's average share, so the quotient is no less than about
+    the clock.
+    """
+    compiler = cc.find_compiler()
+    # Built first, so that the compiler's CPU and wall time are not counted below.
+    cc.build_kernel(isa.CLOCK_SOURCE, compiler, isa.CLOCK_FLAGS, tmp_path)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    mhz = isa.measure_mhz(compiler, tmp_path)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu > 0.0, "the clock kernel used no CPU time"
+    share = min(1.0, cpu / wall)
+    assert mhz <= 6000.0
+    assert mhz / share >= 500.0, f"{mhz:.0f} MHz measured with {share:.0%} of a core"

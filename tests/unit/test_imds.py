@@ -89,6 +89,10 @@ class FakeImds:
         self.requests: list[tuple[str, str, Any]] = []
         self.reject_tokens = False
         self.body_override: bytes | None = None
+        self.busy_puts = 0
+        """The next this-many token requests get HTTP 503 (IMDS throttled or overloaded)."""
+        self.slow_puts: list[float] = []
+        """Seconds each next token request waits before answering (one entry per request)."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,6 +116,11 @@ class FakeImds:
                 fake.requests.append(("PUT", self.path, self.headers))
                 if self._prefix(imds.TOKEN_PATH) is None:
                     return self._send(404, b"Not Found")
+                if fake.busy_puts > 0:
+                    fake.busy_puts -= 1
+                    return self._send(503, b"Service Unavailable")
+                if fake.slow_puts:
+                    time.sleep(fake.slow_puts.pop(0))
                 ttl = self.headers.get(imds.TOKEN_TTL_HEADER, "")
                 if not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
                     return self._send(400, b"Bad Request")
@@ -223,6 +232,40 @@ def test_imdsv1_only_server_is_not_used(fake: FakeImds) -> None:
     assert [method for method, _, _ in fake.requests] == ["PUT"]
 
 
+def test_busy_imds_is_asked_again(fake: FakeImds, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 503 is transient: the agent tries again and still records where it ran."""
+    monkeypatch.setattr(imds, "RETRY_PAUSE_S", 0.01)
+    fake.busy_puts = imds.ATTEMPTS - 1
+    lines, log = _logger()
+    identity = imds.fetch_identity(fake.url, timeout=2.0, log=log)
+    assert identity is not None and identity["availability_zone"] == "us-east-1b"
+    assert [m for m, _, _ in fake.requests] == ["PUT"] * imds.ATTEMPTS + ["GET"]
+    assert sum("HTTP 503" in line for line in lines) == imds.ATTEMPTS - 1
+
+
+def test_busy_imds_gives_up_after_the_last_try(
+    fake: FakeImds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imds, "RETRY_PAUSE_S", 0.01)
+    fake.busy_puts = imds.ATTEMPTS
+    lines, log = _logger()
+    assert imds.fetch_identity(fake.url, timeout=2.0, log=log) is None
+    assert [m for m, _, _ in fake.requests] == ["PUT"] * imds.ATTEMPTS
+    assert "unavailable" in lines[-1] and "HTTP 503" in lines[-1]
+
+
+def test_slow_imds_gets_a_longer_timeout(fake: FakeImds, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer later than the first timeout (the sandbox's IMDS on a loaded machine) is
+    waited for on the next try, whose timeout is twice as long."""
+    monkeypatch.setattr(imds, "RETRY_PAUSE_S", 0.01)
+    fake.slow_puts = [0.6, 0.6]
+    lines, log = _logger()
+    identity = imds.fetch_identity(fake.url, timeout=0.4, log=log)
+    assert identity is not None
+    assert any("timed out" in line for line in lines[:-1])
+    assert "EC2 identity from" in lines[-1]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -308,8 +351,10 @@ def test_ec2_looking_machine_uses_default_address(
     path.write_text(text)
     assert imds.looks_like_ec2(str(tmp_path))
     _Audit.block = True
+    monkeypatch.setattr(imds, "RETRY_PAUSE_S", 0.01)
     assert imds.fetch_identity(timeout=1.0, root=str(tmp_path)) is None
-    assert connects == [("169.254.169.254", 80)]
+    # A refused connection is asked again (an overloaded endpoint refuses too), never elsewhere.
+    assert connects == [("169.254.169.254", 80)] * imds.ATTEMPTS
 
     connects.clear()
     monkeypatch.setenv(imds.ENV_ENDPOINT_MODE, "IPv6")

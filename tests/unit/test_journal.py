@@ -231,3 +231,47 @@ def test_cleanup_is_recorded(tmp_path: Path) -> None:
     assert j.task("r1", "m7i.large-stream-0").terminated
     assert j.run("r1").security_group_id is None
     assert ("cleanup", "terminated 1 instances") in [(e[2], e[3]) for e in j.events("r1")]
+
+
+def test_placement_groups_are_journalled_before_and_after(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    j.set_placement_group("r1", "instbench-r1-us-east-1a", "pending")
+    j.set_placement_group("r1", "instbench-r1-us-east-1b", "pending")
+    j.set_placement_group("r1", "instbench-r1-us-east-1a", "created")
+    assert j.placement_groups("r1") == ["instbench-r1-us-east-1a", "instbench-r1-us-east-1b"]
+    j.set_placement_group("r1", "instbench-r1-us-east-1b", "deleted")
+    assert j.placement_groups("r1") == ["instbench-r1-us-east-1a"]
+    with pytest.raises(JournalError, match="unknown state"):
+        j.set_placement_group("r1", "instbench-r1-us-east-1a", "gone")
+    # cleanup forgets what it deleted, in the same record as the rest of its work
+    j.record_cleanup("r1", [], [], "deleted 1 placement groups", ["instbench-r1-us-east-1a"])
+    assert j.placement_groups("r1") == []
+    events = [(e[2], e[3]) for e in j.events("r1") if e[2].startswith("placement-group")]
+    assert events == [
+        ("placement-group-pending", "instbench-r1-us-east-1a"),
+        ("placement-group-pending", "instbench-r1-us-east-1b"),
+        ("placement-group-created", "instbench-r1-us-east-1a"),
+        ("placement-group-deleted", "instbench-r1-us-east-1b"),
+        ("placement-group-deleted", "instbench-r1-us-east-1a"),
+    ]
+    j.close()
+    # Survives reopening (and an older journal gains the table when opened).
+    again = Journal(tmp_path / "j.sqlite")
+    assert again.placement_groups("r1") == []
+    again.close()
+
+
+def test_a_journal_from_before_placement_groups_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    j = _journal(tmp_path)
+    j.close()
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    db.execute("DROP TABLE placement_groups")
+    db.commit()
+    db.close()
+    os.replace(tmp_path / "j.sqlite", path)
+    old = Journal(path)
+    assert old.placement_groups("r1") == []
+    old.set_placement_group("r1", "instbench-r1-us-east-1a", "pending")
+    assert old.placement_groups("r1") == ["instbench-r1-us-east-1a"]
+    old.close()

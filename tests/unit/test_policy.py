@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -237,3 +238,33 @@ def test_evaluation_terminates_only_what_the_run_tagged() -> None:
     theirs = policy.RecordedCall("ec2:TerminateInstances", "us-east-1", {"InstanceIds": ["i-x"]})
     assert policy.denied_calls(doc, [launched, ours]) == []
     assert policy.denied_calls(doc, [launched, theirs])
+
+
+def _placement_group_call(operation: str, name: str, tagged: bool = True) -> policy.RecordedCall:
+    tags = [{"Key": policy.RUN_TAG, "Value": "r1"}] if tagged else []
+    params: dict[str, Any] = {"GroupName": name}
+    if operation == "ec2:CreatePlacementGroup":
+        params |= {
+            "Strategy": "cluster",
+            "TagSpecifications": [{"ResourceType": "placement-group", "Tags": tags}],
+        }
+    return policy.RecordedCall(operation, "us-east-1", params)
+
+
+def test_placement_groups_are_created_tagged_and_deleted_only_when_the_run_tagged() -> None:
+    doc = policy_document("b", regions=["us-east-1"])
+    create = _placement_group_call("ec2:CreatePlacementGroup", "instbench-r1-us-east-1a")
+    delete = _placement_group_call("ec2:DeletePlacementGroup", "instbench-r1-us-east-1a")
+    assert policy.denied_calls(doc, [create, delete]) == []
+    untagged = _placement_group_call("ec2:CreatePlacementGroup", "pg", tagged=False)
+    assert any("placement-group/pg" in d for d in policy.denied_calls(doc, [untagged]))
+    elsewhere = dataclasses.replace(create, region="eu-west-1")
+    assert policy.denied_calls(doc, [elsewhere])
+    # Someone else's group (not created by the run, so not tagged with it) is not deleted.
+    theirs = _placement_group_call("ec2:DeletePlacementGroup", "theirs")
+    [denied] = policy.denied_calls(doc, [create, theirs])
+    arn = "arn:aws:ec2:us-east-1:123456789012:placement-group/theirs"
+    assert f"ec2:DeletePlacementGroup on {arn}" in denied
+    # A launch into the run's group is allowed (LaunchWith covers placement-group/*).
+    launch = _run_call(params={"Placement": {"GroupName": "instbench-r1-us-east-1a"}})
+    assert policy.denied_calls(doc, [launch]) == []

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -176,27 +177,31 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def fetch_identity(
-    endpoint: Optional[str] = None,
-    timeout: float = 1.0,
-    root: str = "/",
-    log: Optional[Log] = None,
-) -> Optional[Dict[str, Any]]:
-    """EC2 identity (Ec2Identity fields) via IMDSv2, or None with the reason sent to ``log``.
+ATTEMPTS = 3
+"""Tries per identity fetch. IMDS answers in milliseconds on EC2, but a throttled IMDS (or
+the sandbox's, on a loaded machine) can miss a one-second timeout; losing the result's
+provenance, and so the result, to one slow answer is the wrong trade."""
 
-    ``timeout`` bounds each of the two requests (token PUT, document GET). ``root`` is
-    where /sys is looked for when deciding whether the default endpoint may be queried.
-    """
-    say = log or (lambda _message: None)
-    chosen, source = resolve_endpoint(endpoint, root)
-    if chosen is None:
-        say(f"EC2 identity skipped: {source}")
-        return None
-    opener = _opener()
+RETRY_PAUSE_S = 0.5
+"""Pause before the second try; doubled before each later one."""
+
+
+class _Transient(Exception):
+    """A failure another try may not repeat: a timeout, a refused connection, HTTP 429/5xx."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code == 429 or exc.code >= 500
+    return isinstance(exc, (urllib.error.URLError, OSError))
+
+
+def _fetch_once(opener: urllib.request.OpenerDirector, endpoint: str, timeout: float) -> bytes:
+    """One token PUT and one document GET; raises with the step that failed in ``args[0]``."""
     step = "token request"
     try:
         token_req = urllib.request.Request(
-            join_url(chosen, TOKEN_PATH),
+            join_url(endpoint, TOKEN_PATH),
             data=b"",
             method="PUT",
             headers={TOKEN_TTL_HEADER: str(TOKEN_TTL_SECONDS)},
@@ -207,15 +212,58 @@ def fetch_identity(
             raise ValueError("empty session token")
         step = "identity document request"
         doc_req = urllib.request.Request(
-            join_url(chosen, DOCUMENT_PATH), method="GET", headers={TOKEN_HEADER: token}
+            join_url(endpoint, DOCUMENT_PATH), method="GET", headers={TOKEN_HEADER: token}
         )
         with opener.open(doc_req, timeout=timeout) as resp:
-            raw = resp.read(_MAX_RESPONSE_BYTES)
-        step = "identity document"
-        identity = parse_identity_document(raw)
-    except Exception as exc:  # identity is optional: never fail the run over it
-        say(f"EC2 identity unavailable: {step} to {chosen} ({source}) failed: {_describe(exc)}")
+            return bytes(resp.read(_MAX_RESPONSE_BYTES))
+    except Exception as exc:
+        wrapped = _Transient if _is_transient(exc) else ValueError
+        raise wrapped(step, _describe(exc)) from exc
+
+
+def fetch_identity(
+    endpoint: Optional[str] = None,
+    timeout: float = 1.0,
+    root: str = "/",
+    log: Optional[Log] = None,
+    attempts: int = ATTEMPTS,
+) -> Optional[Dict[str, Any]]:
+    """EC2 identity (Ec2Identity fields) via IMDSv2, or None with the reason sent to ``log``.
+
+    ``timeout`` bounds each of the two requests (token PUT, document GET) of the first try;
+    each later try (up to ``attempts``, only after a timeout, a refused connection or HTTP
+    429/5xx) doubles it. A refusal (401, 404) or a malformed document is final at once.
+    ``root`` is where /sys is looked for when deciding whether the default endpoint may be
+    queried.
+    """
+    say = log or (lambda _message: None)
+    chosen, source = resolve_endpoint(endpoint, root)
+    if chosen is None:
+        say(f"EC2 identity skipped: {source}")
         return None
+    opener = _opener()
+    pause = RETRY_PAUSE_S
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            raw = _fetch_once(opener, chosen, timeout * 2 ** (attempt - 1))
+            identity = parse_identity_document(raw)
+            break
+        except _Transient as exc:
+            step, reason = exc.args
+            if attempt < attempts:
+                say(f"EC2 identity: {step} to {chosen} failed ({reason}); try {attempt + 1}")
+                time.sleep(pause)
+                pause *= 2
+                continue
+            say(f"EC2 identity unavailable: {step} to {chosen} ({source}) failed: {reason}")
+            return None
+        except ValueError as exc:  # identity is optional: never fail the run over it
+            if len(exc.args) == 2:
+                step, reason = exc.args
+            else:
+                step, reason = "identity document", str(exc)
+            say(f"EC2 identity unavailable: {step} to {chosen} ({source}) failed: {reason}")
+            return None
     say(
         f"EC2 identity from {chosen}: {identity['instance_id']} {identity['instance_type']} "
         f"{identity['availability_zone']}"

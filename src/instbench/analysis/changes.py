@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import duckdb
@@ -102,7 +102,21 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Change:
+class _Record:
+    """Base of the flat records below: one `as_dict` for all of them."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Each declared field's name -> value, in declaration order (the keys and their
+        order in index.json and `instbench results`).
+
+        Not dataclasses.asdict: it deep-copies every value, which flat records of str, int,
+        float, bool and None do not need.
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Change(_Record):
     """A reported change point: where, how large (with its interval), how sure."""
 
     instance_type: str
@@ -134,12 +148,9 @@ class Change:
     model pooled (cpu_model None) it is `p_value`, which passed the procedure's cutoff."""
     worse: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
-class MixChange:
+class MixChange(_Record):
     """A change of a type's figure explained by a change of the CPU models behind it."""
 
     instance_type: str
@@ -156,12 +167,9 @@ class MixChange:
     """Samples per CPU model in the segments before and after, 'model: n; ...'."""
     message: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
-class Untested:
+class Untested(_Record):
     """A series (on one CPU model) that could not be tested, and why."""
 
     instance_type: str
@@ -173,9 +181,6 @@ class Untested:
     windows: int
     n: int
     reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Sweep what instbench left behind: instances, spot requests, security groups.
+"""Sweep what instbench left behind: instances, spot requests, security groups and
+placement groups.
 
 Everything instbench creates carries `instbench:run-id` and `instbench:expires-at` tags.
 A resource is swept when it belongs to the run asked for, or when no run is named and it
 is expired (its expires-at has passed) or older than `--older-than`. Nothing untagged is
-ever touched.
+ever touched. Groups are deleted after the instances are terminated: EC2 refuses to
+delete a security group or a placement group that an instance still uses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from instbench.aws import network
 from instbench.aws.session import AwsSession
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ class CleanupReport:
     """(instance id, run id, state before)"""
     spot_requests: list[tuple[str, str]] = field(default_factory=list)
     security_groups: list[tuple[str, str]] = field(default_factory=list)
+    placement_groups: list[tuple[str, str]] = field(default_factory=list)
+    """(placement group name, run id)"""
     errors: list[str] = field(default_factory=list)
 
 
@@ -68,8 +73,12 @@ def sweep(
     older_than: timedelta | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] = lambda _m: None,
+    placement_timeout: float = 600.0,
 ) -> CleanupReport:
-    """Terminate, cancel and delete what matches; report everything."""
+    """Terminate, cancel and delete what matches; report everything.
+
+    `placement_timeout`: how long a placement group's delete waits for its instances to be
+    released (EC2 answers InvalidPlacementGroup.InUse until they are terminated)."""
     ec2 = session.ec2()
     report = CleanupReport(region=session.region)
     tag_filter: list[FilterTypeDef] = [{"Name": "tag-key", "Values": [RUN_TAG]}]
@@ -105,6 +114,19 @@ def sweep(
                 groups.append(group["GroupId"])
                 report.security_groups.append((group["GroupId"], tags.get(RUN_TAG, "")))
 
+    placement: list[str] = []
+    try:
+        found = network.find_run_placement_groups(session)
+    except ClientError as exc:
+        # A role made before placement groups (no DescribePlacementGroups) must still end
+        # the instances: say what could not be looked at, and go on.
+        found = []
+        report.errors.append(f"placement groups: {exc.response['Error']['Code']}")
+    for pg in found:
+        if _selected(dict(pg.tags), None, run_id, older_than, now):
+            placement.append(pg.name)
+            report.placement_groups.append((pg.name, pg.run_id))
+
     if dry_run:
         return report
     if spot_ids:
@@ -122,4 +144,16 @@ def sweep(
             log(f"deleted security group {group_id}")
         except ClientError as exc:
             report.errors.append(f"{group_id}: {exc.response['Error']['Code']}")
+    for name in placement:
+        # The instances were terminated above; the delete waits for EC2 to release the
+        # group, and gives up at once while an instance of it still runs.
+        try:
+            deleted = network.delete_placement_group(session, name, timeout=placement_timeout)
+        except ClientError as exc:
+            report.errors.append(f"{name}: {exc.response['Error']['Code']}")
+            continue
+        if deleted:
+            log(f"deleted placement group {name}")
+        else:
+            report.errors.append(f"{name}: InvalidPlacementGroup.InUse")
     return report

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError, WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
@@ -21,7 +21,7 @@ from botocore.waiter import WaiterModel, create_waiter_with_client
 from instbench.aws import launch
 from instbench.aws.regions import aws_config_errors
 from instbench.aws.session import AwsSession
-from instbench.errors import AwsConfigError, UserError
+from instbench.errors import AwsConfigError, QuotaExceeded, UserError
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef, SecurityGroupTypeDef
@@ -282,6 +282,206 @@ def delete_security_group(
     try:
         waiter.wait(
             GroupId=group_id,
+            WaiterConfig={
+                "Delay": max(1, int(delay)),
+                "MaxAttempts": max(1, int(timeout // delay)),
+            },
+        )
+    except WaiterError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ placement groups
+#
+# A pair task (server and client of a network benchmark) runs both instances in one
+# cluster placement group, so what it measures is the network between neighbours, not
+# whatever the zone happened to place in between. A cluster group lives in one zone (EC2
+# answers InvalidPlacementGroup.InUse to a launch into another zone while the group has
+# instances), and the pairs of a run may run in different zones at once (each type where
+# it is offered, a failover moving a pair), so a run has one group per zone it launches
+# pairs in, all named from the run id and tagged like its security group: cleanup finds
+# them by the run tag. EC2 refuses to delete a group that still has instances
+# (InvalidPlacementGroup.InUse), so the delete waits on EC2's own answer, as for the
+# security group.
+
+PLACEMENT_STRATEGY: Final = "cluster"
+
+_PLACEMENT_DELETE_WAITER = WaiterModel(
+    {
+        "version": 2,
+        "waiters": {
+            "PlacementGroupDeleted": {
+                "operation": "DeletePlacementGroup",
+                "delay": 5,
+                "maxAttempts": 60,
+                "acceptors": [
+                    {"matcher": "status", "expected": 200, "state": "success"},
+                    {
+                        "matcher": "error",
+                        "expected": "InvalidPlacementGroup.Unknown",
+                        "state": "success",
+                    },
+                    {
+                        "matcher": "error",
+                        "expected": "InvalidPlacementGroup.InUse",
+                        "state": "retry",
+                    },
+                ],
+            }
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class PlacementGroupInfo:
+    """A placement group of a run, as EC2 describes it."""
+
+    name: str
+    group_id: str
+    run_id: str
+    state: str
+    strategy: str
+    tags: Mapping[str, str]
+
+
+def placement_group_name(run_id: str, zone: str) -> str:
+    """The name of the run's cluster placement group in `zone` (unique per account and
+    region, as EC2 requires; the run id is validated by `launch.run_tags`)."""
+    if not re.fullmatch(r"[a-z]{2}-[a-z0-9-]{1,40}", zone):
+        raise ValueError(f"not an availability zone name: {zone!r}")
+    return f"instbench-{run_id}-{zone}"
+
+
+def _placement_error(exc: ClientError, name: str, region: str) -> Exception:
+    """EC2's refusals of CreatePlacementGroup a user can act on, as one-line errors."""
+    code = _code(exc)
+    if code == "PlacementGroupLimitExceeded":
+        return QuotaExceeded(
+            f"cannot create placement group {name}: the account's placement-group quota in "
+            f"{region} is used up; delete unused groups (instbench cleanup sweeps instbench's) "
+            "or ask AWS for a higher quota"
+        )
+    if code in {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}:
+        return AwsConfigError(
+            f"not allowed to create placement group {name} ({code}): the role needs "
+            "ec2:CreatePlacementGroup with the run tag (see instbench infra policy)"
+        )
+    return exc
+
+
+def create_run_placement_group(
+    session: AwsSession,
+    run_id: str,
+    zone: str,
+    expires_at: datetime,
+    extra_tags: Mapping[str, str] | None = None,
+) -> str:
+    """Create (or, on resume, find) the run's cluster placement group for `zone`; its name.
+
+    Tagged like the run's security group (run id, expiry, Name) from its first moment, so
+    `instbench cleanup` finds it whatever happens to the controller. A group of that name
+    that is not this run's is an AwsConfigError (never used, never deleted); a used-up
+    quota is a one-line QuotaExceeded.
+    """
+    name = placement_group_name(run_id, zone)
+    tags = launch.run_tags(run_id, expires_at, name, extra=extra_tags)
+    try:
+        session.ec2().create_placement_group(
+            GroupName=name,
+            Strategy=PLACEMENT_STRATEGY,
+            TagSpecifications=[{"ResourceType": "placement-group", "Tags": tags}],
+        )
+    except ClientError as exc:
+        if _code(exc) != "InvalidPlacementGroup.Duplicate":
+            raise _placement_error(exc, name, session.region) from exc
+        found = {g.name: g for g in find_run_placement_groups(session, run_id)}
+        mine = found.get(name)
+        if mine is None or mine.strategy != PLACEMENT_STRATEGY:
+            raise AwsConfigError(
+                f"a placement group named {name} exists in {session.region} but is not this "
+                "run's: delete it or use another run id"
+            ) from exc
+    return name
+
+
+def find_run_placement_groups(
+    session: AwsSession, run_id: str | None = None
+) -> list[PlacementGroupInfo]:
+    """Placement groups tagged as instbench's: those of `run_id`, or all (run_id None)."""
+    tag_filter: FilterTypeDef = (
+        {"Name": f"tag:{launch.RUN_TAG}", "Values": [run_id]}
+        if run_id is not None
+        else {"Name": "tag-key", "Values": [launch.RUN_TAG]}
+    )
+    groups = session.ec2().describe_placement_groups(Filters=[tag_filter])["PlacementGroups"]
+    found: list[PlacementGroupInfo] = []
+    for group in groups:
+        if group.get("State") in {"deleting", "deleted"}:
+            continue
+        tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
+        found.append(
+            PlacementGroupInfo(
+                name=group["GroupName"],
+                group_id=group.get("GroupId", ""),
+                run_id=tags.get(launch.RUN_TAG, ""),
+                state=group.get("State", ""),
+                strategy=group.get("Strategy", ""),
+                tags=tags,
+            )
+        )
+    return sorted(found, key=lambda g: g.name)
+
+
+def _placement_members(session: AwsSession, name: str) -> list[str]:
+    filters: list[FilterTypeDef] = [{"Name": "placement-group-name", "Values": [name]}]
+    paginator = session.ec2().get_paginator("describe_instances")
+    return [
+        inst["InstanceId"]
+        for page in paginator.paginate(Filters=filters)
+        for reservation in page["Reservations"]
+        for inst in reservation["Instances"]
+        if inst["State"]["Name"] != "terminated"
+    ]
+
+
+def delete_placement_group(
+    session: AwsSession,
+    name: str,
+    instance_ids: Iterable[str] = (),
+    *,
+    timeout: float = 600.0,
+    delay: float = 5.0,
+) -> bool:
+    """Delete a run's placement group; True when it is gone (also when it already was),
+    False when instances still use it.
+
+    InvalidPlacementGroup.InUse means instances are still in it: when every one of them is
+    already ending, wait until they are terminated and repeat the delete (a waiter) until
+    EC2 accepts it; when one still runs, return False at once (terminating it is the
+    caller's job). False leaves the group to `instbench cleanup` (it is tagged and
+    expires); the caller should say so rather than fail the run over it.
+    """
+    ec2 = session.ec2()
+    try:
+        ec2.delete_placement_group(GroupName=name)
+        return True
+    except ClientError as exc:
+        if _code(exc) == "InvalidPlacementGroup.Unknown":
+            return True
+        if _code(exc) != "InvalidPlacementGroup.InUse":
+            raise
+    users = list(dict.fromkeys([*instance_ids, *_placement_members(session, name)]))
+    states = launch.instance_states(session, users)
+    if any(state not in {"shutting-down", "terminated"} for state, _ in states.values()):
+        return False
+    if not launch.wait_terminated(session, users, timeout, delay):
+        return False
+    waiter = create_waiter_with_client("PlacementGroupDeleted", _PLACEMENT_DELETE_WAITER, ec2)
+    try:
+        waiter.wait(
+            GroupName=name,
             WaiterConfig={
                 "Delay": max(1, int(delay)),
                 "MaxAttempts": max(1, int(timeout // delay)),

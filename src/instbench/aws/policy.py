@@ -34,6 +34,7 @@ Scope = Literal[
     "launch-with",
     "new-group",
     "group-vpc",
+    "new-placement-group",
 ]
 
 REGIONS_PLACEHOLDER = "${AllowedRegions}"
@@ -57,7 +58,8 @@ class Permission:
     condition: Mapping[str, Mapping[str, Any]] | None = None
     authorization_only: bool = False
     """True when no API operation of that name is called: AWS checks it as part of another
-    call (ec2:CreateTags for TagSpecifications on RunInstances/CreateSecurityGroup)."""
+    call (ec2:CreateTags for TagSpecifications on RunInstances/CreateSecurityGroup/
+    CreatePlacementGroup)."""
     statement: str | None = None
     """Sid of the statement it goes into; default: one per scope."""
     unobserved: str | None = None
@@ -79,7 +81,8 @@ _LAUNCH_INSTANCE = {
 """An instance is launched only with the run tag in the request, only in the regions and
 only of the types the policy was made for."""
 _NEW_TAGGED = {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}, "StringEquals": _IN_REGIONS}
-"""What a launch or CreateSecurityGroup creates (volume, spot request, group) carries the
+"""What a launch, CreateSecurityGroup or CreatePlacementGroup creates (volume, spot request,
+group) carries the
 run tag from its first moment (so cleanup and the RunTagged statement can find it)."""
 _REGIONS_ONLY = {"StringEquals": _IN_REGIONS}
 
@@ -168,6 +171,18 @@ PERMISSIONS: tuple[Permission, ...] = (
         unobserved="defensive path: neither EC2 nor moto add inbound rules to a new group",
     ),
     Permission(
+        "ec2:DescribePlacementGroups",
+        "find a run's placement groups again (resume, the end of the run, cleanup)",
+    ),
+    Permission(
+        "ec2:CreatePlacementGroup",
+        "a run with pair tasks (network) puts each pair in a cluster placement group of the "
+        "run (one per zone); created with the run tag, in the allowed regions",
+        scope="new-placement-group",
+        condition=_NEW_TAGGED,
+        statement="CreateRunPlacementGroup",
+    ),
+    Permission(
         "ec2:RunInstances",
         "launch the benchmark instances (IMDSv2, encrypted root): only with the run tag, "
         "in the allowed regions, of the allowed types",
@@ -185,16 +200,26 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "ec2:RunInstances",
         "the existing resources a launch uses: AMI, subnet, network interface, security "
-        "group, key pair (they carry no run tag)",
+        "group, key pair, placement group (the run's own groups are tagged, the others "
+        "carry no run tag)",
         scope="launch-with",
         condition=_REGIONS_ONLY,
         statement="LaunchWith",
     ),
     Permission(
         "ec2:CreateTags",
-        "EC2 authorises TagSpecifications of RunInstances/CreateSecurityGroup as CreateTags; "
-        "every resource of a run is tagged at creation, never afterwards",
-        condition={"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup"]}},
+        "EC2 authorises TagSpecifications of RunInstances/CreateSecurityGroup/"
+        "CreatePlacementGroup as CreateTags; every resource of a run is tagged at creation, "
+        "never afterwards",
+        condition={
+            "StringEquals": {
+                "ec2:CreateAction": [
+                    "RunInstances",
+                    "CreateSecurityGroup",
+                    "CreatePlacementGroup",
+                ]
+            }
+        },
         authorization_only=True,
         statement="TagOnCreate",
     ),
@@ -234,6 +259,13 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "ec2:DeleteSecurityGroup",
         "remove the run's security group when the run ends (only the run's group)",
+        scope="run-tagged",
+        condition=_TAGGED,
+    ),
+    Permission(
+        "ec2:DeletePlacementGroup",
+        "remove the run's placement groups when the run ends and in cleanup (only the "
+        "run's groups)",
         scope="run-tagged",
         condition=_TAGGED,
     ),
@@ -307,9 +339,17 @@ def permission_for(operation: str) -> Permission | None:
 _EC2_RESOURCES: Mapping[str, tuple[str, ...]] = {
     "launch-instance": ("instance",),
     "launch-tagged": ("volume", "spot-instances-request"),
-    "launch-with": ("image", "subnet", "network-interface", "security-group", "key-pair"),
+    "launch-with": (
+        "image",
+        "subnet",
+        "network-interface",
+        "security-group",
+        "key-pair",
+        "placement-group",
+    ),
     "new-group": ("security-group",),
     "group-vpc": ("vpc",),
+    "new-placement-group": ("placement-group",),
 }
 
 
@@ -506,6 +546,9 @@ def resource_tags(calls: Iterable[RecordedCall]) -> dict[str, dict[str, str]]:
                     tags[inst["SpotInstanceRequestId"]] = spot
         elif call.operation == "ec2:CreateSecurityGroup" and response.get("GroupId"):
             tags[response["GroupId"]] = _spec_tags(call.params, "security-group")
+        elif call.operation == "ec2:CreatePlacementGroup" and call.params.get("GroupName"):
+            # A placement group's ARN names it by its name (placement-group/NAME).
+            tags[call.params["GroupName"]] = _spec_tags(call.params, "placement-group")
     return tags
 
 
@@ -558,6 +601,9 @@ def request_contexts(
             out.append(RequestContext(action, arn("security-group", group), base))
         if p.get("KeyName"):
             out.append(RequestContext(action, arn("key-pair", p["KeyName"]), base))
+        placement_group = (p.get("Placement") or {}).get("GroupName")
+        if placement_group:
+            out.append(RequestContext(action, arn("placement-group", placement_group), base))
         kinds = ["instance", "volume"]
         if (p.get("InstanceMarketOptions") or {}).get("MarketType") == "spot":
             spot = request_tags("spot-instances-request")
@@ -574,6 +620,14 @@ def request_contexts(
             RequestContext(action, vpc, base),
             *created_tags("security-group", "CreateSecurityGroup"),
         ]
+    if operation == "ec2:CreatePlacementGroup":
+        group = _ec2_arn(region, "placement-group", str(p.get("GroupName", "new")), partition)
+        return [
+            RequestContext(action, group, base | request_tags("placement-group")),
+            *created_tags("placement-group", "CreatePlacementGroup"),
+        ]
+    if operation == "ec2:DeletePlacementGroup":
+        return [tagged("placement-group", str(p.get("GroupName", "")))]
     if operation == "ec2:TerminateInstances":
         return [tagged("instance", i) for i in p.get("InstanceIds", [])]
     if operation == "ec2:CancelSpotInstanceRequests":

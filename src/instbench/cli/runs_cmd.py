@@ -142,7 +142,8 @@ def cleanup(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be done."),
     journal_path: Path | None = _JOURNAL_OPT,
 ) -> None:
-    """Terminate instances, cancel spot requests and delete security groups instbench tagged.
+    """Terminate instances, cancel spot requests, delete security and placement groups
+    instbench tagged.
 
     Without --run-id, only what is expired (its instbench:expires-at tag has passed) or
     older than --older-than is swept. Untagged resources are never touched. What is swept
@@ -169,7 +170,10 @@ def cleanup(
             )
             for name in regions
         ]
-        found = any(r.instances or r.spot_requests or r.security_groups for r in reports)
+        found = any(
+            r.instances or r.spot_requests or r.security_groups or r.placement_groups
+            for r in reports
+        )
         if run_id is not None and known is None and not found:
             where = ", ".join(r.region for r in reports)
             source = (
@@ -220,7 +224,9 @@ def _print_reports(ctx: Context, reports: list[CleanupReport], dry_run: bool) ->
         ctx.console.print(
             f"{report.region}: {verb} {len(report.instances)} instances, "
             f"{len(report.spot_requests)} spot requests, "
-            f"{len(report.security_groups)} security groups"
+            f"{len(report.security_groups)} security groups, "
+            f"{len(report.placement_groups)} placement groups",
+            soft_wrap=True,  # one line at any width: scripts and tests read it
         )
         for iid, rid, state in report.instances:
             ctx.console.print(f"  instance {iid} (run {rid}, was {state})")
@@ -228,6 +234,8 @@ def _print_reports(ctx: Context, reports: list[CleanupReport], dry_run: bool) ->
             ctx.console.print(f"  spot request {sid} (run {rid})")
         for gid, rid in report.security_groups:
             ctx.console.print(f"  security group {gid} (run {rid})")
+        for name, rid in report.placement_groups:
+            ctx.console.print(f"  placement group {name} (run {rid})", soft_wrap=True)
         for err in report.errors:
             ctx.err_console.print(f"  could not delete {err}")
             failed = True
@@ -238,25 +246,28 @@ def _record(
     ctx: Context, journal: Journal, reports: list[CleanupReport], run_id: str | None
 ) -> None:
     """Write into the journal what was swept, run by run (the runs it knows)."""
-    runs: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    runs: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
     if run_id is not None:
-        runs[run_id] = ([], [], [])
+        runs[run_id] = ([], [], [], [])
     for report in reports:
         for iid, rid, _state in report.instances:
-            runs.setdefault(rid, ([], [], []))[0].append(iid)
+            runs.setdefault(rid, ([], [], [], []))[0].append(iid)
         for sid, rid in report.spot_requests:
-            runs.setdefault(rid, ([], [], []))[1].append(sid)
+            runs.setdefault(rid, ([], [], [], []))[1].append(sid)
         for gid, rid in report.security_groups:
             if not any(err.startswith(f"{gid}:") for err in report.errors):
-                runs.setdefault(rid, ([], [], []))[2].append(gid)
-    for rid, (instances, spots, groups) in sorted(runs.items()):
+                runs.setdefault(rid, ([], [], [], []))[2].append(gid)
+        for name, rid in report.placement_groups:
+            if not any(err.startswith(f"{name}:") for err in report.errors):
+                runs.setdefault(rid, ([], [], [], []))[3].append(name)
+    for rid, (instances, spots, groups, placement) in sorted(runs.items()):
         if _known_run(journal, rid) is None:
             continue
         detail = (
             f"terminated {len(instances)} instances, cancelled {len(spots)} spot requests, "
-            f"deleted {len(groups)} security groups"
+            f"deleted {len(groups)} security groups, {len(placement)} placement groups"
         )
-        status = journal.record_cleanup(rid, instances, groups, detail)
+        status = journal.record_cleanup(rid, instances, groups, detail, placement)
         ctx.console.print(
             f"journal: run {rid}: {detail} (status {status})", soft_wrap=True, markup=False
         )

@@ -3,6 +3,7 @@
 The sandbox and the integration tests talk to it over HTTP exactly as to AWS. Validation
 of instance types and AMIs is switched on (moto's settings are read at import, so they are
 set here before moto is imported) so that moto refuses what EC2 would refuse where it can.
+EC2's placement-group API, which moto lacks, is added to it first (`moto_placement`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import urllib.request
 from typing import Any
 
+from instbench.sandbox import moto_placement
 from instbench.sandbox.service import Service
 
 SANDBOX_REGION = "us-east-1"
@@ -33,6 +35,7 @@ class MotoServer(Service):
             os.environ.setdefault(key, value)
         from moto.server import ThreadedMotoServer
 
+        moto_placement.install()
         self._server: Any = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.endpoint = ""
 
