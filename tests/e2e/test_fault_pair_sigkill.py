@@ -141,6 +141,9 @@ def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
     rid = found["run_id"]
     before = _states(session, rid)
     assert len(before) == 2 and found["client"] in before  # the server and the client
+    run_filter = [{"Name": f"tag:{RUN_TAG}", "Values": [rid]}]
+    placed = session.ec2().describe_placement_groups(Filters=run_filter)["PlacementGroups"]
+    assert placed, "the pair ran in the run's cluster placement group"
     assert {"pending", "running"} & set(before.values()), "both ended before the kill"
 
     cleaned = subprocess.run(
@@ -158,6 +161,8 @@ def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
         Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [rid]}]
     )["SecurityGroups"]
     assert groups == []  # and with it the pair's inbound rule
+    left = session.ec2().describe_placement_groups(Filters=run_filter)["PlacementGroups"]
+    assert left == []  # deleted once their instances were gone
     # The journal names both instances of the pair: the client as the task's instance,
     # the server (launched, never ended by the killed controller) beside it.
     shown = subprocess.run(

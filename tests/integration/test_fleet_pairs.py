@@ -23,12 +23,14 @@ from rich.console import Console
 from tests.factories import TablePriceSource
 from typer.testing import CliRunner
 
+from instbench.aws.network import placement_group_name
 from instbench.aws.quotas import StaticQuotaSource
 from instbench.aws.session import AwsSession
 from instbench.benchmarks import network as network_bench
 from instbench.cli import run_cmd
 from instbench.cli.app import app
 from instbench.context import Context
+from instbench.errors import QuotaExceeded
 from instbench.fleet import cost
 from instbench.fleet.capacity import QuotaTooSmall
 from instbench.fleet.model import task_timeout_s
@@ -149,6 +151,10 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
         server, client = detail["instance_id"], rows[task or ""].instance_id
         assert server != client and {server, client} <= set(zones)
         assert zones[server] == zones[client or ""] == rows[task or ""].availability_zone
+        # Both sides in the run's cluster placement group of their zone.
+        group_of = {i["InstanceId"]: i["Placement"].get("GroupName") for i in instances}
+        wanted = placement_group_name(rid, zones[server])
+        assert group_of[server] == group_of[client or ""] == wanted
         server_script, client_script = cloud.user_data(server), cloud.user_data(client or "")
         assert "network.role=server" in server_script
         assert "network.listen=loopback" in server_script  # never moto's private IP
@@ -198,6 +204,19 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
         Filters=[{"Name": "tag:instbench:run-id", "Values": [rid]}]
     )["SecurityGroups"]
     assert groups == []
+    # No placement group either: one per zone of the plan was created, each deleted.
+    left = session.ec2().describe_placement_groups(
+        Filters=[{"Name": "tag:instbench:run-id", "Values": [rid]}]
+    )["PlacementGroups"]
+    assert left == []
+    trail = [(event, detail) for _at, _task, event, detail in journal.events(rid)]
+    created = sorted(d for e, d in trail if e == "placement-group-created")
+    deleted = sorted(d for e, d in trail if e == "placement-group-deleted")
+    # One per zone of the plan, made before any launch (a quota or permission refusal
+    # ends the run before an instance runs); the zones the pairs used among them.
+    assert created == deleted
+    assert {placement_group_name(rid, z) for z in zones.values()} <= set(created)
+    assert journal.placement_groups(rid) == []
 
 
 def _error(code: str, message: str) -> tuple[AWSResponse, dict[str, Any]]:
@@ -243,10 +262,32 @@ def test_client_without_capacity_ends_its_server_and_the_pair_moves_zone(
     assert ended[0]["instance_id"] == launched[0]["instance_id"]
     assert "InsufficientInstanceCapacity" in ended[0]["why"]
     assert ended[1]["instance_id"] == launched[1]["instance_id"]
-    # Three instances in all (two servers, one client); none left running.
+    # Three instances in all (two servers, one client); none left running. Each attempt
+    # in its own zone's cluster group (a cluster group lives in one zone).
     instances = cloud.instances()
     assert len(instances) == 3
+    groups = {i["InstanceId"]: i["Placement"].get("GroupName") for i in instances}
+    assert groups[launched[0]["instance_id"]] == placement_group_name(rid, refused[0])
+    assert groups[row.instance_id or ""] == placement_group_name(rid, row.availability_zone or "")
     assert {i["State"]["Name"] for i in instances} == {"terminated"}
+
+
+def test_placement_group_quota_ends_the_run_before_any_instance(cloud: PairCloud) -> None:
+    """EC2 refusing the run's placement group (quota used up) is a one-line error before
+    any instance is launched, and the run leaves neither instance nor group behind."""
+
+    def no_more_groups(**_: Any) -> Any:
+        return _error("PlacementGroupLimitExceeded", "You've reached the limit of placement groups")
+
+    session = cloud.session([("before-call.ec2.CreatePlacementGroup", no_more_groups)])
+    with pytest.raises(QuotaExceeded) as raised:
+        cloud.run(session, ["m7i.large"])
+    assert "placement-group quota" in str(raised.value) and "\n" not in str(raised.value)
+    assert cloud.instances() == []
+    run_filter = [{"Name": "tag-key", "Values": ["instbench:run-id"]}]
+    ec2 = cloud.session([]).ec2()
+    assert ec2.describe_placement_groups(Filters=run_filter)["PlacementGroups"] == []
+    assert ec2.describe_security_groups(Filters=run_filter)["SecurityGroups"] == []
 
 
 def test_client_without_capacity_anywhere_fails_the_pair_as_a_whole(cloud: PairCloud) -> None:

@@ -617,6 +617,11 @@ def _print_summary(ctx: Context, outcome: FleetOutcome, as_json: bool) -> None:
             f"security group {outcome.leftover_group} is still in use; "
             f"instbench cleanup --run-id {outcome.run_id} removes it later"
         )
+    if outcome.leftover_placement_groups:
+        ctx.console.print(
+            f"placement group(s) {', '.join(outcome.leftover_placement_groups)} still in use; "
+            f"instbench cleanup --run-id {outcome.run_id} removes them later"
+        )
     if outcome.terminated:
         ctx.console.print(f"terminated at the end: {', '.join(outcome.terminated)}")
     for s in outcome.failures:

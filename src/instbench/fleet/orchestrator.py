@@ -115,6 +115,7 @@ class Fleet:
         self.servers = pairs.PairServers(session, plan, journal, self.s3, self.notice)
         self._pair_gate = threading.Lock()
         self.leftover_group: str | None = None
+        self.leftover_placement_groups: list[str] = []
         # vCPUs held per quota class (and under --vcpu-budget): a big type waits for room.
         self.pool = capacity.pool_for_plan(plan, markets=launching.markets(self.plan.options))
         self.watcher = RunWatcher(
@@ -144,6 +145,7 @@ class Fleet:
         try:
             self.resources.prepare()
             self.servers.open_ingress(self.resources.created_group)
+            self.servers.create_placement_groups()
             self.watcher.start()
             workers = Workers(opts.max_concurrency)
             for task in self.plan.tasks:
@@ -184,6 +186,7 @@ class Fleet:
             terminated=terminated,
             interrupted=interrupted,
             leftover_group=self.leftover_group,
+            leftover_placement_groups=self.leftover_placement_groups,
         )
 
     def _end_run(self, interrupted: bool) -> list[str]:
@@ -616,6 +619,7 @@ class Fleet:
         the group is left to cleanup and only what needs no AWS call is sure to happen."""
         rid = self.plan.run_id
         self.leftover_group = self.resources.release_group(cleaned)
+        self.leftover_placement_groups = self.resources.release_placement_groups(cleaned)
         statuses = [self.statuses[t.task_id] for t in self.plan.tasks]
         ok = all(s.state == "result_stored" for s in statuses)
         status = "interrupted" if interrupted else ("succeeded" if ok else "failed")

@@ -358,6 +358,25 @@ class PairServers:
             {"group_id": group_id, "ports": [PAIR_PORT_FIRST, PAIR_PORT_LAST], "source": "itself"},
         )
 
+    def create_placement_groups(self) -> None:
+        """The run's cluster placement group in each zone of the plan, when it has pair
+        tasks (a cluster group lives in one zone, and a pair may move zone on capacity).
+
+        Journalled `pending` before and `created` after each create, so a controller that
+        dies in between leaves a name for `instbench cleanup`. Created before any launch:
+        a used-up quota or a missing permission ends the run before an instance runs."""
+        if not any(is_pair(t) for t in self.plan.tasks):
+            return
+        zones = sorted({p.availability_zone for p in self.plan.placements})
+        for zone in zones:
+            name = network.placement_group_name(self.run_id, zone)
+            self.journal.set_placement_group(self.run_id, name, "pending")
+            network.create_run_placement_group(
+                self.session, self.run_id, zone, self.plan.expires_at
+            )
+            self.journal.set_placement_group(self.run_id, name, "created")
+            self.placement_groups[zone] = name
+
     def close(self) -> None:
         """At the end of the run: every port given back, and what servers uploaded under
         incoming/ deleted (they measure nothing; one may arrive after its pair's own

@@ -106,6 +106,27 @@ class RunResources:
                 return group
         return None
 
+    def release_placement_groups(self, cleaned: bool) -> list[str]:
+        """Delete the run's placement groups (after its instances); those left to cleanup.
+
+        `cleaned` False (the instances could not be terminated) leaves them all to
+        cleanup without trying, as `release_group` does the security group."""
+        rid = self.plan.run_id
+        left: list[str] = []
+        for name in self.journal.placement_groups(rid):
+            if not cleaned:
+                left.append(name)
+                continue
+            try:
+                gone = network.delete_placement_group(self.session, name)
+            except AWS_ERRORS:
+                gone = False
+            if gone:
+                self.journal.set_placement_group(rid, name, "deleted")
+            else:
+                left.append(name)
+        return left
+
     def _journalled_group(self) -> str | None:
         if self.plan.options.security_group:
             return None

@@ -57,6 +57,8 @@ class FleetOutcome:
     interrupted: bool = False
     leftover_group: str | None = None
     """The run's security group, when it could not be deleted yet (cleanup sweeps it)."""
+    leftover_placement_groups: list[str] = field(default_factory=list)
+    """The run's placement groups that could not be deleted yet (cleanup sweeps them)."""
 
     @property
     def succeeded(self) -> bool:
