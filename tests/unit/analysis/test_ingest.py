@@ -428,3 +428,20 @@ def test_status_derived_again_only_where_touched_equals_a_fresh_derivation(
     store_documents(mirror, [result_document("c7g.large", sample=9, bandwidth_gbps=49)])
     status, _ = step()
     assert keys[0] not in {s[0] for s in status} and len(status) == 5
+
+
+def test_cache_checkpointed_beside_the_caller_is_complete_at_close(tmp_path: Path) -> None:
+    """After files came, ingest checkpoints in the background while the caller queries;
+    by close the cache file holds everything (no write-ahead log left) and the next
+    ingest validates nothing again."""
+    store_documents(tmp_path, [result_document(sample=i, bandwidth_gbps=40 + i) for i in range(3)])
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 3
+    store_documents(tmp_path, [result_document(sample=9, bandwidth_gbps=49)])
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 1
+        # the caller's queries run while the checkpoint may still be writing
+        assert ds.con.execute("SELECT count(DISTINCT key) FROM accepted_rows").fetchone() == (4,)
+    assert not (tmp_path / ".instbench" / "ingest.duckdb.wal").exists()
+    with ingest(tmp_path) as ds:
+        assert (ds.report.validated_now, ds.report.accepted) == (0, 4)
