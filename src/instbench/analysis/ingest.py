@@ -33,7 +33,6 @@ import operator
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -396,33 +395,8 @@ class Dataset:
     def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
         self.con = con
         self.report = report
-        self._checkpoint: threading.Thread | None = None
-
-    def checkpoint_in_background(self) -> None:
-        """Write what ingest changed into the cache file while the caller goes on.
-
-        DuckDB checkpoints at close: after a sync of 1,000 results at 100,000 that was
-        the largest single cost of a publication (the appended rows of `rows` and
-        `accepted_rows` compressed into the file), spent after everything else. A
-        checkpoint on a cursor of its own runs beside the publication's queries
-        (MVCC: they read the same committed data); if DuckDB refuses it, `close`
-        checkpoints as before."""
-        cursor = self.con.cursor()
-
-        def run() -> None:
-            try:
-                cursor.execute("CHECKPOINT")
-            except duckdb.Error:
-                pass  # close() checkpoints instead
-            finally:
-                cursor.close()
-
-        self._checkpoint = threading.Thread(target=run, name="ingest-checkpoint")
-        self._checkpoint.start()
 
     def close(self) -> None:
-        if self._checkpoint is not None:
-            self._checkpoint.join()
         self.con.close()
 
     def __enter__(self) -> Dataset:
@@ -578,10 +552,7 @@ def ingest(
         quarantine(LocalStore(root), key, read_bounded(LocalStore(root), key)[0], reason)
     files = con.execute("SELECT count(*) FROM files").fetchone()
     report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
-    dataset = Dataset(con, report)
-    if files_changed or not has_derived:
-        dataset.checkpoint_in_background()
-    return dataset
+    return Dataset(con, report)
 
 
 def _cached_files(
