@@ -522,14 +522,19 @@ def ingest(
             con.execute("DELETE FROM rows WHERE key IN (SELECT key FROM gone)")
         if todo:
             files_csv = _csv_glob(tmp, "files", list(_FILE_COLUMNS))
-            con.execute(f"CREATE OR REPLACE TEMP TABLE fresh_files AS SELECT * FROM {files_csv}")
-            con.execute("INSERT INTO files SELECT * FROM fresh_files")
-            con.execute("INSERT INTO fresh SELECT key FROM fresh_files")
-            con.execute(
-                "INSERT INTO touched SELECT DISTINCT fingerprint FROM fresh_files "
-                "WHERE fingerprint IS NOT NULL"
-            )
-            con.execute("DROP TABLE fresh_files")
+            if not has_derived:  # derived whole below: nothing to track
+                con.execute(f"INSERT INTO files SELECT * FROM {files_csv}")
+            else:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE fresh_files AS SELECT * FROM {files_csv}"
+                )
+                con.execute("INSERT INTO files SELECT * FROM fresh_files")
+                con.execute("INSERT INTO fresh SELECT key FROM fresh_files")
+                con.execute(
+                    "INSERT INTO touched SELECT DISTINCT fingerprint FROM fresh_files "
+                    "WHERE fingerprint IS NOT NULL"
+                )
+                con.execute("DROP TABLE fresh_files")
             changed = _reject_changed(con, prior)
             if any(p.stat().st_size for p in tmp.glob("rows-*.csv")):
                 row_cols = [(c.name, c.sql_type) for c in COLUMNS]
