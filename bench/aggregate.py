@@ -148,6 +148,48 @@ class TreeSampler:
         return sum(rss.get(pid, 0) for pid in tree)
 
 
+def partition_files(output: Path) -> dict[str, tuple[int, int, str]]:
+    """Every partition file of a publication (tidy and monthly aggregates) -> (inode,
+    mtime_ns, sha256): a partition rewritten by the next publication gets a new inode and
+    mtime, one linked from the previous publication keeps both (and its bytes)."""
+    import hashlib
+
+    found: dict[str, tuple[int, int, str]] = {}
+    for table in ("tidy", "aggregates"):
+        for path in sorted((output / "latest" / table).rglob("*.parquet")):
+            st = path.stat()
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 24):
+                    digest.update(chunk)
+            found[str(path.relative_to(output / "latest"))] = (
+                st.st_ino,
+                st.st_mtime_ns,
+                digest.hexdigest(),
+            )
+    return found
+
+
+def print_partition_changes(
+    before: dict[str, tuple[int, int, str]], after: dict[str, tuple[int, int, str]]
+) -> None:
+    """Which partition files the sync rewrote (new inode or mtime; bytes changed or not)
+    and which it left as they were."""
+    print("partition files after the sync (vs before it):")
+    for rel in sorted(set(before) | set(after)):
+        if rel not in before:
+            state = "new"
+        elif rel not in after:
+            state = "gone"
+        elif before[rel][:2] == after[rel][:2]:
+            state = "untouched (same inode and mtime)"
+        elif before[rel][2] == after[rel][2]:
+            state = "rewritten, same bytes"
+        else:
+            state = "rewritten, bytes changed"
+        print(f"  {rel:<60} {state}")
+
+
 def child_baseline(root: Path) -> dict[str, object]:
     """json.load every file; statistics per type x kernel x mode (what a script would do)."""
     import statistics
@@ -215,6 +257,16 @@ def main() -> None:
     parser.add_argument(
         "--memory-limit", default="1GB", help="DuckDB memory_limit of every instbench run"
     )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        help="where the publication goes (default: a temporary directory, removed after)",
+    )
+    parser.add_argument(
+        "--skip-baseline",
+        action="store_true",
+        help="do not time the json.load baseline (ratios are then not printed)",
+    )
     parser.add_argument("--child", choices=["baseline", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -238,9 +290,16 @@ def main() -> None:
             import shutil
 
             shutil.rmtree(cache)  # the cold run starts without the ingest cache
-        out = Path(tmp) / "processed"
-        baselines = [_run_child("--child", "baseline", "--root", str(root)) for _ in range(2)]
-        baseline = min(baselines, key=lambda b: float(str(b["seconds"])))
+        out = args.output_dir or Path(tmp) / "processed"
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)  # the cold run starts with an empty output
+        baselines = (
+            []
+            if args.skip_baseline
+            else [_run_child("--child", "baseline", "--root", str(root)) for _ in range(2)]
+        )
         pipeline = (
             "--child",
             "pipeline",
@@ -255,22 +314,26 @@ def main() -> None:
         warm = _run_child(*pipeline)
         added = max(1, documents // 100)
         generate(root, added, start=documents, run="bench-sync")
+        before = partition_files(out)
         try:
             synced = _run_child(*pipeline)
         finally:  # a kept mirror is left as it was given
             for path in (root / "raw").rglob("bench-sync-*.json"):
                 path.unlink()
+        after = partition_files(out)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         print(f"documents: {documents}, CPUs: {cpus}")
-        print(
-            "baseline (json.load + statistics): "
-            + ", ".join(f"{float(str(b['seconds'])):.2f} s" for b in baselines)
-            + f" (compared with: {float(str(baseline['seconds'])):.2f} s), "
-            f"peak {baseline['peak_mib']} MiB"
-        )
+        b = float("nan")
+        if baselines:
+            baseline = min(baselines, key=lambda r: float(str(r["seconds"])))
+            b = float(str(baseline["seconds"]))
+            print(
+                "baseline (json.load + statistics): "
+                + ", ".join(f"{float(str(r['seconds'])):.2f} s" for r in baselines)
+                + f" (compared with: {b:.2f} s), peak {baseline['peak_mib']} MiB"
+            )
         runs = [("cold", cold), ("warm, nothing new", warm)]
         runs.append((f"after a sync of {added} new", synced))
-        b = float(str(baseline["seconds"]))
         print(f"instbench runs with --memory-limit {args.memory_limit}:")
         head = (
             f"{'run':<26} {'seconds':>8} {'ingest':>7} {'publish':>8} {'baseline/this':>13} "
@@ -287,6 +350,8 @@ def main() -> None:
                 f"{res['validated']:>9} {res['tidy_rows']:>10} {parts:>18} "
                 f"{res['peak_mib']:>9} {res['peak_tree_mib']:>17}"
             )
+
+        print_partition_changes(before, after)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,50 @@ def test_document_round_trip_is_lossless(quick_result: bytes) -> None:
     doc = parse_result(quick_result)
     again = ResultDocument.model_validate(doc.model_dump(mode="json"))
     assert again == doc
+
+
+@pytest.mark.parametrize(
+    ("build", "depth"),
+    [
+        (lambda d: [d], 1),
+        (lambda d: {"k": d}, 1),
+        (lambda d: [1.0, {"a": [2, d], "b": "s"}], 3),
+    ],
+)
+def test_check_depth_refuses_one_level_past_the_limit(build: Any, depth: int) -> None:
+    """Nesting exactly MAX_DEPTH deep passes, one container more is refused, whatever
+    mix of arrays, objects and scalars leads there; scalars never count as a level."""
+    from instbench.results.validate import MAX_DEPTH, check_depth, load_json
+
+    def nest(levels: int) -> Any:
+        value: Any = [0.5, "x", None]  # one level
+        while levels > 1:
+            value = build(value)
+            levels -= depth
+        return value
+
+    seen = set()
+    for levels in range(MAX_DEPTH - 4, MAX_DEPTH + 5):
+        doc = nest(levels)
+        actual = _nesting(doc)
+        seen.add(actual)
+        if actual <= MAX_DEPTH:
+            check_depth(doc)
+            assert load_json(json.dumps(doc).encode()) == doc
+        else:
+            with pytest.raises(InvalidResult, match="nested too deeply"):
+                check_depth(doc)
+    assert min(seen) <= MAX_DEPTH < max(seen)
+    if depth == 1:
+        assert {MAX_DEPTH, MAX_DEPTH + 1} <= seen
+    check_depth(3.5)
+    check_depth("text")
+
+
+def _nesting(value: Any) -> int:
+    """Levels of arrays/objects, counted recursively (the test's own reference)."""
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    return 0

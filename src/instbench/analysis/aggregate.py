@@ -119,12 +119,16 @@ def _summary_sql(window: Window, include_sandbox: bool, with_values: bool) -> st
     # Columns in the order `summarize` unpacks them: _STATS, _MACHINE, mci_low, mci_high.
     keys = ", ".join(GROUP_COLUMNS)
     machine = ", ".join(_MACHINE)
+    # Only the columns used below, and not materialised: `r` is read twice (stats and
+    # configs), and DuckDB materialises such a CTE whole by default: every column of
+    # 8,000,000 rows at a million results, more than a 1 GB memory limit (Out of Memory).
     rows = (
-        f"SELECT *, {WINDOW_SQL[window]} AS win FROM accepted_rows "
+        f"SELECT {keys}, unit, value, trial_sd, trial_mean, trials, timestamp, {machine}, "
+        f"{WINDOW_SQL[window]} AS win FROM accepted_rows "
         f"WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL"
     )
     return f"""
-    WITH r AS ({rows}),
+    WITH r AS NOT MATERIALIZED ({rows}),
     stats AS (
         SELECT {keys}, win, any_value(unit) AS unit,
                count(*) AS n, median(value) AS median, avg(value) AS mean,

@@ -102,11 +102,14 @@ def summarize_windows(
     kind: str,
     include_sandbox: bool,
     previous: Previous | None,
+    digests: dict[str, str] | None = None,
 ) -> WindowSummaries:
     """One kind of window: which windows are kept from `previous`, and the summaries and
-    regressions of the others."""
+    regressions of the others (`digests`: the kind's `windows.window_digests`, computed
+    here when not given)."""
     window = windows_mod.KINDS[kind]
-    digests = windows_mod.window_digests(con, window, include_sandbox)
+    if digests is None:
+        digests = windows_mod.window_digests(con, window, include_sandbox)
     names = sorted(digests)
     old = previous.windows(kind) if previous is not None else {}
     kept: dict[str, dict[str, Any]] = {}
@@ -133,13 +136,15 @@ def summarize_publication(
     (`min_effect`: the smallest relative change of a mean reported as one)."""
     con = dataset.con
     summaries = summarize(con, include_sandbox=include_sandbox, window="all")
+    digests = windows_mod.all_window_digests(con, include_sandbox, windows_mod.KINDS.values())
     return Summarized(
         summaries=summaries,
         last=max((s.last for s in summaries), default=None),
         toolchains=toolchains(con, include_sandbox),
         excluded=excluded_counts(con, include_sandbox),
         windows=[
-            summarize_windows(con, kind, include_sandbox, previous) for kind in windows_mod.KINDS
+            summarize_windows(con, kind, include_sandbox, previous, digests[window])
+            for kind, window in windows_mod.KINDS.items()
         ],
         changes=changes.detect(
             changes.series_cells(con, include_sandbox=include_sandbox), min_effect=min_effect

@@ -18,7 +18,7 @@ folder edited since is rendered again rather than republished (analysis/previous
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -35,19 +35,38 @@ def window_digests(
 ) -> dict[str, str]:
     """Window name -> sha256 of the lines "{key} {content sha256}\\n" of the documents
     whose figures count in it (the rows `summarize` reads), sorted by key."""
-    rows = con.execute(
+    return all_window_digests(con, include_sandbox, [window])[window]
+
+
+def all_window_digests(
+    con: duckdb.DuckDBPyConnection, include_sandbox: bool, kinds: Iterable[Window]
+) -> dict[Window, dict[str, str]]:
+    """`window_digests` of several kinds of window in one pass over accepted_rows: the
+    documents (one row each: key, content sha256, timestamp) are gathered once and
+    grouped per kind (gathering them was 0.1-0.3 s per kind at 100,000 results)."""
+    kinds = list(kinds)
+    con.execute(
         f"""
-        SELECT win, {documents_digest_sql("sha")}
-        FROM (
-            SELECT key, any_value(result_sha256) AS sha, any_value({WINDOW_SQL[window]}) AS win
-            FROM accepted_rows
-            WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL
-            GROUP BY key
-        )
-        GROUP BY win ORDER BY win
+        CREATE OR REPLACE TEMP TABLE window_documents AS
+        SELECT key, any_value(result_sha256) AS sha, any_value(timestamp) AS timestamp
+        FROM accepted_rows
+        WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL
+        GROUP BY key
         """
-    ).fetchall()
-    return {str(w): str(d) for w, d in rows}
+    )
+    try:
+        out: dict[Window, dict[str, str]] = {}
+        for window in kinds:
+            rows = con.execute(
+                f"""
+                SELECT {WINDOW_SQL[window]} AS win, {documents_digest_sql("sha")}
+                FROM window_documents GROUP BY win ORDER BY win
+                """
+            ).fetchall()
+            out[window] = {str(w): str(d) for w, d in rows}
+        return out
+    finally:
+        con.execute("DROP TABLE window_documents")
 
 
 def unchanged_windows(digests: Mapping[str, str], previous: Mapping[str, Any]) -> list[str]:

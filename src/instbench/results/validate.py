@@ -52,19 +52,21 @@ def load_json(raw: bytes) -> Any:
 def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
     """`InvalidResult` when `data` nests arrays/objects deeper than `limit`.
 
-    Iterative on purpose: a recursive walk is what a deep document attacks."""
+    Iterative on purpose: a recursive walk is what a deep document attacks. Only
+    containers are put on the stack (a result is mostly numbers in lists: pushing every
+    scalar with its depth was 40 % of parsing a document)."""
+    if not isinstance(data, (dict, list)):
+        return
     stack: list[tuple[Any, int]] = [(data, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
+        value, depth = pop()
         if depth > limit:
             raise InvalidResult(f"result is nested too deeply (more than {limit} levels)")
-        stack.extend((child, depth + 1) for child in children)
+        depth += 1
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, (dict, list)):
+                push((child, depth))
 
 
 def _first_error(exc: ValidationError) -> str:

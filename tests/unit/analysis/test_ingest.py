@@ -363,3 +363,85 @@ def _derived(con: Any) -> tuple[list[Any], list[Any]]:
     status = con.execute("SELECT * FROM file_status ORDER BY ALL").fetchall()
     rows = con.execute("SELECT * FROM accepted_rows ORDER BY ALL").fetchall()
     return status, rows
+
+
+def _fresh_derivation(mirror: Path, scratch: Path) -> tuple[list[Any], list[Any]]:
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(mirror / "raw", scratch / "raw")
+    with ingest(scratch) as ds:
+        return _derived(ds.con)
+
+
+def test_status_derived_again_only_where_touched_equals_a_fresh_derivation(
+    tmp_path: Path,
+) -> None:
+    """Step by step, without --rescan: a placeholder pair formed and undone, a duplicate
+    whose first key goes (the next one stands for the content), a file changed in place;
+    after each step the incrementally kept file_status, accepted_rows and directory table
+    are those of an ingest from scratch. (A file changed in place differs from scratch by
+    design, rejected as corrupted: test_derived_tables_kept_up_to_date_... covers it.)"""
+    mirror = tmp_path / "mirror"
+    store = LocalStore(mirror)
+    keys = store_documents(
+        mirror,
+        [
+            result_document(t, sample=i, bandwidth_gbps=40 + i)
+            for i in range(2)
+            for t in ("m7i.large", "c7g.large")
+        ],
+    )
+    a = imported_legacy(legacy_document("m7i.large", triad_gbps=41.9))
+    b = imported_legacy(legacy_document("m7a.large", triad_gbps=41.9))
+    with ingest(mirror) as ds:
+        assert ds.report.accepted == 4
+
+    def step() -> tuple[list[Any], list[Any]]:
+        _age_directories(mirror)
+        with ingest(mirror) as ds:
+            kept = _derived(ds.con)
+            dirs = sorted(ds.con.execute("SELECT path FROM dirs").fetchall())
+        assert kept == _fresh_derivation(mirror, tmp_path / "fresh")
+        walked = sorted(
+            (p.relative_to(mirror).as_posix(),)
+            for p in [mirror / "raw", *(mirror / "raw").rglob("*")]
+            if p.is_dir()
+        )
+        assert dirs == walked
+        return kept
+
+    store.put_new(legacy_key(a, "a"), to_bytes(a))
+    status, _ = step()
+    assert {s[3] for s in status} == {"ok"}
+    store.put_new(legacy_key(b, "b"), to_bytes(b))  # same figures, other type: both out
+    status, _ = step()
+    assert sorted(s[3] for s in status).count("rejected") == 2
+    (mirror / legacy_key(b, "b")).unlink()  # undone: a is ok again
+    status, rows = step()
+    assert {s[3] for s in status} == {"ok"} and legacy_key(a, "a") in {r[1] for r in rows}
+    store.put_new(legacy_key(a, "0"), json.dumps(a).encode())  # duplicate sorting first
+    status, rows = step()
+    assert [s[3] for s in status if s[0] == legacy_key(a, "a")] == ["duplicate"]
+    (mirror / legacy_key(a, "0")).unlink()  # the first key gone: "a" stands for it again
+    status, rows = step()
+    assert legacy_key(a, "a") in {r[1] for r in rows}
+    (mirror / keys[0]).unlink()  # an ordinary document gone
+    store_documents(mirror, [result_document("c7g.large", sample=9, bandwidth_gbps=49)])
+    status, _ = step()
+    assert keys[0] not in {s[0] for s in status} and len(status) == 5
+
+
+def test_cache_checkpointed_beside_the_caller_is_complete_at_close(tmp_path: Path) -> None:
+    """After files came, ingest checkpoints in the background while the caller queries;
+    by close the cache file holds everything (no write-ahead log left) and the next
+    ingest validates nothing again."""
+    store_documents(tmp_path, [result_document(sample=i, bandwidth_gbps=40 + i) for i in range(3)])
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 3
+    store_documents(tmp_path, [result_document(sample=9, bandwidth_gbps=49)])
+    with ingest(tmp_path) as ds:
+        assert ds.report.validated_now == 1
+        # the caller's queries run while the checkpoint may still be writing
+        assert ds.con.execute("SELECT count(DISTINCT key) FROM accepted_rows").fetchone() == (4,)
+    assert not (tmp_path / ".instbench" / "ingest.duckdb.wal").exists()
+    with ingest(tmp_path) as ds:
+        assert (ds.report.validated_now, ds.report.accepted) == (0, 4)

@@ -418,3 +418,31 @@ def test_a_previous_index_naming_paths_outside_its_partitions_is_not_followed(
         publish(ds, out)
     assert not (out / "secret").exists()
     assert _tree(out) == fresh
+
+
+def test_inputs_digest_streamed_equals_the_sql_digest() -> None:
+    """inputs_digest hashes the sorted rows as they stream by; it must be the digest
+    `reuse.documents_digest_sql` computes in one string (what index.json has published),
+    empty set, batch boundaries and non-ASCII keys included."""
+    import duckdb
+
+    from instbench.analysis import reuse
+    from instbench.analysis.documents.exports import inputs_digest
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE file_status (key VARCHAR, sha256 VARCHAR, status VARCHAR)")
+
+    def sql() -> str:
+        row = con.execute(
+            f"SELECT {reuse.documents_digest_sql('sha256')} FROM file_status WHERE status = 'ok'"
+        ).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    assert inputs_digest(con) == sql()
+    con.execute(
+        "INSERT INTO file_status SELECT 'raw/k-' || lpad(i::VARCHAR, 6, '0') || "
+        "CASE WHEN i % 7 = 0 THEN '-é' ELSE '' END || '.json', sha256(i::VARCHAR), "
+        "CASE WHEN i % 5 = 0 THEN 'duplicate' ELSE 'ok' END FROM range(120000) t(i)"
+    )
+    assert inputs_digest(con) == sql()
