@@ -115,6 +115,11 @@ def test_pair_run_stores_one_client_result_per_type_and_leaves_nothing(
     outcome, journal = cloud.run(session, ["m7i.large", "c7g.large"])
     assert outcome.succeeded, [(s.task.task_id, s.detail) for s in outcome.failures]
     rid = outcome.run_id
+    # The run table's headline: both TCP figures and the median round trip.
+    for status in outcome.statuses:
+        assert status.document is not None
+        line = run_cmd._headline(status.document)
+        assert re.fullmatch(r"TCP 1 flow [\d.]+ / \d+ flows [\d.]+ Gbps, RTT [\d.]+ µs", line)
 
     # One inbound rule on the run's group: TCP, the pairs' ports, from the group itself.
     [rule] = rules

@@ -36,7 +36,7 @@ from instbench.instance_types import split_type_list
 from instbench.journal import Journal, default_path
 from instbench.limits import AgentNumbers, parse_duration
 from instbench.local_run import LocalRunOptions, parse_benchmarks, run_local
-from instbench.results.schema import ResultDocument, StorageResult
+from instbench.results.schema import NetworkResult, ResultDocument, StorageResult
 from instbench.run_params import describe as describe_params
 from instbench.run_params import parse_run_params
 from instbench.suites import LoadedSuite, SuiteArtifact, load_suite
@@ -643,10 +643,27 @@ def _headline(doc: ResultDocument) -> str:
         return f"memory latency {perf.latency.memory.latency_ns:.0f} ns"
     if perf.storage is not None:
         return _storage_headline(perf.storage)
+    if perf.network is not None:
+        return _network_headline(perf.network)
     if perf.suite is not None:
         ok = sum(1 for b in perf.suite.benchmarks if b.status == "ok")
         return f"suite {perf.suite.name}: {ok}/{len(perf.suite.benchmarks)} measured"
     return ""
+
+
+def _network_headline(section: NetworkResult) -> str:
+    """TCP with one flow and with N flows (client to server, Gbit/s) and the median round
+    trip; the parts the result lacks are left out."""
+    flows = {t.name: t for t in section.throughput}
+    parts = [
+        f"{label} {flows[name].gbps:.2f}"
+        for name, label in (("tcp_1flow", "1 flow"), ("tcp_nflows", f"{section.flows} flows"))
+        if name in flows
+    ]
+    text = f"TCP {' / '.join(parts)} Gbps" if parts else ""
+    if section.latency is not None:
+        text = f"{text}, RTT {section.latency.median_us:.1f} µs".lstrip(", ")
+    return text
 
 
 def _storage_headline(section: StorageResult) -> str:
