@@ -59,7 +59,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-from scipy import stats as sps
 
 from instbench.analysis.aggregate import GROUP_COLUMNS, WINDOW_SQL, Window, publishable_filter
 from instbench.analysis.stats import CONFIDENCE
@@ -86,6 +85,14 @@ METHOD = (
     "boundaries, Bonferroni over the boundaries searched), Benjamini-Hochberg across the "
     "publication, minimum effect on the relative change of the mean"
 )
+
+
+def _sps() -> Any:
+    """scipy.stats, imported on first use: the import takes about 0.6 s, which every
+    `instbench` command (even `--help`) paid while this module imported it at load."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -271,7 +278,7 @@ class _Test:
 def _two_sided(diff: float, se: float, df: float) -> float:
     """Two-sided p-value of t = diff / se; without spread any difference is certain."""
     if se > 0:
-        return float(2.0 * sps.t.sf(abs(diff / se), df))
+        return float(2.0 * _sps().t.sf(abs(diff / se), df))
     return 0.0 if diff != 0 else 1.0
 
 
@@ -317,7 +324,7 @@ class _Stratum:
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(se > 0, diff / se, np.where(diff != 0, np.inf, 0.0))
         i = int(np.argmax(np.abs(t)))
-        p = float(2.0 * sps.t.sf(abs(float(t[i])), float(df[i])))
+        p = float(2.0 * _sps().t.sf(abs(float(t[i])), float(df[i])))
         return _Test(
             a=a,
             tau=int(taus[i]),
@@ -596,7 +603,7 @@ def _bh(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values) of `p_values`."""
     if not p_values:
         return []
-    return [float(q) for q in sps.false_discovery_control(np.array(p_values), method="bh")]
+    return [float(q) for q in _sps().false_discovery_control(np.array(p_values), method="bh")]
 
 
 def _change(
@@ -607,7 +614,7 @@ def _change(
     q_value: float,
     higher_is_better: Callable[[str], bool],
 ) -> Change:
-    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2.0, t.df)) * t.se
+    half = float(_sps().t.ppf(0.5 + CONFIDENCE / 2.0, t.df)) * t.se
     base = t.mean_before
     worse = (t.diff < 0) if higher_is_better(key[4]) else (t.diff > 0)
     return Change(
@@ -645,5 +652,5 @@ def relative_interval(
     t = stratum.at(0, 1, 2)
     if t is None:
         raise ValueError(f"each sample needs {MIN_SIDE} values")
-    half = float(sps.t.ppf(0.5 + confidence / 2.0, t.df)) * t.se
+    half = float(_sps().t.ppf(0.5 + confidence / 2.0, t.df)) * t.se
     return t.diff / t.mean_before, (t.diff - half) / t.mean_before, (t.diff + half) / t.mean_before
