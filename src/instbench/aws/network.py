@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError, WaiterError
-from botocore.waiter import WaiterModel, create_waiter_with_client
+from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
 from instbench.aws import launch
 from instbench.aws.regions import aws_config_errors
@@ -272,16 +272,32 @@ def delete_security_group(
             return True
         if _code(exc) != "DependencyViolation":
             raise
-    users = list(dict.fromkeys([*instance_ids, *_users(session, group_id)]))
-    states = launch.instance_states(session, users)
-    if any(state not in {"shutting-down", "terminated"} for state, _ in states.values()):
-        return False  # something is still running in it: terminating is the caller's job
-    if not launch.wait_terminated(session, users, timeout, delay):
-        return False
+    users = [*instance_ids, *_users(session, group_id)]
     waiter = create_waiter_with_client("SecurityGroupDeleted", _DELETE_WAITER, ec2)
+    return _delete_once_released(session, users, waiter, timeout, delay, GroupId=group_id)
+
+
+def _delete_once_released(
+    session: AwsSession,
+    users: Iterable[str],
+    waiter: Waiter,
+    timeout: float,
+    delay: float,
+    **target: str,
+) -> bool:
+    """After EC2 refused a delete because instances still use the resource: False at
+    once when one of them still runs (terminating it is the caller's job); else wait
+    until they are terminated, then let `waiter` repeat the delete on `target` until EC2
+    accepts it (True) or `timeout` passes (False)."""
+    ids = list(dict.fromkeys(users))
+    states = launch.instance_states(session, ids)
+    if any(state not in {"shutting-down", "terminated"} for state, _ in states.values()):
+        return False
+    if not launch.wait_terminated(session, ids, timeout, delay):
+        return False
     try:
         waiter.wait(
-            GroupId=group_id,
+            **target,
             WaiterConfig={
                 "Delay": max(1, int(delay)),
                 "MaxAttempts": max(1, int(timeout // delay)),
@@ -472,21 +488,6 @@ def delete_placement_group(
             return True
         if _code(exc) != "InvalidPlacementGroup.InUse":
             raise
-    users = list(dict.fromkeys([*instance_ids, *_placement_members(session, name)]))
-    states = launch.instance_states(session, users)
-    if any(state not in {"shutting-down", "terminated"} for state, _ in states.values()):
-        return False
-    if not launch.wait_terminated(session, users, timeout, delay):
-        return False
+    users = [*instance_ids, *_placement_members(session, name)]
     waiter = create_waiter_with_client("PlacementGroupDeleted", _PLACEMENT_DELETE_WAITER, ec2)
-    try:
-        waiter.wait(
-            GroupName=name,
-            WaiterConfig={
-                "Delay": max(1, int(delay)),
-                "MaxAttempts": max(1, int(timeout // delay)),
-            },
-        )
-    except WaiterError:
-        return False
-    return True
+    return _delete_once_released(session, users, waiter, timeout, delay, GroupName=name)
