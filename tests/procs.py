@@ -129,6 +129,23 @@ def start_run(
     )
 
 
+def sigkill_when(
+    controller: subprocess.Popen[Any], ready: Callable[[], bool], timeout: float, what: str
+) -> None:
+    """Wait until `ready()` (up to `timeout` s, `what` naming it), then SIGKILL
+    `controller`, as a crash or the OOM killer would; it is dead on return either way,
+    and the assertion is that the SIGKILL is what ended it."""
+    try:
+        wait_for(ready, timeout, what)
+        controller.send_signal(signal.SIGKILL)
+        controller.wait(timeout=30)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(timeout=30)
+    assert controller.returncode == -signal.SIGKILL
+
+
 def journal_rows(path: Path) -> tuple[str, list[TaskRow]] | None:
     """The first run in the journal at `path` and its tasks; None while there is none."""
     if not path.exists():

@@ -10,58 +10,26 @@ server and the client of the pair at once, as EC2 would.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.procs import read_until, wait_for
+from tests.procs import INSTBENCH, served_sandbox, sigkill_when, start_run
 
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.journal import Journal
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_pair_sigkill")]
 
-INSTBENCH = str(Path(sys.executable).parent / "instbench")
 RUN_TAG = "instbench:run-id"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     work = tmp_path_factory.mktemp("sandbox") / "work"
-    serve = ["sandbox", "serve", "--port", "0", "--workdir", str(work), "--max-parallel", "2"]
-    proc = subprocess.Popen(
-        [INSTBENCH, *serve],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        lines = read_until(proc, r"^export ", timeout=60)
-        info = dict(line.partition(": ")[::2] for line in lines if ": " in line)
-        yield {
-            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-            "AWS_ENDPOINT_URL": info["endpoint"],
-            "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",
-            "AWS_REGION": info["region"],
-            "AWS_DEFAULT_REGION": info["region"],
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "INSTBENCH_BUCKET": info["bucket"],
-        }
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with served_sandbox(work, "--max-parallel", "2") as env:
+        yield env
 
 
 def _session(env: dict[str, str]) -> AwsSession:
@@ -89,15 +57,11 @@ def _kill_mid_pair(served: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """Start a network run against the served sandbox and SIGKILL its controller once the
     pair's client runs (its server launched): the run id and the client's id."""
     journal_path = tmp_path / "journal.sqlite"
-    controller = subprocess.Popen(
-        [
-            *(INSTBENCH, "run", "-t", "m7i.large", "-b", "network", "--quick"),
-            *("--bucket", served["INSTBENCH_BUCKET"], "--timeout", "10m"),
-            *("--journal", str(journal_path), "--output-dir", str(tmp_path / "data")),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=served,
+    controller = start_run(
+        served,
+        "m7i.large",
+        5,  # the default
+        ["-b", "network", "--journal", str(journal_path), "--output-dir", str(tmp_path / "data")],
     )
     found: dict[str, str] = {}
 
@@ -120,15 +84,7 @@ def _kill_mid_pair(served: dict[str, str], tmp_path: Path) -> dict[str, str]:
         finally:
             journal.close()
 
-    try:
-        wait_for(pair_running, 120, "the pair's client running")
-        controller.send_signal(signal.SIGKILL)
-        controller.wait(timeout=30)
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait(timeout=30)
-    assert controller.returncode == -signal.SIGKILL
+    sigkill_when(controller, pair_running, 120, "the pair's client running")
     return found
 
 

@@ -10,14 +10,13 @@ launching the finished tasks again.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.procs import INSTBENCH, journal_rows, served_sandbox, start_run, wait_for
+from tests.procs import INSTBENCH, journal_rows, served_sandbox, sigkill_when, start_run
 
 from instbench.aws.session import AwsSession, AwsSettings
 from instbench.journal import TaskRow
@@ -92,15 +91,7 @@ def _start_and_kill(env: dict[str, str], tmp: Path) -> Killed:
         running = [t for t in got[1] if t.state == "running" and t.instance_id]
         return "result_stored" in states and bool(running)
 
-    try:
-        wait_for(mid_run, 240, "one task stored and one running")
-        controller.send_signal(signal.SIGKILL)
-        controller.wait(timeout=30)
-    finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait(timeout=30)
-    assert controller.returncode == -signal.SIGKILL
+    sigkill_when(controller, mid_run, 240, "one task stored and one running")
     got = journal_rows(journal_path)
     assert got is not None
     run_id, before = got
