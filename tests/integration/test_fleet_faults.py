@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from tests.ec2_faults import OutsideEnder
 
 from instbench.aws.session import AwsSession
 from instbench.fleet.plan import FleetOptions, Plan
@@ -249,8 +249,6 @@ def test_throttling_storm_on_describe_instances_still_completes(cloud: Cloud) ->
 
 # ----------------------------------------------------------------------------- scenario 6
 
-_SPOT_REASON = "Server.SpotInstanceTermination"
-
 
 def _spot_run(
     cloud: Cloud, session: AwsSession, fallback: str | None, seconds: int = 8
@@ -268,50 +266,16 @@ def _spot_run(
     )
 
 
-class _Reclaimer:
+class _Reclaimer(OutsideEnder):
     """Plays EC2 reclaiming spot capacity: once a spot instance's user data is running,
     moto's backend is told the instance was terminated with the spot state reason."""
 
     def __init__(self, cloud: Cloud) -> None:
-        from moto.ec2.models import ec2_backends
+        super().__init__(cloud.sandbox)
+        self.reclaimed = self.ended
 
-        account = AwsSession(cloud.sandbox.aws_settings()).sts().get_caller_identity()["Account"]
-        self.backend = ec2_backends[account][cloud.sandbox.region]
-        self.cloudinit = cloud.sandbox.cloudinit
-        self.reclaimed: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self) -> _Reclaimer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-    def _watch(self) -> None:
-        from moto.ec2.models.instances import StateReason
-
-        while not self.stop.wait(0.05):
-            for instance in list(self.backend.all_instances()):
-                boot = self.cloudinit.boot(instance.id)
-                if (
-                    instance.lifecycle != "spot"
-                    or instance.id in self.reclaimed
-                    or boot is None
-                    or boot.phase != "running"
-                ):
-                    continue
-                # The reason first, then the state: a reader never sees a terminated
-                # instance without its reason.
-                instance.state_reason = StateReason(
-                    f"{_SPOT_REASON}: Spot instance termination", _SPOT_REASON
-                )
-                instance._reason = f"{_SPOT_REASON}: Spot instance termination"
-                instance._state.code = 48
-                instance._state.name = "terminated"
-                self.reclaimed.append(instance.id)
+    def pick(self, instance: Any) -> bool:
+        return bool(instance.lifecycle == "spot")
 
 
 def test_spot_interruption_falls_back_to_on_demand(cloud: Cloud) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from rich.console import Console
+from tests.ec2_faults import SPOT_REASON, OutsideEnder
 from tests.factories import TablePriceSource
 from typer.testing import CliRunner
 
@@ -445,63 +445,34 @@ def _keys(session: AwsSession, cloud: PairCloud) -> list[str]:
 # ------------------------------------------------------------------ spot
 
 
-_SPOT_REASON = "Server.SpotInstanceTermination"
-
-
-class _Ender:
+class _Ender(OutsideEnder):
     """Plays EC2 ending one side of a pair from outside: once an instance of that role
     runs its user data (and `ready()` says so), moto's backend is told the instance was
     terminated with the state reason `code` (the reason first, so no reader sees the end
     without it). Spot reclaiming: `code` Server.SpotInstanceTermination, spot only."""
 
+    message = "ended from outside by the test"
+
     def __init__(
         self,
         cloud: PairCloud,
         role: str,
-        code: str = _SPOT_REASON,
+        code: str = SPOT_REASON,
         ready: Callable[[], bool] = lambda: True,
     ) -> None:
-        from moto.ec2.models import ec2_backends
-
-        session = AwsSession(cloud.sandbox.aws_settings())
-        account = session.sts().get_caller_identity()["Account"]
-        self.backend = ec2_backends[account][cloud.sandbox.region]
-        self.cloudinit = cloud.sandbox.cloudinit
+        super().__init__(cloud.sandbox)
         self.role = f"network.role={role}"
         self.code = code
         self.ready = ready
-        self.ended: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __enter__(self) -> _Ender:
-        self.thread.start()
-        return self
+    def done(self) -> bool:
+        return bool(self.ended)  # one instance
 
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-    def _watch(self) -> None:
-        from moto.ec2.models.instances import StateReason
-
-        while not self.stop.wait(0.05) and not self.ended:
-            for instance in list(self.backend.all_instances()):
-                boot = self.cloudinit.boot(instance.id)
-                if boot is None or boot.phase != "running":
-                    continue
-                if self.code == _SPOT_REASON and instance.lifecycle != "spot":
-                    continue
-                script = self.cloudinit.instance_dir(instance.id) / "user-data"
-                if self.role not in script.read_text() or not self.ready():
-                    continue
-                message = f"{self.code}: ended from outside by the test"
-                instance.state_reason = StateReason(message, self.code)
-                instance._reason = message
-                instance._state.code = 48
-                instance._state.name = "terminated"
-                self.ended.append(instance.id)
-                return
+    def pick(self, instance: Any) -> bool:
+        if self.code == SPOT_REASON and instance.lifecycle != "spot":
+            return False
+        script = self.cloudinit.instance_dir(instance.id) / "user-data"
+        return self.role in script.read_text() and self.ready()
 
 
 @pytest.mark.parametrize("side", ["server", "client"])
@@ -536,7 +507,7 @@ def test_spot_reclaiming_either_side_retries_the_pair_as_a_whole(
         for _at, _task, event, detail in journal.events(rid)
         if event == "running->running"
     ]
-    assert len(interruptions) == 1 and _SPOT_REASON in interruptions[0]
+    assert len(interruptions) == 1 and SPOT_REASON in interruptions[0]
     assert ("pair server" in interruptions[0]) == (side == "server")
     # Two spot instances (the first pair), two on-demand (the second); none left.
     instances = cloud.instances()
