@@ -351,7 +351,8 @@ def _ids_filter(ids: list[str]) -> list[FilterTypeDef]:
     return [{"Name": "instance-id", "Values": ids}]
 
 
-def _describe(session: AwsSession, filters: list[FilterTypeDef]) -> Iterable[Any]:
+def describe_matching(session: AwsSession, filters: list[FilterTypeDef]) -> Iterable[Any]:
+    """Every instance matching `filters`, all pages (the instances as EC2 describes them)."""
     paginator = session.ec2().get_paginator("describe_instances")
     for page in paginator.paginate(Filters=filters):
         for reservation in page["Reservations"]:
@@ -416,7 +417,7 @@ def instance_states(
         filters = _ids_filter(wanted[start : start + 200])
         if states is not None:
             filters.append({"Name": "instance-state-name", "Values": list(states)})
-        for inst in _describe(session, filters):
+        for inst in describe_matching(session, filters):
             found[inst["InstanceId"]] = (inst["State"]["Name"], _state_reason(inst))
     return found
 
@@ -447,7 +448,7 @@ def running_instances(session: AwsSession) -> list[tuple[str, str, str]]:
     the region, whoever launched it (the vCPU quotas are the account's, not a run's)."""
     out: list[tuple[str, str, str]] = []
     filters: list[FilterTypeDef] = [{"Name": "instance-state-name", "Values": list(RUNNING_STATES)}]
-    for inst in _describe(session, filters):
+    for inst in describe_matching(session, filters):
         tags = {t.get("Key", ""): t.get("Value", "") for t in inst.get("Tags", [])}
         market = "spot" if inst.get("InstanceLifecycle") == "spot" else "on-demand"
         out.append((str(inst["InstanceType"]), market, tags.get(RUN_TAG, "")))
@@ -467,7 +468,9 @@ def describe_instances_by_run(
     filters: list[FilterTypeDef] = [{"Name": f"tag:{RUN_TAG}", "Values": [run_id]}]
     if states is not None:
         filters.append({"Name": "instance-state-name", "Values": list(states)})
-    return {inst["InstanceId"]: inst["State"]["Name"] for inst in _describe(session, filters)}
+    return {
+        inst["InstanceId"]: inst["State"]["Name"] for inst in describe_matching(session, filters)
+    }
 
 
 def terminate_instances(session: AwsSession, ids: Iterable[str]) -> list[str]:

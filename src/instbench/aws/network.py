@@ -238,13 +238,7 @@ def _find_run_group(session: AwsSession, name: str, run_id: str, vpc_id: str) ->
 
 def _users(session: AwsSession, group_id: str) -> list[str]:
     filters: list[FilterTypeDef] = [{"Name": "instance.group-id", "Values": [group_id]}]
-    paginator = session.ec2().get_paginator("describe_instances")
-    return [
-        inst["InstanceId"]
-        for page in paginator.paginate(Filters=filters)
-        for reservation in page["Reservations"]
-        for inst in reservation["Instances"]
-    ]
+    return [inst["InstanceId"] for inst in launch.describe_matching(session, filters)]
 
 
 def delete_security_group(
@@ -452,12 +446,9 @@ def find_run_placement_groups(
 
 def _placement_members(session: AwsSession, name: str) -> list[str]:
     filters: list[FilterTypeDef] = [{"Name": "placement-group-name", "Values": [name]}]
-    paginator = session.ec2().get_paginator("describe_instances")
     return [
         inst["InstanceId"]
-        for page in paginator.paginate(Filters=filters)
-        for reservation in page["Reservations"]
-        for inst in reservation["Instances"]
+        for inst in launch.describe_matching(session, filters)
         if inst["State"]["Name"] != "terminated"
     ]
 
