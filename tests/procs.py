@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from instbench.aws.session import AwsSession, AwsSettings
 from instbench.journal import Journal, TaskRow
 
 INSTBENCH = str(Path(sys.executable).parent / "instbench")
@@ -107,6 +108,18 @@ def served_sandbox(
         }
     finally:
         stop(proc)
+
+
+def sandbox_session(env: Mapping[str, str]) -> AwsSession:
+    """An AwsSession on the served sandbox that `env` (from `served_sandbox`) points at."""
+    return AwsSession(
+        AwsSettings(
+            region=env["AWS_REGION"],
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            access_key_id="sandbox",
+            secret_access_key="sandbox",
+        )
+    )
 
 
 def start_run(

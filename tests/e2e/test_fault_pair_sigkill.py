@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.procs import INSTBENCH, served_sandbox, sigkill_when, start_run
+from tests.procs import INSTBENCH, sandbox_session, served_sandbox, sigkill_when, start_run
 
-from instbench.aws.session import AwsSession, AwsSettings
+from instbench.aws.session import AwsSession
 from instbench.journal import Journal
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_pair_sigkill")]
@@ -30,17 +30,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     work = tmp_path_factory.mktemp("sandbox") / "work"
     with served_sandbox(work, "--max-parallel", "2") as env:
         yield env
-
-
-def _session(env: dict[str, str]) -> AwsSession:
-    return AwsSession(
-        AwsSettings(
-            region=env["AWS_REGION"],
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            access_key_id="sandbox",
-            secret_access_key="sandbox",
-        )
-    )
 
 
 def _states(session: AwsSession, run_id: str) -> dict[str, str]:
@@ -93,7 +82,7 @@ def test_cleanup_after_sigkill_mid_pair_leaves_nothing(
 ) -> None:
     journal_path = tmp_path / "journal.sqlite"
     found = _kill_mid_pair(served, tmp_path)
-    session = _session(served)
+    session = sandbox_session(served)
     rid = found["run_id"]
     before = _states(session, rid)
     assert len(before) == 2 and found["client"] in before  # the server and the client
@@ -169,7 +158,7 @@ def test_resume_after_sigkill_mid_pair_reattaches_both_sides_and_leaves_nothing(
     assert row.state == "result_stored"
     assert servers and servers[-1]["why"] == "pair concluded"
     assert len(list((tmp_path / "data" / "raw").rglob("*.json"))) == 1
-    session = _session(served)
+    session = sandbox_session(served)
     assert [i for i, s in _states(session, rid).items() if s in {"pending", "running"}] == []
     groups = session.ec2().describe_security_groups(
         Filters=[{"Name": f"tag:{RUN_TAG}", "Values": [rid]}]

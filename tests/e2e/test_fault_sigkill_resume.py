@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.procs import INSTBENCH, journal_rows, served_sandbox, sigkill_when, start_run
+from tests.procs import (
+    INSTBENCH,
+    journal_rows,
+    sandbox_session,
+    served_sandbox,
+    sigkill_when,
+    start_run,
+)
 
-from instbench.aws.session import AwsSession, AwsSettings
+from instbench.aws.session import AwsSession
 from instbench.journal import TaskRow
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fault_sigkill")]
@@ -34,17 +41,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     env = dict(os.environ, INSTBENCH_SANDBOX_MINUTE_SECONDS="1")
     with served_sandbox(tmp_path_factory.mktemp("sandbox") / "work", env=env) as aws_env:
         yield aws_env
-
-
-def _session(env: dict[str, str]) -> AwsSession:
-    return AwsSession(
-        AwsSettings(
-            region=env["AWS_REGION"],
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            access_key_id="sandbox",
-            secret_access_key="sandbox",
-        )
-    )
 
 
 def _instances(session: AwsSession, run_id: str) -> list[tuple[str, str, str]]:
@@ -98,7 +94,7 @@ def _start_and_kill(env: dict[str, str], tmp: Path) -> Killed:
     killed = Killed(env, run_id, common, before, out, journal_path)
     assert killed.stored_before
     assert any(t.state == "running" for t in before)
-    live = [i for i in _instances(_session(env), run_id) if i[2] in {"pending", "running"}]
+    live = [i for i in _instances(sandbox_session(env), run_id) if i[2] in {"pending", "running"}]
     assert live, "the kill came after every instance had ended: nothing left to test"
     return killed
 
@@ -121,7 +117,7 @@ def _assert_completed_without_relaunch(
     assert after is not None and after[0] == killed.run_id
     assert len(after[1]) == 3
     assert {t.state for t in after[1]} == {"result_stored"}
-    session = _session(killed.env)
+    session = sandbox_session(killed.env)
     # The tasks stored before the kill were not launched again: one instance, the same one.
     by_task: dict[str, list[str]] = {}
     for iid, task, _state in _instances(session, killed.run_id):
@@ -158,7 +154,7 @@ def test_cleanup_after_sigkill_leaves_no_instance_running(
 ) -> None:
     killed, cleaned = killed_then_cleaned
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
-    session = _session(killed.env)
+    session = sandbox_session(killed.env)
     instances = _instances(session, killed.run_id)
     assert instances
     assert [i for i in instances if i[2] in {"pending", "running"}] == []
