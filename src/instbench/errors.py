@@ -62,7 +62,8 @@ class CapacityError(InstbenchError):
 
 
 class QuotaExceeded(InstbenchError):
-    """The account's vCPU quota (or --vcpu-budget) cannot fit the request."""
+    """An account quota cannot fit the request: the vCPU quota (or --vcpu-budget), or the
+    placement groups a run with pair tasks creates."""
 
 
 class CleanupInterrupted(InstbenchError):
