@@ -25,7 +25,7 @@ ICPE 2020) and Apache Otava (formerly Hunter, Fleming et al. ICPE 2023) do:
    permutations resolve). Each side of a boundary needs 2 samples.
 3. **Across the publication**, every test performed (the candidates, and for a stratum
    with none the best boundary it had) enters one Benjamini-Hochberg procedure at
-   false-discovery rate 5 % (scipy.stats.false_discovery_control).
+   false-discovery rate 5 % (checked against scipy.stats.false_discovery_control).
 4. **A minimum practical effect**: a significant change is reported only when the
    relative change of the mean is at least `min_effect` (5 % by default).
 5. **Its size**: the relative change of the mean, after / before - 1, with the 95 %
@@ -87,12 +87,24 @@ METHOD = (
 )
 
 
-def _sps() -> Any:
-    """scipy.stats, imported on first use: the import takes about 0.6 s, which every
-    `instbench` command (even `--help`) paid while this module imported it at load."""
-    from scipy import stats
+def _special() -> Any:
+    """scipy.special, imported on first use: Student's t distribution and its inverse
+    (`stdtr`, `stdtrit`) without scipy.stats, whose import (0.4 s) was a third of a
+    publication with nothing new; scipy.special takes 0.1 s. Not at module load: every
+    `instbench` command (even `--help`) would pay it."""
+    from scipy import special
 
-    return stats
+    return special
+
+
+def _t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` degrees of freedom (scipy.stats.t.sf)."""
+    return float(_special().stdtr(df, -t))
+
+
+def _t_ppf(q: float, df: float) -> float:
+    """The `q` quantile of Student's t with `df` degrees of freedom (scipy.stats.t.ppf)."""
+    return float(_special().stdtrit(df, q))
 
 
 @dataclass(frozen=True)
@@ -278,7 +290,7 @@ class _Test:
 def _two_sided(diff: float, se: float, df: float) -> float:
     """Two-sided p-value of t = diff / se; without spread any difference is certain."""
     if se > 0:
-        return float(2.0 * _sps().t.sf(abs(diff / se), df))
+        return 2.0 * _t_sf(abs(diff / se), df)
     return 0.0 if diff != 0 else 1.0
 
 
@@ -324,7 +336,7 @@ class _Stratum:
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(se > 0, diff / se, np.where(diff != 0, np.inf, 0.0))
         i = int(np.argmax(np.abs(t)))
-        p = float(2.0 * _sps().t.sf(abs(float(t[i])), float(df[i])))
+        p = 2.0 * _t_sf(abs(float(t[i])), float(df[i]))
         return _Test(
             a=a,
             tau=int(taus[i]),
@@ -600,10 +612,22 @@ def detect(
 
 
 def _bh(p_values: Sequence[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (q-values) of `p_values`."""
+    """Benjamini-Hochberg adjusted p-values (q-values) of `p_values`: q of the i-th
+    smallest of m p-values is min over j >= i of p_(j) * m / j, capped at 1.
+
+    Written here (five lines of numpy) rather than scipy.stats.false_discovery_control
+    only to keep scipy.stats' import out of every publication; test_changes checks it
+    against scipy's on random and tied p-values."""
     if not p_values:
         return []
-    return [float(q) for q in _sps().false_discovery_control(np.array(p_values), method="bh")]
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    out = np.empty(m)
+    out[order] = q
+    return [float(v) for v in out]
 
 
 def _change(
@@ -614,7 +638,7 @@ def _change(
     q_value: float,
     higher_is_better: Callable[[str], bool],
 ) -> Change:
-    half = float(_sps().t.ppf(0.5 + CONFIDENCE / 2.0, t.df)) * t.se
+    half = _t_ppf(0.5 + CONFIDENCE / 2.0, t.df) * t.se
     base = t.mean_before
     worse = (t.diff < 0) if higher_is_better(key[4]) else (t.diff > 0)
     return Change(
@@ -652,5 +676,5 @@ def relative_interval(
     t = stratum.at(0, 1, 2)
     if t is None:
         raise ValueError(f"each sample needs {MIN_SIDE} values")
-    half = float(_sps().t.ppf(0.5 + confidence / 2.0, t.df)) * t.se
+    half = _t_ppf(0.5 + confidence / 2.0, t.df) * t.se
     return t.diff / t.mean_before, (t.diff - half) / t.mean_before, (t.diff + half) / t.mean_before

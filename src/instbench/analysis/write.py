@@ -10,7 +10,6 @@ copied for a window folder or an export that did not change.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -21,9 +20,8 @@ import duckdb
 
 from instbench.analysis import reuse
 from instbench.analysis.documents.index import StagedFile
+from instbench.analysis.previous import WINDOW_DIR
 from instbench.errors import StorageError
-
-_WINDOW_DIR = re.compile(r"^\d{4}-(W\d{2}|\d{2})$")
 
 
 def check_output(output: Path) -> None:
@@ -102,7 +100,7 @@ class Staging:
         try:
             new = {p.name for p in self.root.iterdir()}
             for old in output.iterdir():
-                if old.name in new or (old.is_dir() and _WINDOW_DIR.match(old.name)):
+                if old.name in new or (old.is_dir() and WINDOW_DIR.match(old.name)):
                     os.replace(old, trash / old.name)
             for name in sorted(new):
                 os.replace(self.root / name, output / name)

@@ -423,7 +423,10 @@ def publish_cmd(
         + f"; {len(index['regressions'])} regressions, {len(index['cpuMixChanges'])} CPU-mix "
         f"changes, {len(index['untested'])} series not tested for changes"
         + (
-            "; tidy exports unchanged (same inputs), kept from the previous publication"
+            "; nothing changed since the previous publication (same sourceDigest, every "
+            "file intact): left as it is"
+            if publication.unchanged
+            else "; tidy exports unchanged (same inputs), kept from the previous publication"
             if publication.reused_exports
             else f"; {publication.partitions_written} of {publication.partitions} tidy "
             "partitions written (the others unchanged, linked)"

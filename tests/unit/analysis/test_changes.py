@@ -283,3 +283,26 @@ def test_publish_refuses_a_minimum_effect_outside_0_to_1(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--min-effect" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_benjamini_hochberg_is_scipys(seed: int) -> None:
+    """changes._bh (written with numpy to keep scipy.stats out of a publication) gives
+    scipy.stats.false_discovery_control's q-values, ties and p = 1 included."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 1, 200) ** 3
+    p[:20] = p[20:40]  # ties
+    p[-5:] = 1.0
+    np.testing.assert_allclose(
+        changes._bh(list(p)), sps.false_discovery_control(p, method="bh"), rtol=1e-12, atol=0
+    )
+    assert changes._bh([]) == []
+
+
+@pytest.mark.parametrize("df", [1, 2, 5, 30, 1000, 10**6])
+def test_t_distribution_is_scipy_stats(df: int) -> None:
+    """The t tail and quantile from scipy.special are scipy.stats.t's, tails included."""
+    for t in (0.0, 0.5, 2.0, 8.0, 40.0):
+        assert changes._t_sf(t, df) == pytest.approx(sps.t.sf(t, df), rel=1e-12, abs=1e-300)
+    for q in (0.5, 0.9, 0.975, 0.999999):
+        assert changes._t_ppf(q, df) == pytest.approx(sps.t.ppf(q, df), rel=1e-12)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -32,6 +34,7 @@ from instbench.analysis.documents.compass import (
     memory_document,
 )
 from instbench.analysis.documents.exports import inputs_digest
+from instbench.analysis.generator import generator_digest
 from instbench.analysis.ingest import ingest
 from instbench.analysis.publish import publish
 from instbench.errors import StorageError
@@ -128,6 +131,11 @@ def test_publication_matches_the_golden_files(tmp_path: Path) -> None:
         if entry["path"] == "schemas/result-v1.schema.json":
             entry["sha256"] = entry["bytes"] = "(results/jsonschema.py)"
     assert (latest / "schemas" / "result-v1.schema.json").read_bytes() == SCHEMA_PATH.read_bytes()
+    # Both digests name the code, which changes with every commit: their form is checked.
+    assert index["generatorDigest"] == generator_digest()
+    assert re.fullmatch("[0-9a-f]{64}", index["sourceDigest"])
+    index["generatorDigest"] = "(the instbench package)"
+    index["sourceDigest"] = "(documents, rejections, options, prices, code)"
     _golden("index.json", (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     _golden("aggregates.csv", (latest / "aggregates.csv").read_bytes())
     # Complete or absent: this set has STREAM only (no latency), so no type is in the file,
@@ -446,3 +454,78 @@ def test_inputs_digest_streamed_equals_the_sql_digest() -> None:
         "CASE WHEN i % 5 = 0 THEN 'duplicate' ELSE 'ok' END FROM range(120000) t(i)"
     )
     assert inputs_digest(con) == sql()
+
+
+def _stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file of a publication -> (inode, mtime_ns): what a rewrite would change."""
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def _publish(mirror: Path, out: Path, **options: object) -> Any:
+    with ingest(mirror) as ds:
+        return publish(ds, out, **options)  # type: ignore[arg-type]
+
+
+def test_nothing_new_leaves_an_intact_publication_as_it_is(tmp_path: Path) -> None:
+    """Same sources (documents, rejections, options, prices, code) and every file as the
+    index recorded: nothing is written. Anything else: written, and the bytes are those
+    of a publication made from scratch."""
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    first = _publish(mirror, out, prices=_prices())
+    assert not first.unchanged
+    stamps, tree = _stamps(out), _tree(out)
+    again = _publish(mirror, out, prices=_prices())
+    assert again.unchanged and again.reused_exports and again.index == first.index
+    assert _stamps(out) == stamps and _tree(out) == tree
+
+    def fresh(**options: object) -> dict[str, bytes]:
+        target = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}"
+        _publish(mirror, target, **options)
+        return _tree(target)
+
+    # Each source of the publication: another value is a new publication, as from scratch.
+    for options in ({}, {"prices": _prices(), "min_effect": 0.1}, {"prices": _prices()}):
+        redone = _publish(mirror, out, **options)
+        assert not redone.unchanged
+        assert _tree(out) == fresh(**options)
+    # A file more, a file edited, a window file removed, a symbolic link: written anew.
+    for spoil in (
+        lambda: (out / "latest" / "extra.txt").write_text("planted"),
+        lambda: (out / "latest" / "memory-benchmarks.json").write_text("{}"),
+        lambda: (out / "2025-W10" / "summary.csv").unlink(),
+        lambda: (out / "2024-W01").mkdir(),
+        lambda: (out / "latest" / "link.json").symlink_to(out / "latest" / "index.json"),
+    ):
+        spoil()
+        redone = _publish(mirror, out, prices=_prices())
+        assert not redone.unchanged
+        assert _tree(out) == tree
+        assert _publish(mirror, out, prices=_prices()).unchanged
+    # A new rejected file changes quarantine.csv and the counts: written anew.
+    (mirror / "raw/stream/worse.json").write_text("[1, 2")
+    redone = _publish(mirror, out, prices=_prices())
+    assert not redone.unchanged
+    assert b"worse.json" in (out / "latest" / "quarantine.csv").read_bytes()
+
+
+def test_a_publication_by_other_code_is_never_reused(tmp_path: Path) -> None:
+    """generatorDigest names the code: a publication whose digest differs (made by
+    another commit at the same version number) lends no file to this one."""
+    mirror, out = tmp_path / "mirror", tmp_path / "out"
+    _dataset(mirror)
+    _publish(mirror, out)
+    index_path = out / "latest" / "index.json"
+    index = json.loads(index_path.read_text())
+    index["generatorDigest"] = "0" * 64
+    index_path.write_text(json.dumps(index))
+    stamps = _stamps(out)
+    redone = _publish(mirror, out)
+    assert not redone.unchanged and not redone.reused_exports
+    assert redone.partitions_written == redone.partitions == 1
+    new = _stamps(out)
+    assert not any(new[p] == stamps[p] for p in new if p in stamps)  # every file written

@@ -207,9 +207,15 @@ def _previous_files(previous: Previous | None) -> dict[str, dict[str, Any]]:
     return {str(f.get("path")): f for f in files if isinstance(f, dict)}
 
 
+def publication_inputs(con: duckdb.DuckDBPyConnection, documents: int) -> dict[str, Any]:
+    """index.json `inputs`: the accepted documents (how many, `inputs_digest`) and the
+    ingest rules (`CACHE_VERSION`) they were accepted under."""
+    return {"documents": documents, "sha256": inputs_digest(con), "ingest": CACHE_VERSION}
+
+
 def export_tidy(
     con: duckdb.DuckDBPyConnection,
-    documents: int,
+    inputs: dict[str, Any],
     include_sandbox: bool,
     previous: Previous | None,
     output: Path,
@@ -225,7 +231,6 @@ def export_tidy(
     publication with nothing new). Reused files are hard links (a copy where links fail),
     hashed after linking so that what is checked is what gets published.
     """
-    inputs = {"documents": documents, "sha256": inputs_digest(con), "ingest": CACHE_VERSION}
     latest = staging / "latest"
     old = _previous_files(previous)
     same_inputs = previous is not None and previous.index.get("inputs") == inputs

@@ -26,7 +26,7 @@ from instbench.analysis.documents.exports import (
 )
 from instbench.analysis.documents.jsonform import num
 from instbench.analysis.documents.windows import WindowDocuments
-from instbench.analysis.generator import GENERATOR, PUBLICATION_VERSION
+from instbench.analysis.generator import GENERATOR, PUBLICATION_VERSION, generator_digest
 from instbench.analysis.ingest import IngestReport
 from instbench.analysis.summarize import Summarized
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, METRICS
@@ -133,6 +133,15 @@ def datacard(index: dict[str, Any]) -> str:
         "its rows, sha256 and `inputs` (the digest of the documents it holds): a",
         "republication rewrites only the partitions whose documents changed.",
         "",
+        "## Provenance",
+        "",
+        "index.json `generatorDigest` is the sha256 of the instbench package that made this",
+        "publication (its files, path and bytes); `sourceDigest` the sha256 of everything",
+        "the publication was made from: the accepted documents (`inputs`), the rejected",
+        "files with their reasons, the options, the prices and that code. Publishing the",
+        "same sources again leaves an intact publication as it is; nothing of a publication",
+        "made by other code is ever reused.",
+        "",
         f"A single `{TIDY_CSV}` of the whole tidy table is written only on request",
         "(`instbench publish --csv`): at 100,000 results it is 390 MB, and the partitions",
         f"hold the same rows. This publication {'has' if index['tidyCsv'] else 'has no'}",
@@ -212,9 +221,11 @@ def index_document(
     report: IngestReport,
     include_sandbox: bool,
     staged: Sequence[StagedFile],
+    source: str,
 ) -> tuple[dict[str, Any], bytes]:
     """(index.json, datacard.md bytes). `staged` lists every file of latest/ but these two;
-    the datacard is listed in the index, the index of course not."""
+    the datacard is listed in the index, the index of course not. `source`: the
+    publication's sourceDigest (publish.source_digest)."""
     docs = compass.documents
     tidy_rows = exported.rows
     n_summaries = len(summarized.summaries)
@@ -236,8 +247,10 @@ def index_document(
         "publicationFormat": PUBLICATION_VERSION,
         "dataVersion": DATA_VERSION,
         "generator": GENERATOR,
+        "generatorDigest": generator_digest(),
         "includeSandbox": include_sandbox,
         "inputs": exported.inputs,
+        "sourceDigest": source,
         "partitioning": {
             table: {
                 "by": list(PARTITION_COLUMNS),
