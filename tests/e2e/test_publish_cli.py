@@ -37,7 +37,31 @@ def test_publish_writes_the_contract_files_and_holds_back_incomplete_types(tmp_p
     partition = out / "latest/tidy/benchmark=stream/month=2025-03/part-0.parquet"
     before = partition.read_bytes()
     again = _cli("publish", "--input", str(tmp_path / "mirror"), "--output", str(out))
-    assert "tidy exports unchanged (same inputs), kept from the previous" in again.stdout
+    assert "nothing changed since the previous publication" in again.stdout
+    assert partition.read_bytes() == before
+    # Other prices would change price-performance.json: the partitions are still kept.
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        json.dumps(
+            {
+                "as_of": "2025-03-05",
+                "region": "us-east-1",
+                "source": "test",
+                "instances": {"m7i.large": {"on_demand": 0.1008}},
+            }
+        )
+    )
+    priced = _cli(
+        "publish",
+        "--input",
+        str(tmp_path / "mirror"),
+        "--output",
+        str(out),
+        "--prices",
+        str(prices),
+    )
+    assert priced.returncode == 0, priced.stderr
+    assert "tidy exports unchanged (same inputs), kept from the previous" in priced.stdout
     index = json.loads((out / "latest" / "index.json").read_text())
     assert list(index["heldBack"]["memory-benchmarks.json"]) == ["m7i.large"]
     assert index["ingest"]["excluded"] == {"sandbox result": 1}

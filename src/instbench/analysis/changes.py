@@ -60,7 +60,13 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from instbench.analysis.aggregate import GROUP_COLUMNS, WINDOW_SQL, Window, publishable_filter
+from instbench.analysis.aggregate import (
+    GROUP_COLUMNS,
+    WINDOW_START_SQL,
+    Window,
+    publishable_filter,
+    window_name_sql,
+)
 from instbench.analysis.stats import CONFIDENCE
 from instbench.analysis.tidy import METRICS
 
@@ -247,11 +253,15 @@ def series_cells(
     keys = ", ".join(GROUP_COLUMNS)
     rows = con.execute(
         f"""
-        SELECT {keys}, cpu_model, {WINDOW_SQL[window]} AS win, count(*) AS n,
-               avg(value) AS mean, var_pop(value) * count(*) AS m2
-        FROM accepted_rows
-        WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL
-        GROUP BY ALL ORDER BY {keys}, cpu_model NULLS FIRST, win
+        SELECT {keys}, cpu_model, {window_name_sql(window, "start")} AS win, n, mean, m2
+        FROM (
+            SELECT {keys}, cpu_model, {WINDOW_START_SQL[window]} AS start, count(*) AS n,
+                   avg(value) AS mean, var_pop(value) * count(*) AS m2
+            FROM accepted_rows
+            WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL
+            GROUP BY ALL
+        )
+        ORDER BY {keys}, cpu_model NULLS FIRST, win
         """
     ).fetchall()
     return [

@@ -46,6 +46,7 @@ import duckdb
 from instbench.analysis.legacy import imported_rows, is_go_collector, is_legacy_import
 from instbench.analysis.limits import apply_memory_limit
 from instbench.analysis.plausibility import check_document
+from instbench.analysis.sweep import Sweep
 from instbench.analysis.tidy import COLUMN_NAMES, COLUMNS, Row, document_rows, figures_fingerprint
 from instbench.errors import InvalidResult, StorageError, UserError
 from instbench.results.schema import DATA_VERSION
@@ -355,28 +356,32 @@ def _validate_new(
     out: Path,
     workers: int,
     progress: Progress | None,
-) -> None:
+    first_chunk: int = 0,
+) -> int:
+    """Validate `todo` into CSV chunks in `out`, numbered from `first_chunk`; the number
+    after the last one written."""
     chunks = [todo[i : i + CHUNK] for i in range(0, len(todo), CHUNK)]
     done = 0
     if progress:
         progress(0, len(todo))
     if workers <= 1 or len(todo) < PARALLEL_THRESHOLD:
-        for i, chunk in enumerate(chunks):
+        for i, chunk in enumerate(chunks, start=first_chunk):
             done += _process_chunk(str(root), chunk, str(out), i)
             if progress:
                 progress(done, len(todo))
-        return
+        return first_chunk + len(chunks)
     # forkserver: no DuckDB or botocore state is inherited by the workers.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [
             pool.submit(_process_chunk, str(root), chunk, str(out), i)
-            for i, chunk in enumerate(chunks)
+            for i, chunk in enumerate(chunks, start=first_chunk)
         ]
         for future in futures:
             done += future.result()
             if progress:
                 progress(done, len(todo))
+    return first_chunk + len(chunks)
 
 
 def default_workers() -> int:
@@ -481,31 +486,44 @@ def ingest(
     known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
     scan = scan_raw(root, known)
     cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
-    edited = _edited_in_place(con, root, scan, known)
-    for key, before, now in edited:
-        cached[key] = before
-        scan.files.append((key, *now))
-    current = {k for k, _, _ in scan.files}
-    todo = [(k, s, m) for k, s, m in scan.files if cached.get(k) != (s, m)]
-    # What an accepted file held before it changed: raw results never change, so a
-    # different content now is corruption (or tampering), not new data. `rescan` is the
-    # user saying the mirror was edited by hand: then files are taken as they are now.
-    prior = {} if rescan else _accepted_sha256(con, [k for k, _, _ in todo if k in cached])
-    # Keys to drop from the cache: files gone from the mirror, and changed files (re-added).
-    gone = sorted(
-        {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
-    )
-    files_changed = bool(todo or gone)
-    has_derived = _has_derived(con)
-    con.close()  # workers must not share the process while DuckDB holds the file
-
+    workers = workers or default_workers()
     changed: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
+    # Files edited in place, which the walk cannot see (sweep.py): a full walk stat'ed
+    # every file already; else they are stat'ed by helpers while the new files validate.
+    sweep = None
     try:
+        if known is not None:
+            sweep = Sweep(con, root, scan.listed, tmp, workers)
+        todo = [(k, s, m) for k, s, m in scan.files if cached.get(k) != (s, m)]
+        # What an accepted file held before it changed: raw results never change, so a
+        # different content now is corruption (or tampering), not new data. `rescan` is the
+        # user saying the mirror was edited by hand: then files are taken as they are now.
+        prior = {} if rescan else _accepted_sha256(con, [k for k, _, _ in todo if k in cached])
+        has_derived = _has_derived(con)
+        con.close()  # workers must not share the process while DuckDB holds the file
+        chunks = 0
         if todo:
-            _validate_new(root, todo, tmp, workers or default_workers(), progress)
+            chunks = _validate_new(root, todo, tmp, workers, progress)
+        edited = sweep.edited() if sweep is not None else []
+        for key, before, now in edited:
+            cached[key] = before
+            scan.files.append((key, *now))
+        if edited:
+            again = [(key, *now) for key, _, now in edited]
+            _validate_new(root, again, tmp, workers, progress, first_chunk=chunks)
+            todo += again
+        current = {k for k, _, _ in scan.files}
+        # Keys to drop from the cache: files gone from the mirror, and changed files
+        # (re-added).
+        gone = sorted(
+            {*(k for k in cached if k not in current), *(k for k, _, _ in todo if k in cached)}
+        )
+        files_changed = bool(todo or gone)
         con = _connect(root / CACHE_DIR / CACHE_FILE)
         apply_memory_limit(con, memory_limit)
+        if edited and not rescan:
+            prior.update(_accepted_sha256(con, [key for key, _, _ in edited]))
         con.execute("BEGIN")
         con.execute("CREATE OR REPLACE TEMP TABLE gone (key VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE fresh (key VARCHAR)")
@@ -548,7 +566,12 @@ def ingest(
             _derive_again(con)
         con.execute("DROP TABLE gone; DROP TABLE fresh; DROP TABLE touched")
         con.execute("COMMIT")
+    except BaseException:
+        con.close()  # failed: no dataset, and the cache is left as it was (rolled back)
+        raise
     finally:
+        if sweep is not None:
+            sweep.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     if files_changed or not has_derived:
@@ -577,31 +600,6 @@ def _cached_files(
         "IN (SELECT unnest(?::VARCHAR[]))",
         [affected],
     ).fetchall()
-
-
-def _edited_in_place(
-    con: duckdb.DuckDBPyConnection, root: Path, scan: Scan, known: Mapping[str, int] | None
-) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
-    """(key, cached (size, mtime_ns), current (size, mtime_ns)) of the files in folders the
-    walk trusted (mtime unchanged) whose own size or mtime changed: a file overwritten in
-    place leaves its folder's mtime as it was. One stat per cached file: the price of
-    never showing figures a file no longer holds."""
-    if known is None:
-        return []  # a full walk stat'ed every file already
-    listed = {k for k, _, _ in scan.files}
-    base = f"{root}{os.sep}"  # string paths: a Path per file costs more than the stat
-    stat = os.stat
-    edited = []
-    for key, size, mtime in con.execute("SELECT key, size, mtime_ns FROM files").fetchall():
-        if key in listed:
-            continue
-        try:
-            st = stat(base + key)
-        except FileNotFoundError:
-            continue  # its folder changed, so the walk saw it go
-        if (st.st_size, st.st_mtime_ns) != (size, mtime):
-            edited.append((str(key), (int(size), int(mtime)), (st.st_size, st.st_mtime_ns)))
-    return edited
 
 
 def _accepted_sha256(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ computed again (see analysis/windows.py). Change points are found over whole ser
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,18 +136,35 @@ def summarize_publication(
     """The whole stage: all-time summaries, facts, every kind of window, change points
     (`min_effect`: the smallest relative change of a mean reported as one)."""
     con = dataset.con
-    summaries = summarize(con, include_sandbox=include_sandbox, window="all")
-    digests = windows_mod.all_window_digests(con, include_sandbox, windows_mod.KINDS.values())
-    return Summarized(
-        summaries=summaries,
-        last=max((s.last for s in summaries), default=None),
-        toolchains=toolchains(con, include_sandbox),
-        excluded=excluded_counts(con, include_sandbox),
-        windows=[
-            summarize_windows(con, kind, include_sandbox, previous, digests[window])
-            for kind, window in windows_mod.KINDS.items()
-        ],
-        changes=changes.detect(
-            changes.series_cells(con, include_sandbox=include_sandbox), min_effect=min_effect
-        ),
+    # Change points on a thread and a connection of their own: their Python part (the
+    # segmentation, scipy's import) overlaps the summaries' SQL, which releases the GIL.
+    cursor = con.cursor()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="changes")
+    try:
+        found = pool.submit(_changes, cursor, include_sandbox, min_effect)
+        summaries = summarize(con, include_sandbox=include_sandbox, window="all")
+        digests = windows_mod.all_window_digests(con, include_sandbox, windows_mod.KINDS.values())
+        return Summarized(
+            summaries=summaries,
+            last=max((s.last for s in summaries), default=None),
+            toolchains=toolchains(con, include_sandbox),
+            excluded=excluded_counts(con, include_sandbox),
+            windows=[
+                summarize_windows(con, kind, include_sandbox, previous, digests[window])
+                for kind, window in windows_mod.KINDS.items()
+            ],
+            changes=found.result(),
+        )
+    finally:
+        if not found.done():
+            cursor.interrupt()  # failed before the change points were needed: stop them
+        pool.shutdown(wait=True)
+        cursor.close()
+
+
+def _changes(
+    con: duckdb.DuckDBPyConnection, include_sandbox: bool, min_effect: float
+) -> changes.ChangeReport:
+    return changes.detect(
+        changes.series_cells(con, include_sandbox=include_sandbox), min_effect=min_effect
     )

@@ -143,3 +143,55 @@ def test_a_publication_of_another_format_is_not_reused(tmp_path: Path) -> None:
     _publish(mirror, out)
     assert _kept(before, out) == []
     assert _tree(out) == good
+
+
+def test_a_window_named_from_its_start_is_the_window_of_each_of_its_rows() -> None:
+    """Rows are grouped by their window's start (a truncation) and each group is named
+    once: that name must be the one WINDOW_SQL gives every row of it, ISO weeks across
+    year ends (2020-W53, 2026-W53) included; and `window_start` inverts the names."""
+    import duckdb
+
+    from instbench.analysis.aggregate import (
+        WINDOW_SQL,
+        WINDOW_START_SQL,
+        window_name_sql,
+        window_start,
+    )
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT unnest(generate_series(TIMESTAMP '2020-12-20', "
+        "TIMESTAMP '2027-01-12', INTERVAL 97 MINUTE)) AS timestamp"
+    )
+    for window in ("week", "month"):
+        named = window_name_sql(window, f"({WINDOW_START_SQL[window]})")  # type: ignore[arg-type]
+        differ = con.execute(
+            f"SELECT count(*) FROM t WHERE {named} <> {WINDOW_SQL[window]}"  # type: ignore[index]
+        ).fetchone()
+        assert differ == (0,)
+        names = con.execute(
+            f"SELECT {WINDOW_SQL[window]} AS w, min(timestamp) FROM t GROUP BY w"  # type: ignore[index]
+        ).fetchall()
+        for name, first in names:
+            start = window_start(window, name)  # type: ignore[arg-type]
+            assert start <= first < start + timedelta(days=7 if window == "week" else 31)
+    assert {n for n, in con.execute("SELECT DISTINCT strftime(timestamp, '%G-W%V') FROM t")
+            .fetchall()} >= {"2020-W53", "2026-W53", "2021-W01"}  # fmt: skip
+
+
+def test_summaries_since_a_window_are_those_of_every_window_from_it_on(tmp_path: Path) -> None:
+    """`since` reads only the rows from the window's start: the summaries are the same as
+    those of all windows, cut at `since`."""
+    from instbench.analysis.aggregate import summarize
+
+    mirror = tmp_path / "mirror"
+    for week in (0, 2, 4, 6):  # March and April
+        store_documents(mirror, _docs(week, [40.0 + week, 41.0, 42.5], f"w{week}"))
+    with ingest(mirror) as ds:
+        for window in ("week", "month"):
+            every = summarize(ds.con, include_sandbox=True, window=window)  # type: ignore[arg-type]
+            names = sorted({s.window for s in every})
+            assert len(names) >= 2
+            since = names[1]
+            cut = summarize(ds.con, include_sandbox=True, window=window, since=since)  # type: ignore[arg-type]
+            assert cut == [s for s in every if s.window >= since]

@@ -36,7 +36,12 @@ from typing import Any
 import duckdb
 
 from instbench.analysis import reuse
-from instbench.analysis.aggregate import WINDOW_SQL, Summary, publishable_filter
+from instbench.analysis.aggregate import (
+    WINDOW_START_SQL,
+    Summary,
+    publishable_filter,
+    window_name_sql,
+)
 from instbench.analysis.ingest import CACHE_VERSION
 from instbench.analysis.previous import Previous
 from instbench.analysis.tidy import COLUMNS
@@ -49,7 +54,8 @@ PARTITION_COLUMNS = ("benchmark", "month")
 """Hive partition columns, in path order."""
 UNKNOWN_MONTH = "unknown"
 """Month of a row without a timestamp (the schema requires one: never seen in practice)."""
-MONTH_SQL = f"coalesce({WINDOW_SQL['month']}, '{UNKNOWN_MONTH}')"
+_MONTH_OF_START = f"coalesce({window_name_sql('month', 'start')}, '{UNKNOWN_MONTH}')"
+"""The partition's month of rows grouped by their month's start (WINDOW_START_SQL)."""
 
 TIDY_FILE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (c.name, c.sql_type) for c in COLUMNS if c.name not in PARTITION_COLUMNS
@@ -170,10 +176,12 @@ def inputs_digest(con: duckdb.DuckDBPyConnection) -> str:
     the one string of every line: 140 MB at a million results, which ran DuckDB out of a
     1 GB memory limit beside the summaries).
     """
-    result = con.execute("SELECT key, sha256 FROM file_status WHERE status = 'ok' ORDER BY key")
+    result = con.execute(
+        "SELECT key || ' ' || sha256 || chr(10) FROM file_status WHERE status = 'ok' ORDER BY key"
+    )
     digest = hashlib.sha256()
     while batch := result.fetchmany(50_000):
-        digest.update("".join(f"{key} {sha}\n" for key, sha in batch).encode())
+        digest.update("".join([line for (line,) in batch]).encode())
     return digest.hexdigest()
 
 
@@ -187,12 +195,13 @@ def partition_digests(
     """
     rows = con.execute(
         f"""
-        SELECT benchmark, month, {reuse.documents_digest_sql("sha")}, sum(n)
+        SELECT benchmark, {_MONTH_OF_START} AS month, {reuse.documents_digest_sql("sha")},
+               sum(n)
         FROM (
-            SELECT key, benchmark, {MONTH_SQL} AS month, any_value(result_sha256) AS sha,
-                   count(*) AS n
+            SELECT key, benchmark, {WINDOW_START_SQL["month"]} AS start,
+                   any_value(result_sha256) AS sha, count(*) AS n
             FROM accepted_rows WHERE {publishable_filter(include_sandbox)}
-            GROUP BY key, benchmark, month
+            GROUP BY key, benchmark, start
         )
         GROUP BY benchmark, month ORDER BY benchmark, month
         """
