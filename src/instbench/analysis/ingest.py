@@ -33,6 +33,7 @@ import operator
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -397,11 +398,19 @@ class Dataset:
     from it. Both are tables of the cache, kept up to date when a file comes, goes or changes.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        report: IngestReport,
+        checkpoint: threading.Thread | None = None,
+    ) -> None:
         self.con = con
         self.report = report
+        self._checkpoint = checkpoint
 
     def close(self) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.join()
         self.con.close()
 
     def __enter__(self) -> Dataset:
@@ -580,7 +589,28 @@ def ingest(
         quarantine(LocalStore(root), key, read_bounded(LocalStore(root), key)[0], reason)
     files = con.execute("SELECT count(*) FROM files").fetchone()
     report = _report(con, int(files[0]) if files else 0, len(todo), len(scan.listed))
-    return Dataset(con, report)
+    return Dataset(con, report, _checkpoint_behind(con) if files_changed else None)
+
+
+def _checkpoint_behind(con: duckdb.DuckDBPyConnection) -> threading.Thread:
+    """Write the changes to the cache file now, on a thread and a connection of its own,
+    while the caller reads the dataset: left to the close, this checkpoint (after a sync
+    of 1,000 results, 8 MB of write-ahead log, up to 0.4 s of writing and syncing where
+    the file must grow) came after the publication instead of beside it. A checkpoint
+    that cannot run now is left to the close, which always makes one."""
+    cursor = con.cursor()
+
+    def run() -> None:
+        try:
+            cursor.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass  # the close checkpoints what is left
+        finally:
+            cursor.close()
+
+    thread = threading.Thread(target=run, name="checkpoint", daemon=True)
+    thread.start()
+    return thread
 
 
 def _cached_files(

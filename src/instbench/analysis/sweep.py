@@ -48,10 +48,11 @@ class Sweep:
         listed: Collection[str],
         scratch: Path,
         helpers: int,
+        helpers_from: int = HELPERS_FROM,
     ) -> None:
         """Start checking the cached files of `con` (ingest's cache) outside the folders
         in `listed` (the walk stat'ed their files itself): in `helpers` processes when
-        there are at least HELPERS_FROM files and `helpers` > 0, else here and now.
+        there are at least `helpers_from` files and `helpers` > 0, else here and now.
         `scratch`: a folder for the listings, removed by the caller."""
         self._procs: list[subprocess.Popen[bytes]] = []
         self._edited: list[Edited] = []
@@ -59,7 +60,7 @@ class Sweep:
         params: list[object] = [sorted(listed)] if listed else []
         total_row = con.execute(f"SELECT count(*) FROM files WHERE {where}", params).fetchone()
         total = int(total_row[0]) if total_row else 0
-        if helpers < 1 or total < HELPERS_FROM:
+        if helpers < 1 or total < helpers_from:
             self._edited = _check_here(con, root, where, params)
             return
         try:
