@@ -12,8 +12,9 @@ in its own child process of this one:
              validated (schema, plausibility, sha256), tidy rows loaded into DuckDB, the
              whole publication written (every tidy partition);
   warm       instbench again on the same mirror and output, nothing new: the walk reads
-             no directory, and the tidy partitions and window folders of the previous
-             publication are reused after their hashes are checked;
+             no directory, and since the previous publication's sourceDigest is the one
+             this one would have and every one of its files hashes to what its index
+             recorded, it is left as it is (publish.py);
   after sync N/100 new documents (later measurements, as a sync brings) are added, then
              instbench again: the new files validated, the tidy partitions of the months
              they fall in written again (the others linked after a hash check), the
