@@ -178,12 +178,14 @@ def publish(
             csv=csv,
         )
         if previous.unchanged(source):
-            tidy = previous.index["partitioning"]["tidy"]
+            partitioning = previous.index.get("partitioning")
+            tidy = partitioning.get("tidy") if isinstance(partitioning, dict) else None
+            count = tidy.get("partitions") if isinstance(tidy, dict) else None
             return Publication(
                 output=output,
                 index=previous.index,
                 reused_exports=True,
-                partitions=int(tidy["partitions"]),
+                partitions=count if isinstance(count, int) else 0,
                 unchanged=True,
             )
     # The tidy exports (DuckDB, which releases the GIL) are rendered by a thread on a
