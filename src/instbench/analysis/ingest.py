@@ -63,9 +63,10 @@ from instbench.storage.local import LocalStore
 RULES_VERSION = 4
 """Bump when a validation or plausibility rule changes: every file is re-examined."""
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 """Bump when the cache's tables, or the SQL that derives file_status and accepted_rows,
-change: the cache is rebuilt (2: directory mtimes, derived tables kept between runs)."""
+change: the cache is rebuilt (2: directory mtimes, derived tables kept between runs;
+3: each row stored once, in accepted_rows or held_rows, no longer also in `rows`)."""
 
 CACHE_VERSION = (
     f"layout={LAYOUT_VERSION};rules={RULES_VERSION};data={DATA_VERSION};columns="
@@ -313,12 +314,10 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    cols = ", ".join(f"{c.name} {c.sql_type}" for c in COLUMNS)
     files = ", ".join(f"{n} {t}" for n, t in _FILE_COLUMNS)
     con.execute("CREATE TABLE meta (cache_version VARCHAR)")
     con.execute("INSERT INTO meta VALUES (?)", [CACHE_VERSION])
     con.execute(f"CREATE TABLE files ({files})")
-    con.execute(f"CREATE TABLE rows ({cols})")
     con.execute("CREATE TABLE dirs (path VARCHAR, mtime_ns BIGINT)")
 
 
@@ -391,7 +390,8 @@ def default_workers() -> int:
 
 
 class Dataset:
-    """The ingested mirror: an open DuckDB connection with `rows` and `file_status`.
+    """The ingested mirror: an open DuckDB connection with `accepted_rows` and
+    `file_status`.
 
     `file_status` says for each file: ok, duplicate or rejected, with the reason.
     `accepted_rows` holds the rows of ok files only: every published number is computed
@@ -460,6 +460,16 @@ _ACCEPTED_VIEW = """
 CREATE OR REPLACE TABLE accepted_rows AS
 SELECT r.* FROM rows r JOIN file_status s ON s.key = r.key AND s.status = 'ok'
 """
+
+_HELD_VIEW = """
+CREATE OR REPLACE TABLE held_rows AS
+SELECT * FROM rows WHERE key NOT IN (SELECT key FROM file_status WHERE status = 'ok')
+"""
+"""The rows of validated files that are not published (duplicates, placeholders): kept
+so that a file becoming ok (its duplicate's first key gone) need not be read again.
+Each row is stored once, in accepted_rows or here: keeping every row in a table of its
+own as well doubled what a sync writes (8 MB of write-ahead log for 1,000 results, and
+its checkpoint)."""
 
 
 def ingest(
@@ -539,6 +549,14 @@ def ingest(
         # The figures' fingerprints of files that went or came: the only files whose
         # status may change are those sharing one (_derive_again).
         con.execute("CREATE OR REPLACE TEMP TABLE touched (fingerprint VARCHAR)")
+        # The rows of the files validated now: the whole table's first rows on a new
+        # cache (derived whole below), else a temporary table `_derive_again` files.
+        row_cols = ", ".join(f"{c.name} {c.sql_type}" for c in COLUMNS)
+        landing = "rows" if not has_derived else "fresh_rows"
+        con.execute(
+            f"CREATE {'TABLE IF NOT EXISTS' if not has_derived else 'OR REPLACE TEMP TABLE'} "
+            f"{landing} ({row_cols})"
+        )
         if gone:
             _bulk_keys(con, gone, tmp)
             con.execute(
@@ -546,7 +564,9 @@ def ingest(
                 "WHERE key IN (SELECT key FROM gone) AND fingerprint IS NOT NULL"
             )
             con.execute("DELETE FROM files WHERE key IN (SELECT key FROM gone)")
-            con.execute("DELETE FROM rows WHERE key IN (SELECT key FROM gone)")
+            if has_derived:
+                for table in ("accepted_rows", "held_rows"):
+                    con.execute(f"DELETE FROM {table} WHERE key IN (SELECT key FROM gone)")
         if todo:
             files_csv = _csv_glob(tmp, "files", list(_FILE_COLUMNS))
             if not has_derived:  # derived whole below: nothing to track
@@ -564,16 +584,19 @@ def ingest(
                 con.execute("DROP TABLE fresh_files")
             changed = _reject_changed(con, prior)
             if any(p.stat().st_size for p in tmp.glob("rows-*.csv")):
-                row_cols = [(c.name, c.sql_type) for c in COLUMNS]
-                con.execute(f"INSERT INTO rows SELECT * FROM {_csv_glob(tmp, 'rows', row_cols)}")
+                columns = [(c.name, c.sql_type) for c in COLUMNS]
+                con.execute(
+                    f"INSERT INTO {landing} SELECT * FROM {_csv_glob(tmp, 'rows', columns)}"
+                )
         if scan.dirs != known:
             _update_dirs(con, scan.dirs, known)
         if not has_derived:
             con.execute(_STATUS_VIEW)
             con.execute(_ACCEPTED_VIEW)
+            con.execute(_HELD_VIEW)
         elif files_changed:
             _derive_again(con)
-        con.execute("DROP TABLE gone; DROP TABLE fresh; DROP TABLE touched")
+        con.execute(f"DROP TABLE gone; DROP TABLE fresh; DROP TABLE touched; DROP TABLE {landing}")
         con.execute("COMMIT")
     except BaseException:
         con.close()  # failed: no dataset, and the cache is left as it was (rolled back)
@@ -687,16 +710,18 @@ def _update_dirs(
 
 
 def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring file_status and accepted_rows up to date after files came, went or changed
-    (temp tables: `gone`, the keys removed from `files`; `fresh`, the keys (re-)added;
-    `touched`, the fingerprints of both).
+    """Bring file_status, accepted_rows and held_rows up to date after files came, went
+    or changed (temp tables: `gone`, the keys removed from `files`, whose rows are gone
+    already; `fresh`, the keys (re-)added, with their rows in `fresh_rows`; `touched`,
+    the fingerprints of both).
 
     Only the files that share a touched fingerprint, and the fresh and gone keys, can
     have a different status now (see _STATUS_SELECT): their rows of file_status are
     derived again, the others kept. accepted_rows (800,000 rows at 100,000 results)
-    loses the rows of files no longer ok or gone and gains those of files newly ok or
-    changed. Deriving both whole was 1.5 s of a publication after a sync of 1,000 results,
-    and then most of the checkpoint at close (every row of file_status written again).
+    gives the rows of files no longer ok to held_rows and takes those of held files now
+    ok; the fresh rows go to one or the other. Deriving both whole was 1.5 s of a
+    publication after a sync of 1,000 results, and then most of the checkpoint at close
+    (every row of file_status written again).
     """
     con.execute(
         """
@@ -721,25 +746,43 @@ def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE OR REPLACE TEMP TABLE now_ok AS SELECT key FROM file_status "
         "WHERE status = 'ok' AND key IN (SELECT key FROM redo)"
     )
+    # Files still here that are no longer ok, and held files that became ok: their rows
+    # move between the two tables (a sync only adds: then both are empty, and neither
+    # table is scanned).
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE lost AS "
-        "SELECT key FROM was_ok WHERE key NOT IN (SELECT key FROM now_ok) "
-        "UNION SELECT key FROM gone"
+        "CREATE OR REPLACE TEMP TABLE moved_out AS SELECT key FROM was_ok "
+        "WHERE key NOT IN (SELECT key FROM now_ok) AND key NOT IN (SELECT key FROM gone)"
     )
-    lost = con.execute("SELECT count(*) FROM lost").fetchone()
-    if lost and lost[0]:  # a sync only adds: then no scan of accepted_rows to delete nothing
-        con.execute("DELETE FROM accepted_rows WHERE key IN (SELECT key FROM lost)")
     con.execute(
-        "INSERT INTO accepted_rows SELECT * FROM rows WHERE key IN ("
-        "SELECT key FROM now_ok WHERE key IN (SELECT key FROM gone) "
-        "OR key NOT IN (SELECT key FROM was_ok))"
+        "CREATE OR REPLACE TEMP TABLE moved_in AS SELECT key FROM now_ok "
+        "WHERE key NOT IN (SELECT key FROM was_ok) AND key NOT IN (SELECT key FROM fresh)"
     )
-    con.execute("DROP TABLE redo; DROP TABLE was_ok; DROP TABLE now_ok; DROP TABLE lost")
+    for moved, source, target in (
+        ("moved_out", "accepted_rows", "held_rows"),
+        ("moved_in", "held_rows", "accepted_rows"),
+    ):
+        count = con.execute(f"SELECT count(*) FROM {moved}").fetchone()
+        if count and count[0]:
+            keys = f"key IN (SELECT key FROM {moved})"
+            con.execute(f"INSERT INTO {target} SELECT * FROM {source} WHERE {keys}")
+            con.execute(f"DELETE FROM {source} WHERE {keys}")
+    # The files validated now (new, or changed and re-added: their old rows went with
+    # `gone`): published when ok, held otherwise.
+    con.execute(
+        "INSERT INTO accepted_rows SELECT * FROM fresh_rows WHERE key IN (SELECT key FROM now_ok)"
+    )
+    con.execute(
+        "INSERT INTO held_rows SELECT * FROM fresh_rows WHERE key NOT IN (SELECT key FROM now_ok)"
+    )
+    con.execute(
+        "DROP TABLE redo; DROP TABLE was_ok; DROP TABLE now_ok; "
+        "DROP TABLE moved_out; DROP TABLE moved_in"
+    )
 
 
 def _has_derived(con: duckdb.DuckDBPyConnection) -> bool:
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    return {"file_status", "accepted_rows"} <= tables
+    return {"file_status", "accepted_rows", "held_rows"} <= tables
 
 
 def _bulk_keys(con: duckdb.DuckDBPyConnection, keys: list[str], tmp: Path) -> None:

@@ -352,10 +352,12 @@ def test_derived_tables_kept_up_to_date_equal_a_fresh_derivation(tmp_path: Path)
     store_documents(mirror, [result_document("m7i.large", sample=5, bandwidth_gbps=47)])
     with ingest(mirror, rescan=True) as ds:
         kept = _derived(ds.con)
+        held = _held(ds.con)
         assert (ds.report.accepted, ds.report.duplicates, ds.report.rejected) == (6, 1, 1)
     shutil.copytree(mirror / "raw", tmp_path / "fresh" / "raw")
     with ingest(tmp_path / "fresh") as ds:
         assert _derived(ds.con) == kept
+        assert _held(ds.con) == held and held  # the duplicate's rows, stored once
     assert first in {row[1] for row in kept[1]}  # accepted_rows' key column
 
 
@@ -365,11 +367,21 @@ def _derived(con: Any) -> tuple[list[Any], list[Any]]:
     return status, rows
 
 
-def _fresh_derivation(mirror: Path, scratch: Path) -> tuple[list[Any], list[Any]]:
+def _held(con: Any) -> list[Any]:
+    """The rows of validated files that are not published (held_rows), and a check that
+    no row is stored twice (in accepted_rows and held_rows)."""
+    both = con.execute(
+        "SELECT count(*) FROM accepted_rows WHERE key IN (SELECT key FROM held_rows)"
+    ).fetchone()
+    assert both == (0,)
+    return list(con.execute("SELECT * FROM held_rows ORDER BY ALL").fetchall())
+
+
+def _fresh_derivation(mirror: Path, scratch: Path) -> tuple[list[Any], list[Any], list[Any]]:
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(mirror / "raw", scratch / "raw")
     with ingest(scratch) as ds:
-        return _derived(ds.con)
+        return (*_derived(ds.con), _held(ds.con))
 
 
 def test_status_derived_again_only_where_touched_equals_a_fresh_derivation(
@@ -399,8 +411,9 @@ def test_status_derived_again_only_where_touched_equals_a_fresh_derivation(
         _age_directories(mirror)
         with ingest(mirror) as ds:
             kept = _derived(ds.con)
+            held = _held(ds.con)
             dirs = sorted(ds.con.execute("SELECT path FROM dirs").fetchall())
-        assert kept == _fresh_derivation(mirror, tmp_path / "fresh")
+        assert (*kept, held) == _fresh_derivation(mirror, tmp_path / "fresh")
         walked = sorted(
             (p.relative_to(mirror).as_posix(),)
             for p in [mirror / "raw", *(mirror / "raw").rglob("*")]
