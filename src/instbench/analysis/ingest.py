@@ -503,28 +503,31 @@ def ingest(
     con = _open_cache(root)
     apply_memory_limit(con, memory_limit)
     known = None if rescan else dict(con.execute("SELECT path, mtime_ns FROM dirs").fetchall())
-    scan = scan_raw(root, known)
-    cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
     workers = workers or default_workers()
     changed: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=root / CACHE_DIR))
-    # Files edited in place, which the walk cannot see (sweep.py): a full walk stat'ed
-    # every file already; else they are stat'ed by helpers while the new files validate.
     sweep = None
     try:
+        # Files edited in place, which the walk cannot see (sweep.py): a full walk stat'ed
+        # every file already; else they are stat'ed by helpers while the new files
+        # validate, their listings written while the walk runs.
         if known is not None:
-            sweep = Sweep(con, root, scan.listed, tmp, workers)
+            sweep = Sweep(con, root, tmp, workers)
+        scan = scan_raw(root, known)
+        cached = {k: (s, m) for k, s, m in _cached_files(con, scan, known)}
         todo = [(k, s, m) for k, s, m in scan.files if cached.get(k) != (s, m)]
         # What an accepted file held before it changed: raw results never change, so a
         # different content now is corruption (or tampering), not new data. `rescan` is the
         # user saying the mirror was edited by hand: then files are taken as they are now.
         prior = {} if rescan else _accepted_sha256(con, [k for k, _, _ in todo if k in cached])
         has_derived = _has_derived(con)
+        if sweep is not None:
+            sweep.ready()
         con.close()  # workers must not share the process while DuckDB holds the file
         chunks = 0
         if todo:
             chunks = _validate_new(root, todo, tmp, workers, progress)
-        edited = sweep.edited() if sweep is not None else []
+        edited = sweep.edited(scan.listed) if sweep is not None else []
         for key, before, now in edited:
             cached[key] = before
             scan.files.append((key, *now))
@@ -599,6 +602,8 @@ def ingest(
         con.execute(f"DROP TABLE gone; DROP TABLE fresh; DROP TABLE touched; DROP TABLE {landing}")
         con.execute("COMMIT")
     except BaseException:
+        if sweep is not None:
+            sweep.stop()  # its listings are written on a connection of this one
         con.close()  # failed: no dataset, and the cache is left as it was (rolled back)
         raise
     finally:

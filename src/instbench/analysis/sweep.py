@@ -19,6 +19,7 @@ import csv
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Collection
 from pathlib import Path
 
@@ -34,9 +35,6 @@ HELPER_SCRIPT = Path(__file__).with_name("stat_listing.py")
 Edited = tuple[str, tuple[int, int], tuple[int, int]]
 """(key, cached (size, mtime_ns), current (size, mtime_ns))."""
 
-_KEY_DIR = "left(key, length(key) - strpos(reverse(key), '/'))"
-"""SQL: a key's folder, all before its last '/' (10x faster than a regexp)."""
-
 
 class Sweep:
     """The check, started: `edited()` waits for it and returns what changed."""
@@ -45,47 +43,77 @@ class Sweep:
         self,
         con: duckdb.DuckDBPyConnection,
         root: Path,
-        listed: Collection[str],
         scratch: Path,
         helpers: int,
         helpers_from: int = HELPERS_FROM,
     ) -> None:
-        """Start checking the cached files of `con` (ingest's cache) outside the folders
-        in `listed` (the walk stat'ed their files itself): in `helpers` processes when
-        there are at least `helpers_from` files and `helpers` > 0, else here and now.
-        `scratch`: a folder for the listings, removed by the caller."""
+        """Start checking every cached file of `con` (ingest's cache): in `helpers`
+        processes when there are at least `helpers_from` files and `helpers` > 0, their
+        listings written by DuckDB on a thread of its own (it overlaps the walk); else
+        here, when `edited` is called. `scratch`: a folder for the listings, removed by
+        the caller. Call `ready` before closing `con`."""
+        self._root = root
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._edited: list[Edited] = []
-        where = f"{_KEY_DIR} NOT IN (SELECT unnest(?::VARCHAR[]))" if listed else "true"
-        params: list[object] = [sorted(listed)] if listed else []
-        total_row = con.execute(f"SELECT count(*) FROM files WHERE {where}", params).fetchone()
-        total = int(total_row[0]) if total_row else 0
-        if helpers < 1 or total < helpers_from:
-            self._edited = _check_here(con, root, where, params)
+        self._failed: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._cached: list[tuple[str, int, int]] | None = None
+        total = con.execute("SELECT count(*) FROM files").fetchone()
+        if helpers < 1 or (int(total[0]) if total else 0) < helpers_from:
+            self._cached = [
+                (str(k), int(s), int(m))
+                for k, s, m in con.execute("SELECT key, size, mtime_ns FROM files").fetchall()
+            ]
             return
+        cursor = con.cursor()
+        self._thread = threading.Thread(
+            target=self._start, args=(cursor, scratch, helpers), name="sweep", daemon=True
+        )
+        self._thread.start()
+
+    def _start(self, cursor: duckdb.DuckDBPyConnection, scratch: Path, helpers: int) -> None:
         try:
             for i in range(helpers):
                 listing = scratch / f"stat-{i}.csv"
-                con.execute(
-                    f"COPY (SELECT key, size, mtime_ns FROM files WHERE {where} "
-                    f"AND hash(key) % {helpers} = {i}) TO '{listing.as_posix()}' "
-                    "(FORMAT csv, HEADER false)",
-                    params,
+                cursor.execute(
+                    f"COPY (SELECT key, size, mtime_ns FROM files WHERE hash(key) % {helpers} "
+                    f"= {i}) TO '{listing.as_posix()}' (FORMAT csv, HEADER false)"
                 )
                 self._procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-I", "-S", str(HELPER_SCRIPT), str(root), str(listing)],
+                        [
+                            sys.executable,
+                            "-I",
+                            "-S",
+                            str(HELPER_SCRIPT),
+                            str(self._root),
+                            str(listing),
+                        ],
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                     )
                 )
-        except BaseException:
-            self.stop()
-            raise
+        except BaseException as exc:  # raised to the caller by edited()
+            self._failed = exc
+        finally:
+            cursor.close()
 
-    def edited(self) -> list[Edited]:
-        """The cached files whose size or mtime changed, by key."""
+    def ready(self) -> None:
+        """Wait until the listings are written (the cache connection is then free)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def edited(self, listed: Collection[str]) -> list[Edited]:
+        """The cached files whose size or mtime changed, by key, but those in the folders
+        in `listed` (the walk stat'ed their files itself)."""
+        found: list[Edited] = []
         try:
+            self.ready()
+            if self._failed is not None:
+                raise StorageError(
+                    f"cannot check the mirror's files for edits: {self._failed}"
+                ) from self._failed
+            if self._cached is not None:
+                found = _check_here(self._root, self._cached)
             for proc in self._procs:
                 out, err = proc.communicate()
                 if proc.returncode != 0:
@@ -96,15 +124,14 @@ class Sweep:
                 for key, size, mtime, size_now, mtime_now in csv.reader(
                     out.decode("utf-8").splitlines()
                 ):
-                    self._edited.append(
-                        (key, (int(size), int(mtime)), (int(size_now), int(mtime_now)))
-                    )
+                    found.append((key, (int(size), int(mtime)), (int(size_now), int(mtime_now))))
         finally:
             self.stop()
-        return sorted(self._edited)
+        return sorted(e for e in found if e[0].rpartition("/")[0] not in listed)
 
     def stop(self) -> None:
         """End the helpers still running (ingest failed before it needed their answer)."""
+        self.ready()
         for proc in self._procs:
             if proc.poll() is None:
                 proc.kill()
@@ -112,18 +139,15 @@ class Sweep:
         self._procs = []
 
 
-def _check_here(
-    con: duckdb.DuckDBPyConnection, root: Path, where: str, params: list[object]
-) -> list[Edited]:
+def _check_here(root: Path, cached: list[tuple[str, int, int]]) -> list[Edited]:
     base = f"{root}{os.sep}"  # string paths: a Path per file costs more than the stat
     stat = os.stat
     edited = []
-    rows = con.execute(f"SELECT key, size, mtime_ns FROM files WHERE {where}", params)
-    for key, size, mtime in rows.fetchall():
+    for key, size, mtime in cached:
         try:
             st = stat(base + key)
         except FileNotFoundError:
             continue  # its folder changed, so the walk saw it go
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
-            edited.append((str(key), (int(size), int(mtime)), (st.st_size, st.st_mtime_ns)))
+            edited.append((key, (size, mtime), (st.st_size, st.st_mtime_ns)))
     return edited

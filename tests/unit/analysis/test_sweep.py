@@ -45,11 +45,11 @@ def test_helpers_find_what_the_in_process_check_finds(tmp_path: Path, helpers: i
     try:
         scratch = tmp_path / "scratch"
         scratch.mkdir()
-        check = sweep.Sweep(con, root, set(), scratch, helpers, helpers_from=0)
-        edited = check.edited()
+        check = sweep.Sweep(con, root, scratch, helpers, helpers_from=0)
+        edited = check.edited(set())
         # Files in a listed folder are left to the walk.
         listed = {keys[2].rpartition("/")[0]}
-        assert sweep.Sweep(con, root, listed, scratch, helpers, helpers_from=0).edited() == []
+        assert sweep.Sweep(con, root, scratch, helpers, helpers_from=0).edited(listed) == []
     finally:
         con.close()
     now = (root / keys[2]).stat()
@@ -92,6 +92,20 @@ def test_the_helper_script_runs_on_the_standard_library_alone(tmp_path: Path) ->
         scratch = tmp_path / "scratch"
         scratch.mkdir()
         with pytest.raises(StorageError, match="cannot check the mirror's files for edits"):
-            sweep.Sweep(con, root, set(), scratch, 1, helpers_from=0).edited()
+            sweep.Sweep(con, root, scratch, 1, helpers_from=0).edited(set())
+    finally:
+        con.close()
+
+
+def test_a_listing_that_cannot_be_written_is_one_storage_error(tmp_path: Path) -> None:
+    """The listings are written on a thread; its failure reaches the caller of edited()."""
+    root = tmp_path / "mirror"
+    _mirror(root)
+    con = duckdb.connect(str(root / CACHE_DIR / CACHE_FILE))
+    try:
+        check = sweep.Sweep(con, root, tmp_path / "no-such-folder", 2, helpers_from=0)
+        check.ready()
+        with pytest.raises(StorageError, match="cannot check the mirror's files for edits"):
+            check.edited(set())
     finally:
         con.close()
