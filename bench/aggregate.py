@@ -285,6 +285,7 @@ def main() -> None:
             t = time.perf_counter()
             generate(root, args.n)
             print(f"generated {args.n} documents in {time.perf_counter() - t:.1f} s")
+            os.sync()
         documents = sum(1 for _ in (root / "raw").rglob("*.json"))
         cache = root / ".instbench"
         if cache.exists():
@@ -315,6 +316,7 @@ def main() -> None:
         warm = _run_child(*pipeline)
         added = max(1, documents // 100)
         generate(root, added, start=documents, run="bench-sync")
+        os.sync()  # the generator's writes are flushed now, not by the kernel while timed
         before = partition_files(out)
         try:
             synced = _run_child(*pipeline)

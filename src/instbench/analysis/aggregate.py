@@ -62,7 +62,7 @@ def window_start(window: Window, name: str) -> datetime:
 
 GROUP_COLUMNS = ("instance_type", "benchmark", "test", "thread_mode", "metric")
 
-_WINDOW_NAME = re.compile(r"^\d{4}-(W\d{2}|\d{2})$")
+WINDOW_NAME = re.compile(r"^\d{4}-(W\d{2}|\d{2})$")
 
 
 def publishable_filter(include_sandbox: bool) -> str:
@@ -243,7 +243,7 @@ def summarize(
     # values stay in DuckDB, only the two order statistics come back (_with_median_ci).
     start = None
     if since is not None:
-        if not _WINDOW_NAME.match(since) or window == "all":
+        if not WINDOW_NAME.match(since) or window == "all":
             raise ValueError(f"since must name a week or month window, not {since!r}")
         # Only the rows of those windows are read (their start is a bound on timestamp).
         start = window_start(window, since)

@@ -44,6 +44,7 @@ from typing import Any
 
 import duckdb
 
+from instbench.analysis.generator import generator_digest
 from instbench.analysis.legacy import imported_rows, is_go_collector, is_legacy_import
 from instbench.analysis.limits import apply_memory_limit
 from instbench.analysis.plausibility import check_document
@@ -315,8 +316,15 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
     files = ", ".join(f"{n} {t}" for n, t in _FILE_COLUMNS)
-    con.execute("CREATE TABLE meta (cache_version VARCHAR)")
-    con.execute("INSERT INTO meta VALUES (?)", [CACHE_VERSION])
+    con.execute("CREATE TABLE meta (cache_version VARCHAR, generation BIGINT)")
+    con.execute("INSERT INTO meta VALUES (?, 0)", [CACHE_VERSION])
+    # digest_memo.py: which documents changed at each generation, and the digests of
+    # windows and partitions remembered at one.
+    con.execute("CREATE TABLE changed_docs (generation BIGINT, timestamp TIMESTAMP)")
+    con.execute(
+        "CREATE TABLE digest_memo (generator VARCHAR, scope VARCHAR, name VARCHAR, "
+        "digest VARCHAR, rows BIGINT, generation BIGINT)"
+    )
     con.execute(f"CREATE TABLE files ({files})")
     con.execute("CREATE TABLE dirs (path VARCHAR, mtime_ns BIGINT)")
 
@@ -560,6 +568,12 @@ def ingest(
             f"CREATE {'TABLE IF NOT EXISTS' if not has_derived else 'OR REPLACE TEMP TABLE'} "
             f"{landing} ({row_cols})"
         )
+        generation = 0
+        if files_changed:
+            # The accepted set may change: a new generation (digest_memo.py).
+            generation = _scalar(con, "SELECT generation FROM meta") + 1
+            con.execute("UPDATE meta SET generation = ?", [generation])
+            con.execute("DELETE FROM digest_memo WHERE generator <> ?", [generator_digest()])
         if gone:
             _bulk_keys(con, gone, tmp)
             con.execute(
@@ -568,6 +582,7 @@ def ingest(
             )
             con.execute("DELETE FROM files WHERE key IN (SELECT key FROM gone)")
             if has_derived:
+                _log_changed(con, generation, "gone", ("accepted_rows", "held_rows"))
                 for table in ("accepted_rows", "held_rows"):
                     con.execute(f"DELETE FROM {table} WHERE key IN (SELECT key FROM gone)")
         if todo:
@@ -598,7 +613,7 @@ def ingest(
             con.execute(_ACCEPTED_VIEW)
             con.execute(_HELD_VIEW)
         elif files_changed:
-            _derive_again(con)
+            _derive_again(con, generation)
         con.execute(f"DROP TABLE gone; DROP TABLE fresh; DROP TABLE touched; DROP TABLE {landing}")
         con.execute("COMMIT")
     except BaseException:
@@ -714,7 +729,26 @@ def _update_dirs(
         )
 
 
-def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _log_changed(
+    con: duckdb.DuckDBPyConnection, generation: int, keys: str, tables: tuple[str, ...]
+) -> None:
+    """Record in changed_docs the timestamp of each document of the temp table `keys`,
+    read from its rows in `tables` (digest_memo.py: its windows are computed again)."""
+    rows = " UNION ALL ".join(
+        f"SELECT key, timestamp FROM {t} WHERE key IN (SELECT key FROM {keys})" for t in tables
+    )
+    con.execute(
+        f"INSERT INTO changed_docs SELECT {int(generation)}, any_value(timestamp) "
+        f"FROM ({rows}) GROUP BY key"
+    )
+
+
+def _derive_again(con: duckdb.DuckDBPyConnection, generation: int) -> None:
     """Bring file_status, accepted_rows and held_rows up to date after files came, went
     or changed (temp tables: `gone`, the keys removed from `files`, whose rows are gone
     already; `fresh`, the keys (re-)added, with their rows in `fresh_rows`; `touched`,
@@ -779,9 +813,19 @@ def _derive_again(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "INSERT INTO held_rows SELECT * FROM fresh_rows WHERE key NOT IN (SELECT key FROM now_ok)"
     )
+    # Every document whose status may have changed (digest_memo.py): the fresh ones'
+    # timestamps from their rows, the others' (rarely any) from the stored rows.
+    _log_changed(con, generation, "fresh", ("fresh_rows",))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE redo_kept AS SELECT key FROM redo "
+        "WHERE key NOT IN (SELECT key FROM fresh) AND key NOT IN (SELECT key FROM gone)"
+    )
+    kept = _scalar(con, "SELECT count(*) FROM redo_kept")
+    if kept:
+        _log_changed(con, generation, "redo_kept", ("accepted_rows", "held_rows"))
     con.execute(
         "DROP TABLE redo; DROP TABLE was_ok; DROP TABLE now_ok; "
-        "DROP TABLE moved_out; DROP TABLE moved_in"
+        "DROP TABLE moved_out; DROP TABLE moved_in; DROP TABLE redo_kept"
     )
 
 

@@ -18,12 +18,21 @@ folder edited since is rendered again rather than republished (analysis/previous
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import duckdb
 
-from instbench.analysis.aggregate import WINDOW_SQL, Window, publishable_filter
+from instbench.analysis.aggregate import (
+    WINDOW_NAME,
+    WINDOW_SQL,
+    WINDOW_START_SQL,
+    Window,
+    publishable_filter,
+    window_name_sql,
+    window_start,
+)
+from instbench.analysis.digest_memo import Digests, memoized
 from instbench.analysis.reuse import documents_digest_sql
 
 KINDS: dict[str, Window] = {"weekly": "week", "monthly": "month"}
@@ -41,32 +50,49 @@ def window_digests(
 def all_window_digests(
     con: duckdb.DuckDBPyConnection, include_sandbox: bool, kinds: Iterable[Window]
 ) -> dict[Window, dict[str, str]]:
-    """`window_digests` of several kinds of window in one pass over accepted_rows: the
-    documents (one row each: key, content sha256, timestamp) are gathered once and
-    grouped per kind (gathering them was 0.1-0.3 s per kind at 100,000 results)."""
-    kinds = list(kinds)
-    con.execute(
+    """`window_digests` of several kinds of window: those remembered in the ingest cache
+    while no document of theirs changed, the others computed (digest_memo.py)."""
+    out: dict[Window, dict[str, str]] = {}
+    for window in kinds:
+
+        def compute(names: Collection[str] | None, window: Window = window) -> Digests:
+            return _window_digests(con, include_sandbox, window, names)
+
+        digests = memoized(con, f"window:{window}:{include_sandbox}", WINDOW_SQL[window], compute)
+        out[window] = {name: digest for name, (digest, _) in digests.items()}
+    return out
+
+
+def _window_digests(
+    con: duckdb.DuckDBPyConnection,
+    include_sandbox: bool,
+    window: Window,
+    names: Collection[str] | None,
+) -> Digests:
+    """Window -> (digest, documents) of the windows `names` (all of them: None) that
+    have documents. Only the rows of those windows are read (by their start)."""
+    where = f"{publishable_filter(include_sandbox)} AND value IS NOT NULL"
+    params: list[object] = []
+    if names is not None:
+        starts = [window_start(window, n) for n in sorted(names) if WINDOW_NAME.match(n)]
+        if not starts:
+            return {}
+        where += f" AND {WINDOW_START_SQL[window]} IN (SELECT unnest(?::TIMESTAMP[]))"
+        params.append(starts)
+    rows = con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE window_documents AS
-        SELECT key, any_value(result_sha256) AS sha, any_value(timestamp) AS timestamp
-        FROM accepted_rows
-        WHERE {publishable_filter(include_sandbox)} AND value IS NOT NULL
-        GROUP BY key
-        """
-    )
-    try:
-        out: dict[Window, dict[str, str]] = {}
-        for window in kinds:
-            rows = con.execute(
-                f"""
-                SELECT {WINDOW_SQL[window]} AS win, {documents_digest_sql("sha")}
-                FROM window_documents GROUP BY win ORDER BY win
-                """
-            ).fetchall()
-            out[window] = {str(w): str(d) for w, d in rows}
-        return out
-    finally:
-        con.execute("DROP TABLE window_documents")
+        SELECT {window_name_sql(window, "start")} AS win, {documents_digest_sql("sha")},
+               count(*)
+        FROM (
+            SELECT key, any_value(result_sha256) AS sha,
+                   any_value({WINDOW_START_SQL[window]}) AS start
+            FROM accepted_rows WHERE {where} GROUP BY key
+        )
+        GROUP BY win ORDER BY win
+        """,
+        params,
+    ).fetchall()
+    return {str(w): (str(d), int(n)) for w, d, n in rows}
 
 
 def unchanged_windows(digests: Mapping[str, str], previous: Mapping[str, Any]) -> list[str]:

@@ -37,11 +37,14 @@ import duckdb
 
 from instbench.analysis import reuse
 from instbench.analysis.aggregate import (
+    WINDOW_SQL,
     WINDOW_START_SQL,
     Summary,
     publishable_filter,
     window_name_sql,
+    window_start,
 )
+from instbench.analysis.digest_memo import Digests, memoized
 from instbench.analysis.ingest import CACHE_VERSION
 from instbench.analysis.previous import Previous
 from instbench.analysis.tidy import COLUMNS
@@ -191,8 +194,37 @@ def partition_digests(
     """(benchmark, month) -> (digest of the documents with rows in it, its row count).
 
     The digest is `inputs_digest`'s over those documents only: a partition whose digest
-    did not change holds the same rows, so its file is the same bytes.
+    did not change holds the same rows, so its file is the same bytes. Those of months
+    where no document changed are remembered in the ingest cache (digest_memo.py).
     """
+
+    def compute(months: Collection[str] | None) -> Digests:
+        return _partition_digests(con, include_sandbox, months)
+
+    digests = memoized(
+        con,
+        f"partition:{include_sandbox}",
+        f"coalesce({WINDOW_SQL['month']}, '{UNKNOWN_MONTH}')",
+        compute,
+        lambda name: name.partition("|")[2],
+    )
+    split = {(n.partition("|")[0], n.partition("|")[2]): v for n, v in digests.items()}
+    return dict(sorted(split.items()))
+
+
+def _partition_digests(
+    con: duckdb.DuckDBPyConnection, include_sandbox: bool, months: Collection[str] | None
+) -> Digests:
+    """'benchmark|month' -> (digest, rows) of the partitions of `months` (all: None)."""
+    where = publishable_filter(include_sandbox)
+    params: list[object] = []
+    if months is not None:
+        starts = [window_start("month", m) for m in sorted(months) if m != UNKNOWN_MONTH]
+        start = WINDOW_START_SQL["month"]
+        where += f" AND ({start} IN (SELECT unnest(?::TIMESTAMP[]))" + (
+            " OR timestamp IS NULL)" if UNKNOWN_MONTH in months else ")"
+        )
+        params.append(starts)
     rows = con.execute(
         f"""
         SELECT benchmark, {_MONTH_OF_START} AS month, {reuse.documents_digest_sql("sha")},
@@ -200,13 +232,14 @@ def partition_digests(
         FROM (
             SELECT key, benchmark, {WINDOW_START_SQL["month"]} AS start,
                    any_value(result_sha256) AS sha, count(*) AS n
-            FROM accepted_rows WHERE {publishable_filter(include_sandbox)}
+            FROM accepted_rows WHERE {where}
             GROUP BY key, benchmark, start
         )
         GROUP BY benchmark, month ORDER BY benchmark, month
-        """
+        """,
+        params,
     ).fetchall()
-    return {(str(b), str(m)): (str(d), int(n)) for b, m, d, n in rows}
+    return {f"{b}|{m}": (str(d), int(n)) for b, m, d, n in rows}
 
 
 def _previous_files(previous: Previous | None) -> dict[str, dict[str, Any]]:
