@@ -20,6 +20,7 @@ scope naming the kind and the filter.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection
 
 import duckdb
@@ -93,7 +94,8 @@ def memoized(
             )
         con.execute("COMMIT")
     except duckdb.Error:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # raised when the transaction did not begin
+            con.execute("ROLLBACK")
     return result
 
 
