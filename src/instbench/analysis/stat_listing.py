@@ -18,22 +18,34 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from collections.abc import Iterable
+
+
+def changed_files(
+    root: str, cached: Iterable[tuple[str, int, int]]
+) -> list[tuple[str, int, int, int, int]]:
+    """(key, size, mtime_ns, size now, mtime_ns now) of each file of `cached` (key, size,
+    mtime_ns) under `root` whose size or mtime is not the recorded one; a file gone is
+    left out (its folder changed, so the walk saw it go). Also the check ingest runs in
+    its own process on a small mirror (sweep.py)."""
+    base = root + os.sep  # string paths: a Path per file costs more than the stat
+    stat = os.stat
+    found = []
+    for key, size, mtime in cached:
+        try:
+            st = stat(base + key)
+        except FileNotFoundError:
+            continue
+        if st.st_size != size or st.st_mtime_ns != mtime:
+            found.append((key, size, mtime, st.st_size, st.st_mtime_ns))
+    return found
 
 
 def changed(root: str, listing: str) -> list[tuple[str, int, int, int, int]]:
     """The changed files of `listing` under `root` (see the module docstring)."""
-    base = root + os.sep
-    stat = os.stat
-    found = []
     with open(listing, newline="", encoding="utf-8") as fh:
-        for key, size, mtime in csv.reader(fh):
-            try:
-                st = stat(base + key)
-            except FileNotFoundError:
-                continue
-            if st.st_size != int(size) or st.st_mtime_ns != int(mtime):
-                found.append((key, int(size), int(mtime), st.st_size, st.st_mtime_ns))
-    return found
+        rows = ((key, int(size), int(mtime)) for key, size, mtime in csv.reader(fh))
+        return changed_files(root, rows)
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,6 @@ stat'ing a few thousand files.
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from instbench.analysis.stat_listing import changed_files
 from instbench.errors import StorageError
 
 HELPERS_FROM = 20_000
@@ -113,7 +113,12 @@ class Sweep:
                     f"cannot check the mirror's files for edits: {self._failed}"
                 ) from self._failed
             if self._cached is not None:
-                found = _check_here(self._root, self._cached)
+                found = [
+                    (key, (size, mtime), (size_now, mtime_now))
+                    for key, size, mtime, size_now, mtime_now in changed_files(
+                        str(self._root), self._cached
+                    )
+                ]
             for proc in self._procs:
                 out, err = proc.communicate()
                 if proc.returncode != 0:
@@ -137,17 +142,3 @@ class Sweep:
                 proc.kill()
             proc.communicate()
         self._procs = []
-
-
-def _check_here(root: Path, cached: list[tuple[str, int, int]]) -> list[Edited]:
-    base = f"{root}{os.sep}"  # string paths: a Path per file costs more than the stat
-    stat = os.stat
-    edited = []
-    for key, size, mtime in cached:
-        try:
-            st = stat(base + key)
-        except FileNotFoundError:
-            continue  # its folder changed, so the walk saw it go
-        if (st.st_size, st.st_mtime_ns) != (size, mtime):
-            edited.append((key, (size, mtime), (st.st_size, st.st_mtime_ns)))
-    return edited
