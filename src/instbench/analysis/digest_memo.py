@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 
 import duckdb
 
+from instbench.analysis.file_status import scalar
 from instbench.analysis.generator import generator_digest
 
 Digests = dict[str, tuple[str, int]]
@@ -48,7 +49,7 @@ def memoized(
     'stream|2025-03' is in window '2025-03'). Remembers the result at the current
     generation."""
     generator = generator_digest()
-    generation = _one(con, "SELECT generation FROM meta")
+    generation = scalar(con, "SELECT generation FROM meta")
     remembered = con.execute(
         "SELECT name, digest, rows, generation FROM digest_memo WHERE generator = ? AND scope = ?",
         [generator, scope],
@@ -97,8 +98,3 @@ def memoized(
         with contextlib.suppress(duckdb.Error):  # raised when the transaction did not begin
             con.execute("ROLLBACK")
     return result
-
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0

@@ -72,6 +72,7 @@ def derive_whole(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The first column of the first row of `sql`, as an int (0 when none or NULL)."""
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
@@ -142,8 +143,7 @@ def derive_again(con: duckdb.DuckDBPyConnection, generation: int) -> None:
         ("moved_out", "accepted_rows", "held_rows"),
         ("moved_in", "held_rows", "accepted_rows"),
     ):
-        count = con.execute(f"SELECT count(*) FROM {moved}").fetchone()
-        if count and count[0]:
+        if scalar(con, f"SELECT count(*) FROM {moved}"):
             keys = f"key IN (SELECT key FROM {moved})"
             con.execute(f"INSERT INTO {target} SELECT * FROM {source} WHERE {keys}")
             con.execute(f"DELETE FROM {source} WHERE {keys}")
@@ -162,8 +162,7 @@ def derive_again(con: duckdb.DuckDBPyConnection, generation: int) -> None:
         "CREATE OR REPLACE TEMP TABLE redo_kept AS SELECT key FROM redo "
         "WHERE key NOT IN (SELECT key FROM fresh) AND key NOT IN (SELECT key FROM gone)"
     )
-    kept = scalar(con, "SELECT count(*) FROM redo_kept")
-    if kept:
+    if scalar(con, "SELECT count(*) FROM redo_kept"):
         log_changed(con, generation, "redo_kept", ("accepted_rows", "held_rows"))
     con.execute(
         "DROP TABLE redo; DROP TABLE was_ok; DROP TABLE now_ok; "
