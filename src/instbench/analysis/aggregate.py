@@ -27,11 +27,11 @@ from instbench.analysis import stats
 
 Window = Literal["all", "week", "month"]
 
-WINDOW_SQL = {
-    "all": "'all'",
-    "week": "strftime(timestamp, '%G-W%V')",
-    "month": "strftime(timestamp, '%Y-%m')",
-}
+_NAME_OF = {"week": "strftime({}, '%G-W%V')", "month": "strftime({}, '%Y-%m')"}
+"""SQL naming the week or month window of the timestamp column in braces."""
+
+WINDOW_SQL = {"all": "'all'", **{w: name.format("timestamp") for w, name in _NAME_OF.items()}}
+"""SQL naming each row's window ('all', '2025-W10', '2025-03')."""
 
 WINDOW_START_SQL = {
     "all": "'all'",
@@ -46,9 +46,7 @@ A truncation per row is 7x cheaper than formatting WINDOW_SQL's name per row, wh
 def window_name_sql(window: Window, start: str) -> str:
     """SQL: WINDOW_SQL's name of the window that starts at column `start` (see
     WINDOW_START_SQL). The same name: a Monday's ISO week is its whole week's."""
-    if window == "all":
-        return start
-    return WINDOW_SQL[window].replace("timestamp", start)
+    return start if window == "all" else _NAME_OF[window].format(start)
 
 
 def window_start(window: Window, name: str) -> datetime:
