@@ -72,26 +72,25 @@ class Previous:
         latest = {str(f.get("path")): f.get("sha256") for f in files}
         if _regular_files(self.output / "latest") != {*latest, "index.json"}:
             return False
+        listed = self.index.get("windows")
+        if not isinstance(listed, dict):
+            return False
+        kinds = {kind: listed.get(kind) for kind in WINDOW_KINDS}
         names = {
-            str(n)
-            for kind in WINDOW_KINDS
-            for n in (self.index.get("windows") or {}).get(kind) or ()
+            (kind, str(n))
+            for kind, of_kind in kinds.items()
+            for n in (of_kind if isinstance(of_kind, list) else [])
         }
         try:
             found = {e.name for e in os.scandir(self.output) if WINDOW_DIR.match(e.name)}
         except OSError:
             return False
-        if found != names:
+        if found != {name for _, name in names}:
             return False
-        digests = self.index.get("windowDigests")
-        if not isinstance(digests, dict):
-            return False
-        for name in sorted(names):
-            recorded = digests.get(name)
-            folder = self.output / name
-            if not isinstance(recorded, dict) or _regular_files(folder) != set(WINDOW_FILES):
+        for kind, name in sorted(names):
+            if _regular_files(self.output / name) != set(WINDOW_FILES):
                 return False
-            if not _files_match(folder, {f: recorded.get(f) for f in WINDOW_FILES}):
+            if not self.window_intact(kind, name):  # False too without recorded digests
                 return False
         return _files_match(self.output / "latest", latest)
 
